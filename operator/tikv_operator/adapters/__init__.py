@@ -1,0 +1,1 @@
+"""Adapters: the only code that talks to PD, Prometheus and the Kubernetes API."""

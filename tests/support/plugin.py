@@ -1,0 +1,120 @@
+"""Pytest fixtures for integration tests on the real local platform.
+
+Loaded for every run through `-p tests.support.plugin` (pyproject.toml).
+
+- `platform` (session): the platform of TIKV_PLATFORM_DIR; brought up (and down at the end) when it is
+  not already running. When it cannot be had, the tests that need it are skipped on a developer's
+  machine and FAIL with CI=true: missing infrastructure never passes silently in CI.
+- `kubectl_admin` (session) / `kubectl` (per test, bound to a fresh namespace) / `helm` (per test).
+- `namespace` (per test): a fresh namespace; at teardown its custom resources are deleted first (their
+  finalizers removed if no controller is left to do it), then the namespace.
+- `prometheus` (session) and `prom_targets` (per test): the real Prometheus and one test's scrape targets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kube import Cli, eventually
+from tests.support.platform import PlatformInfo, PlatformUnavailable, bring_up, platform_command, read_platform
+from tests.support.prometheus import Prometheus, ScrapeTargets
+
+INTEGRATION_DIR = Path(__file__).resolve().parents[1] / "integration"
+CR_DELETE_TIMEOUT_S = 20.0
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[PlatformInfo]:
+    info = read_platform()
+    owned = False
+    if info is None:
+        try:
+            info = bring_up()
+            owned = True
+        except PlatformUnavailable as error:
+            if in_ci():
+                pytest.fail(f"CI=true and the platform is unavailable: {error}", pytrace=False)
+            pytest.skip(f"the local platform is unavailable (run `hack/platform up`): {error}")
+    yield info
+    if owned:
+        platform_command("down", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kubectl_admin(platform: PlatformInfo) -> Cli:
+    return Cli("kubectl", platform.env())
+
+
+def test_id(request: pytest.FixtureRequest) -> str:
+    """A DNS-label-safe name unique to this test invocation."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    return f"t-{base}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kubectl_admin: Cli) -> Iterator[str]:
+    name = test_id(request)
+    kubectl_admin("create", "namespace", name)
+    yield name
+    delete_custom_resources(kubectl_admin, name)
+    kubectl_admin("delete", "namespace", name, "--wait=false", check=False)
+
+
+def delete_custom_resources(kubectl: Cli, namespace: str) -> None:
+    crds = kubectl.json("get", "customresourcedefinitions")["items"]
+    kinds = ",".join(
+        f"{c['spec']['names']['plural']}.{c['spec']['group']}" for c in crds if c["spec"]["scope"] == "Namespaced"
+    )
+    if not kinds:
+        return
+    ns = kubectl.in_namespace(namespace)
+    ns("delete", kinds, "--all", "--wait=false", check=False)
+
+    def remaining() -> list[str]:
+        return ns("get", kinds, "-o", "name", check=False).stdout.split()
+
+    try:
+        eventually(lambda: not remaining(), timeout=CR_DELETE_TIMEOUT_S, what="custom resources to go")
+    except AssertionError:
+        # No controller is left to release them (a kopf operator puts a finalizer on what it watches).
+        for name in remaining():
+            ns("patch", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+
+
+@pytest.fixture
+def kubectl(kubectl_admin: Cli, namespace: str) -> Cli:
+    return kubectl_admin.in_namespace(namespace)
+
+
+@pytest.fixture
+def helm(platform: PlatformInfo, namespace: str) -> Cli:
+    return Cli("helm", platform.env(), namespace, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def prometheus(platform: PlatformInfo) -> Prometheus:
+    return Prometheus(url=platform.prometheus_url, file_sd_dir=platform.file_sd_dir)
+
+
+@pytest.fixture
+def prom_targets(request: pytest.FixtureRequest, prometheus: Prometheus) -> Iterator[ScrapeTargets]:
+    name = test_id(request)
+    targets = ScrapeTargets(path=prometheus.file_sd_dir / f"{name}.json", labels={"test_id": name})
+    yield targets
+    targets.remove()

@@ -1,0 +1,68 @@
+"""The platform's real Prometheus, as tests see it: add scrape targets, run PromQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str
+    file_sd_dir: Path
+
+    def _get(self, path: str, **params: str) -> Any:
+        response = httpx.get(f"{self.url}{path}", params=params, timeout=10)
+        response.raise_for_status()
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The `data.result` of an instant query."""
+        data = self._get("/api/v1/query", query=expr)
+        assert data["resultType"] == "vector", f"{expr!r} gave a {data['resultType']}, not a vector"
+        return list(data["result"])
+
+    def targets(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/v1/targets", state="active")["activeTargets"])
+
+    def wait_for_targets(self, instances: set[str], timeout: float = 30) -> None:
+        """Wait until every instance has a healthy target that has been scraped at least once."""
+        deadline = time.monotonic() + timeout
+        healthy: set[str] = set()
+        while time.monotonic() < deadline:
+            healthy = {
+                t["labels"].get("instance", "")
+                for t in self.targets()
+                if t["health"] == "up" and not t["lastScrape"].startswith("0001-")
+            }
+            if instances <= healthy:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"Prometheus never scraped {sorted(instances - healthy)} within {timeout}s")
+
+
+@dataclass
+class ScrapeTargets:
+    """One test's file_sd file in the directory the platform Prometheus watches."""
+
+    path: Path
+    labels: dict[str, str]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, groups: list[dict[str, Any]]) -> None:
+        """Replace this test's targets; `labels` are added to every group."""
+        self.groups = [{"targets": g["targets"], "labels": {**self.labels, **g.get("labels", {})}} for g in groups]
+        # Write then rename: Prometheus must never read a half-written file.
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.groups))
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
