@@ -599,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlatformError as error:
         log(f"error: {error}")
         return 1
+    except OSError as error:
+        log(f"error: {error}")
+        return 1
     except subprocess.CalledProcessError as error:
         log(f"error: {shlex.join(str(a) for a in error.cmd)} failed with exit code {error.returncode}")
         return 1
