@@ -1,0 +1,341 @@
+"""The `tikv-sim` command line: run simulated clusters, inject faults, play scenarios."""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from tikv_sim import __version__
+from tikv_sim.cluster_model import REGION_CHECKS, InstanceLabel, PdMode
+from tikv_sim.faults import Fault, FaultError
+from tikv_sim.scenario import parse_scenario, play
+from tikv_sim.simulator import SimConfig, Simulator
+from tikv_sim.store_model import Timing
+
+CONTROL_ENV = "TIKV_SIM_CONTROL"
+STATE_ENV = "TIKV_SIM_STATE"
+
+app = typer.Typer(
+    name="tikv-sim",
+    help="A simulated TiKV cluster: PD HTTP API, per-store TiKV metrics, and faults to inject.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+fault_app = typer.Typer(help="Inject a fault into a running tikv-sim (through its control API).", no_args_is_help=True)
+app.add_typer(fault_app, name="fault")
+
+
+class InstanceLabelChoice(StrEnum):
+    status_address = InstanceLabel.STATUS_ADDRESS.value
+    pod_name = InstanceLabel.POD_NAME.value
+
+
+class PdModeChoice(StrEnum):
+    ok = PdMode.OK.value
+    error_500 = PdMode.ERROR_500.value
+    hang = PdMode.HANG.value
+    malformed = PdMode.MALFORMED.value
+    wrong_shape = PdMode.WRONG_SHAPE.value
+    unreachable = PdMode.UNREACHABLE.value
+    not_bootstrapped = PdMode.NOT_BOOTSTRAPPED.value
+
+
+def _parse_labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"labels are key=value, got {pair!r}")
+        labels[key] = value
+    return labels
+
+
+@app.command()
+def version() -> None:
+    """Print the version of tikv-sim."""
+    typer.echo(f"tikv-sim {__version__}")
+
+
+@app.command()
+def run(
+    stores: Annotated[int, typer.Option(min=1, help="Stores per cluster.")] = 3,
+    clusters: Annotated[int, typer.Option(min=1, help="Clusters to simulate in this process.")] = 1,
+    name: Annotated[str, typer.Option(help="Cluster name (-1, -2... added for several).")] = "basic",
+    namespace: Annotated[str, typer.Option(help="Namespace used in pod-name addresses and labels.")] = "tidb",
+    pd_port: Annotated[int, typer.Option(help="PD port (first of consecutive ones); 0: free.")] = 0,
+    control_port: Annotated[int, typer.Option(help="Control API port; 0 picks a free one.")] = 0,
+    file_sd: Annotated[Path | None, typer.Option(help="Write a Prometheus file_sd target file here.")] = None,
+    instance_label: Annotated[
+        InstanceLabelChoice, typer.Option(help="status-address (tiup) or pod-name (tidb-operator).")
+    ] = InstanceLabelChoice.status_address,
+    label: Annotated[list[str] | None, typer.Option(help="Extra k=v label on every target.")] = None,
+    p99_ms: Annotated[float, typer.Option(help="Initial gRPC p99 latency of every store, in ms.")] = 10.0,
+    heartbeat_interval: Annotated[float, typer.Option(help="Store heartbeat interval (s).")] = 10.0,
+    disconnect_after: Annotated[float, typer.Option(help="Seconds before Disconnected.")] = 20.0,
+    down_after: Annotated[float, typer.Option(help="max-store-down-time (s) before Down.")] = 1800.0,
+    scenario: Annotated[Path | None, typer.Option(help="YAML scenario of faults to play.")] = None,
+    state_file: Annotated[Path | None, typer.Option(help="Write the URLs here (JSON).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
+) -> None:
+    """Run simulated clusters until interrupted; print where PD, the control API and stores listen."""
+    steps = parse_scenario(scenario.read_text()) if scenario else []
+    config = SimConfig(
+        stores=stores,
+        clusters=clusters,
+        name=name,
+        namespace=namespace,
+        instance_label=InstanceLabel(instance_label.value),
+        pd_port=pd_port,
+        control_port=control_port,
+        p99_ms=p99_ms,
+        timing=Timing(heartbeat_interval=heartbeat_interval, disconnect_after=disconnect_after, down_after=down_after),
+        file_sd=file_sd,
+        extra_labels=_parse_labels(label or []),
+    )
+    asyncio.run(_serve(config, steps, state_file, duration))
+
+
+async def _serve(config: SimConfig, steps: list[Any], state_file: Path | None, duration: float | None) -> None:
+    sim = Simulator(config)
+    await sim.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        summary = sim.summary()
+        if state_file is not None:
+            await asyncio.to_thread(state_file.write_text, json.dumps(summary, indent=2) + "\n")
+        _print_summary(summary, config.file_sd)
+        started = loop.time()
+        player = None
+        if steps:
+
+            def announce(step: Any) -> None:
+                typer.echo(f"[{step.at_seconds:>7.1f}s] {json.dumps(step.fault.to_mapping())}")
+
+            player = asyncio.create_task(
+                play(steps, sim.apply, asyncio.sleep, lambda: loop.time() - started, on_step=announce)
+            )
+            player.add_done_callback(_report_scenario_failure)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+        if player is not None:
+            player.cancel()
+    finally:
+        await sim.stop()
+
+
+def _report_scenario_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        typer.echo(f"scenario stopped: {task.exception()}", err=True)
+
+
+def _print_summary(summary: dict[str, Any], file_sd: Path | None) -> None:
+    typer.echo(f"control: {summary['control_url']}   (export {CONTROL_ENV}={summary['control_url']})")
+    for cluster in summary["clusters"][:5]:
+        typer.echo(f"cluster {cluster['name']}: PD {cluster['pd_url']}")
+        for store in cluster["stores"]:
+            typer.echo(f"  store {store['id']}: {store['metrics_url']}  instance={store['instance']}")
+    if len(summary["clusters"]) > 5:
+        typer.echo(f"... and {len(summary['clusters']) - 5} more clusters (see --state-file)")
+    if file_sd is not None:
+        typer.echo(f"file_sd: {file_sd}")
+    typer.echo("Ctrl+C to stop.", err=True)
+
+
+# --- client side --------------------------------------------------------------------------------
+ControlOption = Annotated[
+    str | None, typer.Option("--control", help=f"Control API URL (default: ${CONTROL_ENV} or --state-file).")
+]
+StateOption = Annotated[Path | None, typer.Option("--state-file", help=f"State file (or ${STATE_ENV}).")]
+ClusterOption = Annotated[str | None, typer.Option("--cluster", help="Cluster name (default: the first).")]
+
+
+def _control_url(control: str | None, state_file: Path | None) -> str:
+    if control:
+        return control.rstrip("/")
+    if os.environ.get(CONTROL_ENV):
+        return os.environ[CONTROL_ENV].rstrip("/")
+    path = state_file or (Path(os.environ[STATE_ENV]) if os.environ.get(STATE_ENV) else None)
+    if path is not None:
+        return str(json.loads(path.read_text())["control_url"]).rstrip("/")
+    raise typer.BadParameter(f"say where tikv-sim listens: --control URL, ${CONTROL_ENV} or --state-file")
+
+
+def _send(control: str | None, state_file: Path | None, fault: dict[str, Any]) -> None:
+    url = _control_url(control, state_file)
+    try:
+        Fault.from_mapping(fault)  # a clear message before any network trip
+        response = httpx.post(f"{url}/api/v1/faults", json=fault, timeout=10)
+    except FaultError as error:
+        raise typer.BadParameter(str(error)) from None
+    except httpx.HTTPError as error:
+        typer.echo(f"cannot reach tikv-sim at {url}: {error}", err=True)
+        raise typer.Exit(2) from None
+    body = response.json()
+    if response.status_code != 200:
+        typer.echo(f"error: {body.get('error', body)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"applied {json.dumps(body['applied'])} to cluster {body['cluster']['name']}")
+
+
+def _fault(kind: str, cluster: str | None, **params: Any) -> dict[str, Any]:
+    fault: dict[str, Any] = {"fault": kind}
+    if cluster is not None:
+        fault["cluster"] = cluster
+    return fault | {k: v for k, v in params.items() if v is not None}
+
+
+@fault_app.command("stop-store")
+def stop_store(
+    store: int, control: ControlOption = None, state_file: StateOption = None, cluster: ClusterOption = None
+) -> None:
+    """Stop a store's process: no more heartbeats, its metrics endpoint refuses connections."""
+    _send(control, state_file, _fault("stop-store", cluster, store=store))
+
+
+@fault_app.command("start-store")
+def start_store(
+    store: int, control: ControlOption = None, state_file: StateOption = None, cluster: ClusterOption = None
+) -> None:
+    """Start a stopped store again (a restart: new start time, counters from zero)."""
+    _send(control, state_file, _fault("start-store", cluster, store=store))
+
+
+@fault_app.command("store-state")
+def store_state(
+    store: int,
+    state: Annotated[str, typer.Argument(help="Up, Offline or Tombstone.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set a store's PD meta state (what `pd-ctl store delete` / removal does)."""
+    _send(control, state_file, _fault("store-state", cluster, store=store, state=state))
+
+
+@fault_app.command("disk")
+def disk(
+    store: int,
+    percent: Annotated[float, typer.Option(help="Used share of the disk, 0..100.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Fill a store's disk to PERCENT used."""
+    _send(control, state_file, _fault("disk", cluster, store=store, percent=percent))
+
+
+@fault_app.command("latency")
+def latency(
+    store: int,
+    p99_ms: Annotated[float, typer.Option(help="gRPC p99 latency in milliseconds.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set a store's gRPC p99 latency."""
+    _send(control, state_file, _fault("latency", cluster, store=store, p99_ms=p99_ms))
+
+
+@fault_app.command("slow-score")
+def slow_score(
+    store: int,
+    score: Annotated[int, typer.Option(help="1 (healthy) .. 100; PD calls a store slow at 80.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set a store's slow score."""
+    _send(control, state_file, _fault("slow-score", cluster, store=store, score=score))
+
+
+@fault_app.command("regions")
+def regions(
+    miss_peer: Annotated[int | None, typer.Option()] = None,
+    extra_peer: Annotated[int | None, typer.Option()] = None,
+    down_peer: Annotated[int | None, typer.Option()] = None,
+    pending_peer: Annotated[int | None, typer.Option()] = None,
+    offline_peer: Annotated[int | None, typer.Option()] = None,
+    learner_peer: Annotated[int | None, typer.Option()] = None,
+    empty_region: Annotated[int | None, typer.Option()] = None,
+    oversized_region: Annotated[int | None, typer.Option()] = None,
+    undersized_region: Annotated[int | None, typer.Option()] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set how many regions PD reports with each problem (others stay as they are)."""
+    values = locals()
+    counts = {kind: values[kind.replace("-", "_")] for kind in REGION_CHECKS}
+    _send(control, state_file, _fault("regions", cluster, **counts))
+
+
+@fault_app.command("pd")
+def pd(
+    mode: Annotated[PdModeChoice, typer.Option(help="How PD answers.")],
+    hang_seconds: Annotated[float | None, typer.Option(help="How long a hang lasts (default 30).")] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Make PD fail: 500, hang, malformed, wrong-shape, unreachable, not-bootstrapped; `ok` heals it."""
+    _send(control, state_file, _fault("pd", cluster, mode=mode.value, hang_seconds=hang_seconds))
+
+
+@app.command()
+def status(control: ControlOption = None, state_file: StateOption = None) -> None:
+    """Show the simulated clusters and their stores as the simulator sees them."""
+    url = _control_url(control, state_file)
+    summary = httpx.get(f"{url}/api/v1/clusters", timeout=10).json()
+    for cluster in summary["clusters"]:
+        typer.echo(f"{cluster['name']}  PD {cluster['pd_url']}  mode={cluster['pd_mode']}")
+        for store in cluster["stores"]:
+            typer.echo(
+                f"  store {store['id']:<3} {store['state_name']:<12} "
+                f"{'running' if store['running'] else 'stopped':<8} disk={store['disk_used_percent']:.1f}% "
+                f"p99={store['p99_ms']:g}ms  {store['metrics_url']}"
+            )
+
+
+@app.command("play")
+def play_command(
+    scenario: Annotated[Path, typer.Argument(help="YAML scenario file.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+) -> None:
+    """Play a scenario against an already running tikv-sim."""
+    url = _control_url(control, state_file)
+    steps = parse_scenario(scenario.read_text())
+
+    async def apply(fault: Fault) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(f"{url}/api/v1/faults", json=fault.to_mapping())
+        if response.status_code != 200:
+            typer.echo(f"error: {response.json().get('error')}", err=True)
+            raise typer.Exit(1)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await play(
+            steps,
+            apply,
+            asyncio.sleep,
+            lambda: loop.time() - started,
+            on_step=lambda s: typer.echo(f"[{s.at_seconds:>7.1f}s] {json.dumps(s.fault.to_mapping())}"),
+        )
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    app()

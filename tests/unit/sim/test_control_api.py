@@ -1,0 +1,77 @@
+"""The control API and the `tikv-sim fault` commands change what PD and the stores show."""
+
+import httpx
+from typer.testing import CliRunner
+
+from tikv_sim.cli import app
+from tikv_sim.embedded import SimulatorThread
+
+runner = CliRunner()
+
+
+def _post(sim: SimulatorThread, body: object) -> httpx.Response:
+    return httpx.post(f"{sim.control_url}/api/v1/faults", json=body, timeout=5)
+
+
+def test_fault_through_the_control_api(sim: SimulatorThread, pd: httpx.Client) -> None:
+    response = _post(sim, {"fault": "stop-store", "store": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["applied"] == {"fault": "stop-store", "store": 2}
+    assert [s["running"] for s in body["cluster"]["stores"]] == [True, False, True]
+    clusters = httpx.get(f"{sim.control_url}/api/v1/clusters", timeout=5).json()["clusters"]
+    assert clusters[0]["name"] == "basic"
+    assert clusters[0]["pd_url"] == sim.pd_url
+    assert httpx.get(f"{sim.control_url}/api/v1/clusters/basic", timeout=5).json()["stores"][1]["running"] is False
+
+
+def test_control_api_rejects_bad_faults_with_reasons(sim: SimulatorThread) -> None:
+    cases = [
+        ({"fault": "explode"}, 400, "unknown fault"),
+        ({"fault": "disk", "store": 1}, 400, "needs percent"),
+        ({"fault": "disk", "store": 1, "percent": 140}, 400, "0..100"),
+        ({"fault": "disk", "store": 1, "percent": "lots"}, 400, "must be a float"),
+        ({"fault": "pd", "mode": "sleepy"}, 400, "unknown PD mode"),
+        ({"fault": "store-state", "store": 1, "state": "Gone"}, 400, "unknown store state"),
+        ({"fault": "regions"}, 400, "at least one"),
+        ({"fault": "stop-store", "store": 9}, 404, "no store 9"),
+        ({"fault": "stop-store", "store": 1, "cluster": "nope"}, 404, "no cluster 'nope'"),
+    ]
+    for body, status, message in cases:
+        response = _post(sim, body)
+        assert response.status_code == status, body
+        assert message in response.json()["error"], (body, response.json())
+    bad_json = httpx.post(f"{sim.control_url}/api/v1/faults", content=b"{", timeout=5)
+    assert bad_json.status_code == 400
+
+
+def test_cli_fault_commands(sim: SimulatorThread, pd: httpx.Client) -> None:
+    control = ["--control", str(sim.control_url)]
+    result = runner.invoke(app, ["fault", "disk", "2", "--percent", "85", *control])
+    assert result.exit_code == 0, result.output
+    assert 'applied {"fault": "disk", "store": 2, "percent": 85.0} to cluster basic' in result.output
+    assert runner.invoke(app, ["fault", "latency", "1", "--p99-ms", "250", *control]).exit_code == 0
+    assert runner.invoke(app, ["fault", "regions", "--miss-peer", "150", *control]).exit_code == 0
+    assert runner.invoke(app, ["fault", "store-state", "3", "Offline", *control]).exit_code == 0
+    summary = sim.summary()["clusters"][0]
+    assert summary["stores"][1]["disk_used_percent"] == 85
+    assert summary["stores"][0]["p99_ms"] == 250
+    assert summary["stores"][2]["state_name"] == "Offline"
+    assert pd.get("/regions/check/miss-peer").json()["count"] == 150
+
+    result = runner.invoke(app, ["fault", "pd", "--mode", "not-bootstrapped", *control])
+    assert result.exit_code == 0, result.output
+    assert pd.get("/stores").status_code == 500
+
+    status = runner.invoke(app, ["status", *control])
+    assert "mode=not-bootstrapped" in status.output
+    assert "Offline" in status.output
+
+
+def test_cli_reports_errors_and_unreachable_simulator(sim: SimulatorThread) -> None:
+    result = runner.invoke(app, ["fault", "stop-store", "7", "--control", str(sim.control_url)])
+    assert result.exit_code == 1
+    assert "no store 7" in result.output
+    gone = runner.invoke(app, ["fault", "stop-store", "1", "--control", "http://127.0.0.1:9"])
+    assert gone.exit_code == 2
+    assert "cannot reach tikv-sim" in gone.output

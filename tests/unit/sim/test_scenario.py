@@ -1,0 +1,74 @@
+"""Scenario files play their faults in order, at their times."""
+
+import asyncio
+
+import pytest
+
+from tikv_sim.clock import NS_PER_SECOND, ManualClock
+from tikv_sim.faults import Fault, FaultError
+from tikv_sim.scenario import parse_duration, parse_scenario, play
+
+SCENARIO = """
+- at: 1m
+  fault: pd
+  mode: unreachable
+- at: 5s
+  fault: stop-store
+  store: 1
+- at: 5s
+  fault: disk
+  store: 2
+  percent: 85
+- at: 1m30s
+  fault: pd
+  mode: ok
+"""
+
+
+def test_steps_are_ordered_by_time_and_keep_file_order_on_ties() -> None:
+    steps = parse_scenario(SCENARIO)
+    assert [(s.at_seconds, s.fault.kind) for s in steps] == [
+        (5, "stop-store"),
+        (5, "disk"),
+        (60, "pd"),
+        (90, "pd"),
+    ]
+
+
+def test_play_applies_each_fault_when_its_time_comes() -> None:
+    clock = ManualClock()
+    started = clock.now_ns()
+    applied: list[tuple[float, str]] = []
+
+    async def apply(fault: Fault) -> None:
+        applied.append(((clock.now_ns() - started) / NS_PER_SECOND, fault.kind))
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    asyncio.run(play(parse_scenario(SCENARIO), apply, sleep, lambda: (clock.now_ns() - started) / NS_PER_SECOND))
+    assert applied == [(5, "stop-store"), (5, "disk"), (60, "pd"), (90, "pd")]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5s", 5), ("1m30s", 90), ("250ms", 0.25), (3, 3), ("1h", 3600)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- fault: stop-store\n  store: 1\n", "step 1: each step needs `at`"),
+        ("- at: soon\n  fault: stop-store\n  store: 1\n", "step 1: not a duration"),
+        ("- at: 1s\n  fault: stop-store\n  store: 1\n- at: 2s\n  fault: melt\n", "step 2: unknown fault"),
+        ("fault: stop-store\n", "a scenario is a list"),
+    ],
+)
+def test_bad_scenarios_say_which_step(text: str, message: str) -> None:
+    with pytest.raises(FaultError, match=message):
+        parse_scenario(text)
+
+
+def test_steps_mapping_form() -> None:
+    steps = parse_scenario("steps:\n  - at: 2s\n    fault: latency\n    store: 1\n    p99_ms: 250\n")
+    assert steps[0].fault.params == {"p99_ms": 250.0}
