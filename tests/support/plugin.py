@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.kube import Cli, eventually
-from tests.support.platform import PlatformInfo, PlatformUnavailable, bring_up, platform_command, read_platform
+from tests.support.platform import (
+    REPO,
+    PlatformInfo,
+    PlatformUnavailable,
+    bring_up,
+    platform_command,
+    read_platform,
+)
 from tests.support.prometheus import Prometheus, ScrapeTargets
 
 INTEGRATION_DIR = Path(__file__).resolve().parents[1] / "integration"
@@ -118,3 +125,15 @@ def prom_targets(request: pytest.FixtureRequest, prometheus: Prometheus) -> Iter
     targets = ScrapeTargets(path=prometheus.file_sd_dir / f"{name}.json", labels={"test_id": name})
     yield targets
     targets.remove()
+
+
+@pytest.fixture(scope="session")
+def tikvops_crds(kubectl_admin: Cli) -> None:
+    """The project's CRDs, applied from crds/ as a person would (kubectl apply -f crds/)."""
+    kubectl_admin("apply", "-f", str(REPO / "crds"))
+    kubectl_admin("wait", "--for=condition=Established", "--timeout=60s",
+                  "crd/tikvclusters.tikvops.io", "crd/operatortickets.tikvops.io")
+    # kubectl validates against the published OpenAPI, which lags the Established condition a little.
+    for kind in ("tikvcluster", "operatorticket"):
+        eventually(lambda kind=kind: kubectl_admin("explain", kind, check=False).returncode == 0,
+                   timeout=30, what=f"the {kind} schema to be published")

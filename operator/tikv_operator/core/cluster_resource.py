@@ -1,0 +1,145 @@
+"""TiKVCluster: which TiKV cluster to watch, how, and what the operator last saw of it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tikv_operator.core.durations import Duration
+from tikv_operator.core.vocabulary import Health, Severity
+from tikv_operator.core.wire import SecretName, Timestamp, WireModel
+
+URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s]*)?$"
+
+
+class SecretRef(WireModel):
+    name: SecretName
+
+
+class PDSpec(WireModel):
+    """Where PD's HTTP API answers."""
+
+    url: str = Field(
+        pattern=URL_PATTERN,
+        description="PD client URL, http or https, e.g. http://basic-pd.tidb:2379 (tidb-operator's <tc>-pd service).",
+    )
+    tls_secret: SecretRef | None = Field(
+        None,
+        description="Secret with the client certificate for an https PD: keys ca.crt, tls.crt, tls.key "
+        "(tidb-operator names it <tc>-cluster-client-secret).",
+    )
+    timeout: Duration = Field("5s", description="Timeout of one PD request.")
+
+
+class PrometheusSpec(WireModel):
+    """The Prometheus that scrapes this cluster's TiKV and PD metrics."""
+
+    url: str = Field(
+        pattern=URL_PATTERN,
+        description="Prometheus base URL, e.g. http://basic-prometheus.tidb:9090 (tidb-operator's TidbMonitor).",
+    )
+    auth_secret: SecretRef | None = Field(
+        None,
+        description="Secret with credentials for the query API: key `token` (bearer), "
+        "or keys `username` and `password` (basic auth).",
+    )
+    label_matchers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra exact-match label matchers added to every query, to pick this cluster's series "
+        'out of a shared Prometheus, e.g. {tidb_cluster: "tidb-basic"}.',
+    )
+    timeout: Duration = Field("10s", description="Timeout of one query.")
+
+
+class InvariantOverride(WireModel):
+    """Per-cluster changes to one invariant's defaults; unset fields keep the default."""
+
+    enabled: bool | None = Field(None, description="false turns the invariant off for this cluster.")
+    threshold: float | None = Field(
+        None, ge=0, description="The invariant's limit, in the unit of its rule (seconds, ratio, count)."
+    )
+    grace_period: Duration | None = Field(
+        None, description="How long a violation must last before a ticket opens."
+    )
+    severity: Severity | None = Field(None, description="Severity of the tickets it opens.")
+
+
+class InvariantOverrides(WireModel):
+    """Overrides keyed by invariant name."""
+
+    store_down: InvariantOverride | None = Field(None, alias="store_down")
+    high_latency: InvariantOverride | None = Field(None, alias="high_latency")
+    low_disk_space: InvariantOverride | None = Field(None, alias="low_disk_space")
+    pd_unreachable: InvariantOverride | None = Field(None, alias="pd_unreachable")
+    prometheus_unreachable: InvariantOverride | None = Field(None, alias="prometheus_unreachable")
+
+
+class FlappingSpec(WireModel):
+    """When is an identity flapping: it opened `count` tickets within `window`."""
+
+    window: Duration = Field("10m", description="How far back to count tickets of the same identity.")
+    count: int = Field(3, ge=2, le=100, description="Tickets within the window that mark the newest one flapping.")
+
+
+class TicketPolicy(WireModel):
+    """How often ticket counters are written and how long resolved tickets are kept."""
+
+    refresh_interval: Duration = Field(
+        "1m",
+        description="At most one write per ticket per interval for counters (occurrences, lastSeen); "
+        "transitions are written at once.",
+    )
+    resolved_retention: Duration = Field(
+        "168h", description="Resolved tickets are deleted this long after they resolved."
+    )
+
+
+class TiKVClusterSpec(WireModel):
+    """A TiKV cluster to watch."""
+
+    pd: PDSpec
+    prometheus: PrometheusSpec
+    interval: Duration = Field("30s", description="Time between two checks.")
+    paused: bool = Field(False, description="true stops checks; tickets stay as they are.")
+    invariants: InvariantOverrides = Field(
+        default_factory=InvariantOverrides, description="Per-invariant overrides, keyed by invariant name."
+    )
+    flapping: FlappingSpec = Field(default_factory=FlappingSpec)
+    tickets: TicketPolicy = Field(default_factory=TicketPolicy)
+
+
+class Condition(WireModel):
+    """metav1.Condition."""
+
+    type: str = Field(description="Ready, PDReachable, PrometheusReachable, ...")
+    status: Literal["True", "False", "Unknown"]
+    observed_generation: int | None = Field(None, ge=0)
+    last_transition_time: Timestamp
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    message: str = Field("", max_length=32768)
+
+
+class StoreCounts(WireModel):
+    up: int = Field(0, ge=0)
+    total: int = Field(0, ge=0)
+
+
+class PendingViolation(WireModel):
+    """A violation still inside its grace period; kept here so the grace period survives restarts."""
+
+    invariant: str
+    store: str = ""
+    first_seen: Timestamp
+
+
+class TiKVClusterStatus(WireModel):
+    observed_generation: int | None = Field(None, ge=0)
+    health: Health | None = Field(None, description="Healthy, Degraded (open tickets) or Unknown (no data).")
+    conditions: list[Condition] = Field(default_factory=list)
+    last_check_time: Timestamp | None = None
+    stores: StoreCounts | None = None
+    stores_up: str | None = Field(None, description='Stores up out of total, e.g. "2/3" (a printer column).')
+    open_tickets: int | None = Field(None, ge=0)
+    pending_violations: list[PendingViolation] = Field(default_factory=list)
+    message: str | None = None

@@ -1,0 +1,43 @@
+"""OperatorTicket: one broken invariant of one TiKV cluster (and store), from detection to resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tikv_operator.core.vocabulary import InvariantName, Phase, Resolution, Severity
+from tikv_operator.core.wire import Timestamp, WireModel
+
+
+class OperatorTicketSpec(WireModel):
+    """What the ticket is about; written by the operator, except `held`."""
+
+    cluster: str = Field(min_length=1, max_length=253, description="Name of the TiKVCluster (same namespace).")
+    invariant: InvariantName = Field(description="The broken invariant.")
+    store: str = Field(
+        "", pattern=r"^[0-9]*$", max_length=20, description="PD store id; empty for a cluster-wide invariant."
+    )
+    held: bool = Field(
+        False,
+        description="true keeps the ticket open when the condition clears (a manual resolve still wins).",
+    )
+
+
+class OperatorTicketStatus(WireModel):
+    phase: Phase | None = Field(
+        None, description="Open, Acknowledged, Diagnosed or Resolved; patch to Resolved to resolve by hand."
+    )
+    severity: Severity | None = None
+    message: str | None = Field(None, description="What was seen, in words.")
+    first_seen: Timestamp | None = None
+    last_seen: Timestamp | None = None
+    occurrences: int | None = Field(None, ge=0, description="Checks that saw the violation.")
+    resolved_at: Timestamp | None = None
+    resolution: Resolution | None = Field(None, description="auto (the condition cleared) or manual.")
+    batch: str | None = Field(None, description="Id shared by the tickets opened in the same check.")
+    flapping: bool | None = Field(None, description="The same identity opened too many tickets recently.")
+    evidence: dict[str, Any] | None = Field(
+        None, description="The observed values and the queries behind them at detection time."
+    )
+    diagnosis: dict[str, Any] | None = Field(None, description="Reserved for correlated diagnosis.")

@@ -1,0 +1,36 @@
+"""The words every part agrees on: API group, label keys, invariant names, phases, severities."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+GROUP = "tikvops.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "tikvops"
+
+LABEL_CLUSTER = f"{GROUP}/cluster"
+LABEL_INVARIANT = f"{GROUP}/invariant"
+LABEL_STORE = f"{GROUP}/store"
+LABEL_PHASE = f"{GROUP}/phase"
+LABEL_SEVERITY = f"{GROUP}/severity"
+LABEL_HELD = f"{GROUP}/held"
+
+InvariantName = Literal[
+    "store_down",
+    "high_latency",
+    "low_disk_space",
+    "pd_unreachable",
+    "prometheus_unreachable",
+]
+INVARIANT_NAMES: tuple[str, ...] = get_args(InvariantName)
+
+# Ordered from most to least urgent, as the official TiKV/PD alert rules' `level` label.
+Severity = Literal["emergency", "critical", "warning", "info"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+Phase = Literal["Open", "Acknowledged", "Diagnosed", "Resolved"]
+PHASES: tuple[str, ...] = get_args(Phase)
+
+Resolution = Literal["auto", "manual"]
+Health = Literal["Healthy", "Degraded", "Unknown"]
