@@ -17,7 +17,7 @@ log() { printf '[build-kube] %s\n' "$*" >&2; }
 
 # 1. The source package. deb-src entries are derived from the machine's own deb entries so the
 #    build uses whatever mirror the machine is configured with.
-if ! compgen -G "/var/lib/apt/lists/*_source_Sources*" >/dev/null; then
+if ! grep -qsE '^(deb-src |Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/*; then
     log "adding deb-src entries next to the machine's deb entries"
     if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
         sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
@@ -29,7 +29,11 @@ if ! compgen -G "/var/lib/apt/lists/*_source_Sources*" >/dev/null; then
     apt-get update -qq
 fi
 log "downloading Debian's kubernetes source package"
-(cd "$work" && apt-get source --download-only kubernetes >/dev/null 2>&1)
+if ! (cd "$work" && apt-get source --download-only kubernetes >/dev/null 2>&1); then
+    # The package lists may predate the deb-src entries (or be stale): refresh once and retry.
+    apt-get update -qq
+    (cd "$work" && apt-get source --download-only kubernetes >/dev/null)
+fi
 orig=$(compgen -G "$work/kubernetes_*really1.20.2.orig.tar.gz" | head -n1 || true)
 [[ -n "$orig" ]] || { log "no kubernetes 1.20.2 orig tarball in the source package"; exit 1; }
 
