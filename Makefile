@@ -22,9 +22,8 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced ## install the project and its pinned dependencies into .venv
 
-lint: install ## ruff and the import contracts
+lint: install ## ruff (the import contracts run with the unit tests)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports --no-cache
 
 unit: install ## fast tests, no platform needed
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
@@ -32,7 +31,7 @@ unit: install ## fast tests, no platform needed
 integration: install ## integration tests (uses the running platform, or brings one up and down)
 	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
 
-test: install ## everything CI runs: lint, unit, then integration on a platform of its own
+test: lint unit ## everything CI runs: lint, unit, then integration on a platform of its own
 	hack/test $(PYTEST_ARGS)
 
 platform-up: ## start the local platform (eval "$$(hack/platform env)" to use it)

@@ -388,9 +388,9 @@ def start(directory: Path) -> State:
     procs.append(apiserver)
     state.save()
     ca_file = certs / "apiserver.crt"
-    verified = ssl.create_default_context()
     wait_ready(apiserver, lambda: ca_file.exists() and http_ok(
-        f"https://127.0.0.1:{api_port}/readyz", token, _context_for(ca_file, verified)), "GET /readyz")
+        f"https://127.0.0.1:{api_port}/readyz", token, ssl.create_default_context(cafile=str(ca_file))),
+        "GET /readyz")
     write_kubeconfig(Path(state.kubeconfig), state.apiserver_url, ca_file, token)
 
     controller = spawn("kube-controller-manager", [
@@ -417,12 +417,6 @@ def start(directory: Path) -> State:
     return state
 
 
-def _context_for(ca_file: Path, fallback: ssl.SSLContext) -> ssl.SSLContext:
-    if not ca_file.exists():
-        return fallback
-    return ssl.create_default_context(cafile=str(ca_file))
-
-
 def _default_service_account_exists(state: State) -> bool:
     # The serviceaccount controller creating `default` proves the controller-manager talks to the API.
     result = subprocess.run(
@@ -439,22 +433,21 @@ def stop(state: State) -> list[str]:
         if not is_alive(proc):
             continue
         stopped.append(proc.name)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while is_alive(proc) and time.monotonic() < deadline:
-            _reap(proc.pid)
-            time.sleep(0.05)
-        if is_alive(proc):
+        if not _signal_and_wait(proc, signal.SIGTERM, STOP_TIMEOUT_S):
             log(f"{proc.name} (pid {proc.pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            for _ in range(100):
-                if not is_alive(proc):
-                    break
-                _reap(proc.pid)
-                time.sleep(0.05)
+            _signal_and_wait(proc, signal.SIGKILL, 5.0)
     return stopped
+
+
+def _signal_and_wait(proc: Proc, sig: signal.Signals, timeout: float) -> bool:
+    """Send `sig` and wait up to `timeout` seconds for the process to be gone; True if it is."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+    deadline = time.monotonic() + timeout
+    while is_alive(proc) and time.monotonic() < deadline:
+        _reap(proc.pid)
+        time.sleep(0.05)
+    return not is_alive(proc)
 
 
 def _reap(pid: int) -> None:
@@ -474,7 +467,7 @@ def health(state: State) -> dict[str, str]:
     probes = {
         "etcd": lambda p: http_ok(f"http://127.0.0.1:{p.port}/health"),
         "kube-apiserver": lambda p: http_ok(f"{state.apiserver_url}/readyz", token,
-                                            _context_for(ca, ssl.create_default_context())),
+                                            ssl.create_default_context(cafile=str(ca))),
         "kube-controller-manager": lambda p: True,
         "prometheus": lambda p: http_ok(f"{state.prometheus_url}/-/ready"),
     }
@@ -498,10 +491,11 @@ def _token(state: State) -> str | None:
     return str(config["users"][0]["user"]["token"])
 
 
-def is_up(state: State | None) -> bool:
+def is_up(state: State | None, states: dict[str, str] | None = None) -> bool:
+    """Every component recorded and ready; pass `states` when health() was already asked."""
     if state is None or {p.name for p in state.procs} != set(COMPONENTS):
         return False
-    return all(value == "ready" for value in health(state).values())
+    return all(value == "ready" for value in (states or health(state)).values())
 
 
 def cmd_up(_: argparse.Namespace) -> int:
@@ -575,13 +569,14 @@ def cmd_status(_: argparse.Namespace) -> int:
         print(f"platform: down ({directory})")
         return 3
     states = health(state)
-    print(f"platform: {'up' if is_up(state) else 'degraded'} ({directory})")
+    up = is_up(state, states)
+    print(f"platform: {'up' if up else 'degraded'} ({directory})")
     for proc in state.procs:
         where = f"127.0.0.1:{proc.port}" if proc.port else "-"
         print(f"  {proc.name:<24} {states[proc.name]:<8} pid {proc.pid:<8} {where:<22} log {proc.log}")
     print(f"  kubeconfig {state.kubeconfig}")
     print(f"  prometheus {state.prometheus_url} (targets from {state.file_sd_dir}/*.json)")
-    return 0 if is_up(state) else 1
+    return 0 if up else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,6 @@ _KEPT = {
     "type", "description", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength", "format",
     "default", "items", "properties", "required", "additionalProperties", "minItems", "maxItems",
 }
-# Objects people may omit whole but whose fields have defaults: default them to {} so the API server
-# fills in the nested defaults, and `kubectl get -o yaml` shows the values in force.
-_DEFAULT_EMPTY_OBJECTS = {"invariants", "flapping", "tickets"}
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -52,9 +49,6 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "properties" in node:
         out["type"] = "object"
         out["properties"] = {name: _convert(sub, defs) for name, sub in node["properties"].items()}
-        for name, sub in out["properties"].items():
-            if name in _DEFAULT_EMPTY_OBJECTS and sub.get("type") == "object":
-                sub["default"] = {}
         out.pop("additionalProperties", None)
     elif node.get("additionalProperties") is True:  # dict[str, Any]: free-form
         out["x-kubernetes-preserve-unknown-fields"] = True
@@ -63,8 +57,6 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["additionalProperties"] = _convert(node["additionalProperties"], defs)
     if "items" in node:
         out["items"] = _convert(node["items"], defs)
-    if out.get("type") == "object" and "default" in out and out["default"] != {}:
-        out.pop("default")  # a model instance as default is spelled by its fields' own defaults
     return out
 
 

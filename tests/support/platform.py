@@ -16,23 +16,33 @@ class PlatformUnavailable(Exception):
     """The platform could not be found or started; the message says why."""
 
 
+# What `hack/platform env` exports (its --json form adds APISERVER_URL and BIN_DIR).
+EXPORTED = ("KUBECONFIG", "PATH", "PROMETHEUS_URL", "PROMETHEUS_FILE_SD_DIR", "TIKV_PLATFORM_DIR")
+
+
 @dataclass(frozen=True)
 class PlatformInfo:
-    kubeconfig: str
-    prometheus_url: str
-    file_sd_dir: Path
-    bin_dir: Path
-    apiserver_url: str
-    directory: Path
+    exports: dict[str, str]
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.exports["KUBECONFIG"]
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.exports["PROMETHEUS_URL"]
+
+    @property
+    def file_sd_dir(self) -> Path:
+        return Path(self.exports["PROMETHEUS_FILE_SD_DIR"])
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.exports["TIKV_PLATFORM_DIR"])
 
     def env(self) -> dict[str, str]:
         """The environment a user gets after `eval "$(hack/platform env)"`."""
-        return {
-            **os.environ,
-            "KUBECONFIG": self.kubeconfig,
-            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PROMETHEUS_URL": self.prometheus_url,
-        }
+        return {**os.environ, **{key: self.exports[key] for key in EXPORTED}}
 
 
 def platform_command(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -48,15 +58,7 @@ def read_platform() -> PlatformInfo | None:
     result = platform_command("env", "--json", timeout=60)
     if result.returncode != 0:
         return None
-    env = json.loads(result.stdout)
-    return PlatformInfo(
-        kubeconfig=env["KUBECONFIG"],
-        prometheus_url=env["PROMETHEUS_URL"],
-        file_sd_dir=Path(env["PROMETHEUS_FILE_SD_DIR"]),
-        bin_dir=Path(env["BIN_DIR"]),
-        apiserver_url=env["APISERVER_URL"],
-        directory=Path(env["TIKV_PLATFORM_DIR"]),
-    )
+    return PlatformInfo(exports=json.loads(result.stdout))
 
 
 def bring_up() -> PlatformInfo:

@@ -102,11 +102,14 @@ class TiKVClusterSpec(WireModel):
     prometheus: PrometheusSpec
     interval: Duration = Field("30s", description="Time between two checks.")
     paused: bool = Field(False, description="true stops checks; tickets stay as they are.")
+    # `default: {}` in the CRD makes the API server fill in the nested defaults when the whole object
+    # is omitted, so `kubectl get -o yaml` shows the values in force.
     invariants: InvariantOverrides = Field(
-        default_factory=InvariantOverrides, description="Per-invariant overrides, keyed by invariant name."
+        default_factory=InvariantOverrides, description="Per-invariant overrides, keyed by invariant name.",
+        json_schema_extra={"default": {}},
     )
-    flapping: FlappingSpec = Field(default_factory=FlappingSpec)
-    tickets: TicketPolicy = Field(default_factory=TicketPolicy)
+    flapping: FlappingSpec = Field(default_factory=FlappingSpec, json_schema_extra={"default": {}})
+    tickets: TicketPolicy = Field(default_factory=TicketPolicy, json_schema_extra={"default": {}})
 
 
 class Condition(WireModel):
