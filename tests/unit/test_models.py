@@ -33,7 +33,7 @@ def test_format_duration_is_the_shortest_spelling() -> None:
 def test_a_minimal_spec_gets_the_documented_defaults() -> None:
     spec = TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}})
 
-    assert (spec.interval, spec.paused, spec.flapping.window, spec.flapping.count) == ("30s", False, "10m", 3)
+    assert (spec.interval, spec.paused, spec.flapping.window, spec.flapping.count) == (None, False, "10m", 3)
     assert (spec.pd.timeout, spec.tickets.refresh_interval, spec.tickets.resolved_retention) == ("5s", "1m", "168h")
     assert spec.invariants.store_down is None
 

@@ -100,7 +100,11 @@ class TiKVClusterSpec(WireModel):
 
     pd: PDSpec
     prometheus: PrometheusSpec
-    interval: Duration = Field("30s", description="Time between two checks.")
+    # No schema default: an unset interval follows the operator's --default-interval (Helm value
+    # checkInterval), so one setting changes it for every cluster that did not choose its own.
+    interval: Duration | None = Field(
+        None, description="Time between two checks; unset means the operator's default (30s unless configured)."
+    )
     paused: bool = Field(False, description="true stops checks; tickets stay as they are.")
     # `default: {}` in the CRD makes the API server fill in the nested defaults when the whole object
     # is omitted, so `kubectl get -o yaml` shows the values in force.

@@ -1,0 +1,44 @@
+"""One check's look at a TiKV cluster: PD and Prometheus, asked at the same time, into one Observation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from tikv_operator.adapters.credentials import NO_CREDENTIALS, ClusterCredentials
+from tikv_operator.adapters.pd_client import read_stores
+from tikv_operator.adapters.prometheus_client import query_metrics
+from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.durations import parse_duration
+from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation
+from tikv_operator.core.queries import check_queries
+
+
+async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> PDObservation:
+    url = spec.pd.url
+    if credentials.pd_error:
+        return PDObservation(url=url, reachable=False, error=credentials.pd_error)
+    tls = credentials.pd_tls
+    if spec.pd.tls_secret is not None and tls is None and url.startswith("https://"):
+        # Connecting without the certificate would fail with a TLS error that hides the real cause.
+        return PDObservation(url=url, reachable=False,
+                             error=f"PD client certificate: Secret {spec.pd.tls_secret.name} was not loaded")
+    return await read_stores(url, parse_duration(spec.pd.timeout).total_seconds(), tls)
+
+
+async def _metrics(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> MetricsObservation:
+    prometheus = spec.prometheus
+    if credentials.prometheus_error:
+        return MetricsObservation(url=prometheus.url, reachable=False,
+                                  queries=check_queries(prometheus.label_matchers), error=credentials.prometheus_error)
+    return await query_metrics(prometheus.url, prometheus.label_matchers,
+                               parse_duration(prometheus.timeout).total_seconds(), credentials.prometheus_auth)
+
+
+async def observe(
+    cluster: str, spec: TiKVClusterSpec, credentials: ClusterCredentials | None, now: datetime
+) -> Observation:
+    """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False)."""
+    credentials = credentials or NO_CREDENTIALS
+    pd, metrics = await asyncio.gather(_pd(spec, credentials), _metrics(spec, credentials))
+    return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics)

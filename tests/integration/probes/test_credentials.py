@@ -1,0 +1,114 @@
+"""Credentials read from real Secrets through the platform's kube-apiserver, as the operator reads them;
+a Secret that is missing or incomplete surfaces as pd_unreachable / prometheus_unreachable evidence."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+
+from tests.support.kube import Cli
+from tests.support.platform import PlatformInfo
+from tests.support.prometheus import Prometheus
+from tikv_operator.adapters.credentials import (
+    BasicAuth,
+    BearerToken,
+    ClusterCredentials,
+    TLSClientCredentials,
+    load_credentials,
+)
+from tikv_operator.adapters.probe import observe
+from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.invariants import configure, evaluate
+from tikv_sim.embedded import SimulatorThread
+from tikv_sim.simulator import SimConfig
+
+
+def spec(pd_secret: str | None = None, prometheus_secret: str | None = None,
+         pd_url: str = "https://basic-pd.tidb:2379", prometheus_url: str = "http://basic-prometheus.tidb:9090",
+         ) -> TiKVClusterSpec:
+    pd: dict[str, Any] = {"url": pd_url}
+    prometheus: dict[str, Any] = {"url": prometheus_url}
+    if pd_secret:
+        pd["tlsSecret"] = {"name": pd_secret}
+    if prometheus_secret:
+        prometheus["authSecret"] = {"name": prometheus_secret}
+    return TiKVClusterSpec.model_validate({"pd": pd, "prometheus": prometheus})
+
+
+def load(platform: PlatformInfo, namespace: str, cluster: TiKVClusterSpec) -> ClusterCredentials:
+    async def scenario() -> ClusterCredentials:
+        configuration = Configuration()
+        await config.load_kube_config(config_file=platform.kubeconfig, client_configuration=configuration)
+        async with ApiClient(configuration) as api:
+            return await load_credentials(CoreV1Api(api), namespace, cluster)
+
+    return asyncio.run(scenario())
+
+
+def test_tls_and_token_secrets_are_read(platform: PlatformInfo, kubectl: Cli, namespace: str,
+                                        tmp_path: Path) -> None:
+    key = b"-----BEGIN PRIVATE KEY-----\nMIIE\xffbinary-safe\n-----END PRIVATE KEY-----\n"
+    (tmp_path / "tls.key").write_bytes(key)
+    (tmp_path / "token").write_text("eyJhbGciOi.token\n")  # --from-file keeps the trailing newline
+    kubectl("create", "secret", "generic", "basic-cluster-client-secret", "--from-literal=ca.crt=CA",
+            "--from-literal=tls.crt=CERT", f"--from-file=tls.key={tmp_path / 'tls.key'}")
+    kubectl("create", "secret", "generic", "prom-token", f"--from-file=token={tmp_path / 'token'}")
+
+    credentials = load(platform, namespace, spec("basic-cluster-client-secret", "prom-token"))
+
+    assert credentials.pd_error == ""
+    assert credentials.prometheus_error == ""
+    assert credentials.pd_tls == TLSClientCredentials(
+        secret=f"{namespace}/basic-cluster-client-secret", ca=b"CA", cert=b"CERT", key=key
+    )
+    assert credentials.prometheus_auth == BearerToken(secret=f"{namespace}/prom-token", token="eyJhbGciOi.token")
+    assert "binary-safe" not in repr(credentials)
+    assert "eyJhbGciOi" not in repr(credentials)
+
+
+def test_basic_auth_secret_is_read(platform: PlatformInfo, kubectl: Cli, namespace: str) -> None:
+    kubectl("create", "secret", "generic", "prom-basic", "--from-literal=username=ops",
+            "--from-literal=password=s3cret")
+
+    credentials = load(platform, namespace, spec(prometheus_secret="prom-basic"))
+
+    assert credentials.prometheus_auth == BasicAuth(secret=f"{namespace}/prom-basic", username="ops",
+                                                    password="s3cret")
+    assert credentials.pd_tls is None
+
+
+def test_no_secrets_named_means_no_credentials(platform: PlatformInfo, namespace: str) -> None:
+    assert load(platform, namespace, spec()) == ClusterCredentials()
+
+
+def test_missing_secret_and_missing_key_are_named(platform: PlatformInfo, kubectl: Cli, namespace: str) -> None:
+    kubectl("create", "secret", "generic", "half-client-secret", "--from-literal=ca.crt=CA",
+            "--from-literal=tls.crt=CERT")
+
+    credentials = load(platform, namespace, spec("half-client-secret", "no-such-secret"))
+
+    assert credentials.pd_tls is None
+    assert credentials.pd_error == f"PD client certificate: Secret {namespace}/half-client-secret has no key tls.key"
+    assert credentials.prometheus_auth is None
+    assert credentials.prometheus_error == f"Prometheus credentials: Secret {namespace}/no-such-secret not found"
+
+
+def test_missing_secret_is_pd_unreachable_evidence(platform: PlatformInfo, namespace: str,
+                                                    prometheus: Prometheus) -> None:
+    with SimulatorThread(SimConfig(stores=1, control_port=None)) as sim:
+        cluster = spec("absent-client-secret", pd_url=sim.pd_url.replace("http:", "https:"),
+                       prometheus_url=prometheus.url)
+        credentials = load(platform, namespace, cluster)
+        observation = asyncio.run(observe("basic", cluster, credentials, datetime.now(UTC)))
+
+    findings = {f.invariant: f for f in evaluate(observation, configure(cluster))}
+    assert findings["pd_unreachable"].verdict == "violated"
+    assert findings["pd_unreachable"].evidence["error"] == (
+        f"PD client certificate: Secret {namespace}/absent-client-secret not found"
+    )
+    assert findings["prometheus_unreachable"].verdict == "ok"

@@ -1,0 +1,199 @@
+"""The Prometheus client against real HTTP servers on 127.0.0.1 that answer like Prometheus, like
+something else, or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.unit.adapters.local_servers import closed_port, serving
+from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
+from tikv_operator.adapters.prometheus_client import query_metrics
+from tikv_operator.core.observation import MetricsObservation
+from tikv_operator.core.queries import AVAILABLE, CAPACITY, P99_LATENCY, check_queries
+
+MATCHERS = {"tidb_cluster": "prod-basic"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class FakePrometheus:
+    """Answers /api/v1/query with `answer(query)`; records every request it gets."""
+
+    def __init__(self, answer: Callable[[str], web.Response]) -> None:
+        self.answer = answer
+        self.requests: list[dict[str, Any]] = []
+
+    def app(self) -> web.Application:
+        async def handle(request: web.Request) -> web.Response:
+            self.requests.append({"query": request.query.get("query", ""), "timeout": request.query.get("timeout"),
+                                  "authorization": request.headers.get("Authorization")})
+            return self.answer(request.query.get("query", ""))
+
+        app = web.Application()
+        app.router.add_route("*", "/api/v1/query", handle)
+        return app
+
+
+def vector(samples: dict[str, str]) -> web.Response:
+    result = [{"metric": {"instance": i}, "value": [1764000000.123, value]} for i, value in samples.items()]
+    return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
+def run(app: web.Application, timeout_s: float = 5.0, auth: PrometheusAuth | None = None) -> MetricsObservation:
+    async def scenario() -> MetricsObservation:
+        async with serving(app) as url:
+            return await query_metrics(url, MATCHERS, timeout_s, auth)
+
+    return asyncio.run(scenario())
+
+
+def test_one_check_is_three_queries_grouped_by_instance_with_the_matchers() -> None:
+    answers = {P99_LATENCY: {"a:20180": "0.25", "b:20180": "NaN"}, CAPACITY: {"a:20180": "1e11", "b:20180": "1e11"},
+               AVAILABLE: {"a:20180": "2.5e10", "b:20180": "+Inf"}}
+    by_promql = {promql: answers[name] for name, promql in check_queries(MATCHERS).items()}
+    prometheus = FakePrometheus(lambda q: vector(by_promql[q]))
+
+    observation = run(prometheus.app(), timeout_s=7)
+
+    assert observation.reachable, observation.error
+    assert len(prometheus.requests) == 3
+    assert {r["query"] for r in prometheus.requests} == set(check_queries(MATCHERS).values())
+    assert all('tidb_cluster="prod-basic"' in r["query"] and "by (instance" in r["query"] for r in prometheus.requests)
+    assert all(r["timeout"] == "7" for r in prometheus.requests)  # Prometheus stops evaluating too
+    assert dict(observation.queries) == check_queries(MATCHERS)
+    assert observation.values[P99_LATENCY]["a:20180"] == 0.25
+    assert math.isnan(observation.values[P99_LATENCY]["b:20180"])  # no samples in the window: kept as NaN
+    assert observation.values[CAPACITY] == {"a:20180": 1e11, "b:20180": 1e11}
+    assert observation.values[AVAILABLE]["b:20180"] == math.inf
+
+
+def test_an_empty_vector_is_an_answer_without_values() -> None:
+    observation = run(FakePrometheus(lambda _q: vector({})).app())
+
+    assert observation.reachable
+    assert observation.values == {P99_LATENCY: {}, CAPACITY: {}, AVAILABLE: {}}
+
+
+def test_closed_port_fails_fast_without_retries() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    observation = asyncio.run(query_metrics(url, MATCHERS, 5.0))
+
+    assert time.monotonic() - started < 1.0  # the library's default would retry with backoff for seconds
+    assert observation == MetricsObservation(
+        url=url, reachable=False, queries=check_queries(MATCHERS), values={},
+        error="cannot connect: Connection refused",
+    )
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (lambda: web.Response(text="<html>welcome to nginx</html>", content_type="text/html"),
+         "the answer is not JSON (is this Prometheus' query API?)"),
+        (lambda: web.json_response({"status": "success", "data": {"resultType": "vector", "result": {"a": 1}}}),
+         "the answer's data.result is not a list of samples"),
+        (lambda: web.json_response({"hello": "world"}),
+         "the answer is not a Prometheus query API answer (no data.result)"),
+        (lambda: web.json_response([1, 2, 3]),
+         "the answer is not a Prometheus query API answer (no data.result)"),
+        (lambda: web.json_response({"status": "success", "data": {"result": [{"metric": {}, "value": 3}]}}),
+         "a sample in the answer is not [timestamp, value] (not an instant vector)"),
+        (lambda: web.json_response({"status": "success", "data": {"result": [{"metric": {}, "value": [1, "x"]}]}}),
+         "a sample value is not a number: x"),
+        (lambda: web.json_response({"status": "error", "errorType": "execution", "error": "query timed out"},
+                                   status=503),
+         "HTTP 503 Service Unavailable: execution: query timed out"),
+        (lambda: web.Response(status=502, text="upstream connect error\n"),
+         "HTTP 502 Bad Gateway: upstream connect error"),
+    ],
+)
+def test_garbage_answers_make_the_query_api_unreachable(response: Callable[[], web.Response], error: str) -> None:
+    observation = run(FakePrometheus(lambda _q: response()).app())
+
+    assert not observation.reachable
+    assert observation.error == error
+    assert observation.values == {}
+    assert dict(observation.queries) == check_queries(MATCHERS)
+
+
+def test_one_failing_query_names_itself_and_keeps_the_others() -> None:
+    latency = check_queries(MATCHERS)[P99_LATENCY]
+
+    def answer(query: str) -> web.Response:
+        if query == latency:
+            return web.json_response({"status": "error", "errorType": "bad_data", "error": "parse error"}, status=400)
+        return vector({"a:20180": "100"})
+
+    observation = run(FakePrometheus(answer).app())
+
+    assert not observation.reachable
+    assert observation.error == "p99_latency_seconds: HTTP 400 Bad Request: bad_data: parse error"
+    assert observation.values == {CAPACITY: {"a:20180": 100.0}, AVAILABLE: {"a:20180": 100.0}}
+
+
+def test_hung_query_api_times_out_at_the_spec_timeout() -> None:
+    async def hang(_request: web.Request) -> web.Response:
+        await asyncio.sleep(10)
+        return web.Response(text="too late")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", hang)
+    started = time.monotonic()
+    observation = run(app, timeout_s=0.4)
+
+    assert observation.error == "no answer within 0.4s"
+    assert not observation.reachable
+    assert time.monotonic() - started < 2.5
+
+
+def test_bearer_token_is_sent_and_never_shown() -> None:
+    token = "s3cr3t-t0ken-value"
+
+    def answer(_query: str) -> web.Response:
+        return web.json_response({"status": "error", "errorType": "unauthorized", "error": "bad token"}, status=401)
+
+    prometheus = FakePrometheus(answer)
+    observation = run(prometheus.app(), auth=BearerToken(secret="tidb/prom", token=token))
+
+    assert {r["authorization"] for r in prometheus.requests} == {f"Bearer {token}"}
+    assert observation.error == "HTTP 401 Unauthorized: unauthorized: bad token"
+    assert token not in repr(observation)
+
+
+def test_basic_auth_is_sent() -> None:
+    prometheus = FakePrometheus(lambda _q: vector({}))
+    observation = run(prometheus.app(), auth=BasicAuth(secret="tidb/prom", username="ops", password="pa:ss"))
+
+    expected = "Basic " + base64.b64encode(b"ops:pa:ss").decode()
+    assert observation.reachable, observation.error
+    assert {r["authorization"] for r in prometheus.requests} == {expected}
+
+
+def test_queries_run_concurrently() -> None:
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(0.4)
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": []}})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", slow)
+    started = time.monotonic()
+    observation = run(app)
+
+    assert observation.reachable, observation.error
+    assert time.monotonic() - started < 1.0  # three 0.4 s queries one after the other would take 1.2 s
+
+
+def test_answers_are_parsed_by_instance_even_without_the_label() -> None:
+    body = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "2"]}]}}
+    observation = run(FakePrometheus(lambda _q: web.Response(text=json.dumps(body))).app())
+
+    assert observation.values[CAPACITY] == {"": 2.0}
