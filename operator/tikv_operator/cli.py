@@ -3,6 +3,9 @@
 import typer
 
 from tikv_operator import __version__
+from tikv_operator.monitor_cli import monitor
+from tikv_operator.run_cli import run
+from tikv_operator.tickets_cli import app as tickets_app
 
 app = typer.Typer(
     name="tikv-operator",
@@ -24,6 +27,12 @@ def root(
                                  help="Print the version and exit."),
 ) -> None:
     """Watch TiKV clusters and keep their broken health invariants as OperatorTicket resources."""
+
+
+# Sub-commands, one module each; `run` and `monitor` join them here.
+app.add_typer(tickets_app, name="tickets")
+app.command("run")(run)
+app.command("monitor")(monitor)
 
 
 def main() -> None:

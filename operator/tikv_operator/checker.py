@@ -1,0 +1,94 @@
+"""One TiKVCluster's checks: probe -> invariants -> lifecycle plan -> Kubernetes writes -> status.
+
+Holds the little state a check needs between runs (pending violations, coalesced counters, the last
+written status); everything that decides lives in the pure core."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from tikv_operator.adapters.kube_writer import KubeWriter
+from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec, TiKVClusterStatus
+from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
+from tikv_operator.core.durations import parse_duration
+from tikv_operator.core.findings import Finding
+from tikv_operator.core.invariants import configure, evaluate
+from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, plan_check
+from tikv_operator.core.observation import Observation
+from tikv_operator.core.tickets import TicketView
+
+Observer = Callable[[str, str, TiKVClusterSpec, datetime], Awaitable[Observation]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    observation: Observation
+    findings: list[Finding]
+    plan: Plan
+    status_written: bool
+    failed_writes: int
+    seconds: float
+
+
+@dataclass
+class ClusterChecker:
+    namespace: str
+    name: str
+    observer: Observer
+    writer: KubeWriter
+    pending: list[PendingViolation] | None = None
+    unwritten: dict[str, int] = field(default_factory=dict)
+    last_status: TiKVClusterStatus | None = None
+
+    def resume(self, status: Mapping[str, Any] | None) -> None:
+        """Take up where the last process left off: the grace clocks live in the status (rule 2)."""
+        if self.last_status is None and status:
+            try:
+                self.last_status = TiKVClusterStatus.model_validate(status)
+            except ValidationError:
+                self.last_status = None
+        if self.pending is None:
+            self.pending = list(self.last_status.pending_violations) if self.last_status else []
+
+    async def check(self, body: Mapping[str, Any], spec: TiKVClusterSpec, tickets: Iterable[TicketView],
+                    now: datetime | None = None) -> CheckResult:
+        started = time.perf_counter()
+        self.resume(body.get("status"))
+        now = now or datetime.now(UTC)
+        observation = await self.observer(self.name, self.namespace, spec, now)
+        configs = configure(spec)
+        findings = evaluate(observation, configs)
+        policy = LifecyclePolicy.from_spec(spec)
+        plan = plan_check(
+            cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
+            configs=configs, tickets=list(tickets), pending=self.pending or [], unwritten=self.unwritten,
+            policy=policy,
+        )
+        failed = await self.writer.apply(self.namespace, body, plan.operations)
+        self.pending = list(plan.pending)
+        self.unwritten = dict(plan.unwritten)
+        generation = body.get("metadata", {}).get("generation")
+        status = next_status(self.last_status, observation, findings, plan, generation)
+        written = needs_write(self.last_status, status, policy.refresh_interval)
+        if written:
+            await self.writer.patch_cluster_status(self.namespace, self.name, status.wire())
+            self.last_status = status
+        log.info("%s/%s %s", self.namespace, self.name, heartbeat(findings, plan))
+        return CheckResult(observation, findings, plan, written, failed, time.perf_counter() - started)
+
+
+def interval_of(spec: TiKVClusterSpec, default: timedelta) -> timedelta:
+    return parse_duration(spec.interval) if spec.interval else default
+
+
+def parse_spec(body: Mapping[str, Any]) -> TiKVClusterSpec:
+    return TiKVClusterSpec.model_validate(body.get("spec") or {})

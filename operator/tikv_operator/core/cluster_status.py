@@ -1,0 +1,84 @@
+"""The TiKVCluster status after a check, and whether it is worth a write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+from tikv_operator.core.cluster_resource import Condition, StoreCounts, TiKVClusterStatus
+from tikv_operator.core.findings import Finding
+from tikv_operator.core.lifecycle import Plan
+from tikv_operator.core.observation import Observation
+from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
+from tikv_operator.core.vocabulary import Health
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+def _condition(previous: TiKVClusterStatus | None, type_: str, status: ConditionStatus, reason: str, message: str,
+               generation: int | None, now: datetime) -> Condition:
+    old = next((c for c in (previous.conditions if previous else []) if c.type == type_), None)
+    # metav1.Condition: lastTransitionTime moves only when the status does.
+    since = old.last_transition_time if old is not None and old.status == status else to_rfc3339(now)
+    return Condition(type=type_, status=status, reason=reason, message=message[:32768],
+                     observed_generation=generation, last_transition_time=since)
+
+
+def heartbeat(findings: Sequence[Finding], plan: Plan) -> str:
+    """The log line of one check, in the spirit of the original "Check complete: 3 invariants, all passing"."""
+    invariants = len({f.invariant for f in findings})
+    violated = [f for f in findings if f.verdict == "violated"]
+    unknown = sum(f.verdict == "unknown" for f in findings)
+    verdict = "all passing" if not violated else f"{len(violated)} violation{'s' * (len(violated) != 1)}"
+    extra = f", {unknown} unknown" if unknown else ""
+    return f"check complete: {invariants} invariants, {verdict}{extra}; {plan.open_tickets} open tickets"
+
+
+def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: Sequence[Finding], plan: Plan,
+                generation: int | None) -> TiKVClusterStatus:
+    now = obs.at
+    up = sum(s.up for s in obs.pd.stores)
+    total = len(obs.pd.stores)
+    reachable = obs.pd.reachable and obs.metrics.reachable
+    health: Health = "Degraded" if plan.open_tickets else ("Healthy" if reachable else "Unknown")
+    violated = sum(f.verdict == "violated" for f in findings)
+    if obs.pd.reachable:
+        message = f"{up}/{total} stores up, {plan.open_tickets} open tickets, {violated} violations"
+    else:
+        message = f"PD does not answer: {obs.pd.error}"
+    if not obs.metrics.reachable:
+        message += f"; Prometheus does not answer: {obs.metrics.error}"
+    stores = StoreCounts(up=up, total=total) if obs.pd.reachable else (previous.stores if previous else None)
+    conditions = [
+        _condition(previous, "Ready", "True" if health == "Healthy" else "False", health,
+                   message, generation, now),
+        _condition(previous, "PDReachable", "True" if obs.pd.reachable else "False",
+                   "Answering" if obs.pd.reachable else "NotAnswering", obs.pd.error or obs.pd.url, generation, now),
+        _condition(previous, "PrometheusReachable", "True" if obs.metrics.reachable else "False",
+                   "Answering" if obs.metrics.reachable else "NotAnswering", obs.metrics.error or obs.metrics.url,
+                   generation, now),
+    ]
+    return TiKVClusterStatus(
+        observed_generation=generation,
+        health=health,
+        conditions=conditions,
+        last_check_time=to_rfc3339(now),
+        stores=stores,
+        stores_up=f"{stores.up}/{stores.total}" if stores else None,
+        open_tickets=plan.open_tickets,
+        pending_violations=list(plan.pending),
+        message=message,
+    )
+
+
+def needs_write(previous: TiKVClusterStatus | None, new: TiKVClusterStatus, refresh_interval: timedelta) -> bool:
+    """Write when anything but the check time changed, or the check time is a refresh interval old:
+    in a steady state that is one status write per cluster per refresh interval."""
+    if previous is None:
+        return True
+    ignore = {"last_check_time"}
+    if previous.model_dump(exclude=ignore) != new.model_dump(exclude=ignore):
+        return True
+    last, now = from_rfc3339(previous.last_check_time), from_rfc3339(new.last_check_time)
+    return last is None or now is None or now - last >= refresh_interval

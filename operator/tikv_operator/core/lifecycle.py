@@ -1,0 +1,327 @@
+"""The ticket lifecycle as pure planning: findings + the cluster's tickets + now -> ticket operations.
+
+Every rule of design.md's "Ticket lifecycle" that is decided per check lives here; the Kubernetes
+adapter only carries the operations out. Rules decided when a person edits a ticket live in
+`react_to_edit` at the bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec
+from tikv_operator.core.durations import parse_duration
+from tikv_operator.core.findings import Finding
+from tikv_operator.core.invariants import InvariantConfig
+from tikv_operator.core.tickets import (
+    RESOLVED,
+    TicketView,
+    ticket_labels,
+    ticket_name,
+    ticket_number,
+    ticket_prefix,
+)
+from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
+from tikv_operator.core.vocabulary import LABEL_HELD, LABEL_PHASE, LABEL_SEVERITY
+
+Identity = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """A Kubernetes Event, posted on the ticket and on its TiKVCluster."""
+
+    reason: str
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+
+
+@dataclass(frozen=True)
+class CreateTicket:
+    name: str
+    invariant: str
+    store: str
+    labels: Mapping[str, str]
+    status: Mapping[str, Any]
+    event: TicketEvent
+
+
+@dataclass(frozen=True)
+class PatchTicket:
+    """Merge patches: `status` goes to the status subresource, `spec`/`labels` to the object."""
+
+    name: str
+    status: Mapping[str, Any] | None = None
+    spec: Mapping[str, Any] | None = None
+    labels: Mapping[str, str] | None = None
+    event: TicketEvent | None = None
+
+
+@dataclass(frozen=True)
+class DeleteTicket:
+    name: str
+    event: TicketEvent
+
+
+Operation = CreateTicket | PatchTicket | DeleteTicket
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    refresh_interval: timedelta
+    resolved_retention: timedelta
+    flapping_window: timedelta
+    flapping_count: int
+
+    @classmethod
+    def from_spec(cls, spec: TiKVClusterSpec) -> LifecyclePolicy:
+        return cls(
+            refresh_interval=parse_duration(spec.tickets.refresh_interval),
+            resolved_retention=parse_duration(spec.tickets.resolved_retention),
+            flapping_window=parse_duration(spec.flapping.window),
+            flapping_count=spec.flapping.count,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    operations: tuple[Operation, ...]
+    pending: tuple[PendingViolation, ...]
+    # Checks that saw a violation since its ticket's counters were last written (rule 3's coalescing).
+    unwritten: Mapping[str, int] = field(default_factory=dict)
+    open_tickets: int = 0
+
+
+def plan_check(
+    *,
+    cluster: str,
+    now: datetime,
+    batch: str,
+    findings: Iterable[Finding],
+    configs: Mapping[str, InvariantConfig],
+    tickets: Iterable[TicketView],
+    pending: Iterable[PendingViolation],
+    unwritten: Mapping[str, int],
+    policy: LifecyclePolicy,
+) -> Plan:
+    history = _history(cluster, tickets)
+    active = {ident: _active(ts) for ident, ts in history.items() if _active(ts) is not None}
+    waiting = {(p.invariant, p.store): p for p in pending}
+    ops: list[Operation] = []
+    still_pending: dict[Identity, PendingViolation] = {}
+    still_unwritten: dict[str, int] = {}
+    seen: set[Identity] = set()
+
+    for finding in findings:
+        ident = finding.identity
+        seen.add(ident)
+        ticket = active.get(ident)
+        if finding.verdict == "violated":
+            if ticket is not None:
+                op, count = _refresh(ticket, finding, now, unwritten.get(ticket.name, 0), policy, batch)
+                ops.extend(op)
+                if count:
+                    still_unwritten[ticket.name] = count
+                continue
+            first_seen = from_rfc3339(waiting[ident].first_seen) if ident in waiting else None
+            first_seen = first_seen or now
+            grace = configs[finding.invariant].grace_period
+            if now - first_seen < grace and not _resolved_by_hand_within(history.get(ident, []), now, grace):
+                still_pending[ident] = PendingViolation(invariant=finding.invariant, store=finding.store,
+                                                        first_seen=to_rfc3339(first_seen))
+                continue
+            ops.append(_create(cluster, finding, first_seen, now, batch, history.get(ident, []), policy))
+        elif finding.verdict == "ok":
+            if ticket is not None and not ticket.held:
+                ops.append(_resolve(ticket, finding, now, unwritten.get(ticket.name, 0)))
+            elif ticket is not None:
+                ops.extend(_repair(ticket, finding, now, batch))
+                if unwritten.get(ticket.name):
+                    still_unwritten[ticket.name] = unwritten[ticket.name]
+        else:
+            # Rule 5: unknown is not resolved. The ticket and the grace clock stay as they are.
+            if ident in waiting:
+                still_pending[ident] = waiting[ident]
+            if ticket is not None:
+                ops.extend(_repair(ticket, finding, now, batch))
+                if unwritten.get(ticket.name):
+                    still_unwritten[ticket.name] = unwritten[ticket.name]
+
+    # Identities nobody judged this time (PD did not list the store, PD down): unknown as well.
+    for ident, entry in waiting.items():
+        if ident not in seen and configs.get(ident[0]) is not None and configs[ident[0]].enabled:
+            still_pending[ident] = entry
+    for ident, ticket in active.items():
+        if ident not in seen and unwritten.get(ticket.name):
+            still_unwritten[ticket.name] = unwritten[ticket.name]
+
+    ops.extend(_expired(history, now, policy))
+    opened = sum(isinstance(op, CreateTicket) for op in ops)
+    resolved = sum(isinstance(op, PatchTicket) and (op.status or {}).get("phase") == RESOLVED for op in ops)
+    return Plan(
+        operations=tuple(ops),
+        pending=tuple(sorted(still_pending.values(), key=lambda p: (p.invariant, p.store))),
+        unwritten=still_unwritten,
+        open_tickets=len(active) + opened - resolved,
+    )
+
+
+def _history(cluster: str, tickets: Iterable[TicketView]) -> dict[Identity, list[TicketView]]:
+    """The cluster's tickets per identity, oldest first by their number."""
+    history: dict[Identity, list[TicketView]] = {}
+    for t in tickets:
+        if t.cluster == cluster:
+            history.setdefault(t.identity, []).append(t)
+    for ident, ts in history.items():
+        prefix = ticket_prefix(cluster, *ident)
+        ts.sort(key=lambda t: (ticket_number(t.name, prefix) or 0, t.name))
+    return history
+
+
+def _active(tickets: Sequence[TicketView]) -> TicketView | None:
+    # Rule 1 makes two active tickets per identity impossible through the operator; if a person made
+    # one anyway, the oldest is the one that is kept up to date.
+    return next((t for t in tickets if t.active), None)
+
+
+def _next_number(cluster: str, ident: Identity, tickets: Sequence[TicketView]) -> int:
+    prefix = ticket_prefix(cluster, *ident)
+    return 1 + max((ticket_number(t.name, prefix) or 0 for t in tickets), default=0)
+
+
+def _resolved_by_hand_within(tickets: Sequence[TicketView], now: datetime, grace: timedelta) -> bool:
+    """Rule 6: after a manual resolve of a condition that is still there, a new ticket opens at once;
+    the violation already served its grace period."""
+    if not tickets:
+        return False
+    latest = tickets[-1]
+    return (latest.phase == RESOLVED and latest.resolution != "auto" and latest.resolved_at is not None
+            and now - latest.resolved_at < grace)
+
+
+def _open_status(finding: Finding, first_seen: datetime, now: datetime, occurrences: int, batch: str,
+                 flapping: bool) -> dict[str, Any]:
+    return {
+        "phase": "Open",
+        "severity": finding.severity,
+        "message": finding.message,
+        "firstSeen": to_rfc3339(first_seen),
+        "lastSeen": to_rfc3339(now),
+        "occurrences": occurrences,
+        "batch": batch,
+        "flapping": flapping,
+        "evidence": dict(finding.evidence),
+    }
+
+
+def _create(cluster: str, finding: Finding, first_seen: datetime, now: datetime, batch: str,
+            earlier: Sequence[TicketView], policy: LifecyclePolicy) -> CreateTicket:
+    ident = finding.identity
+    recent = sum(1 for t in earlier if t.created is not None and now - t.created <= policy.flapping_window)
+    flapping = recent + 1 >= policy.flapping_count
+    name = ticket_name(cluster, finding.invariant, finding.store, _next_number(cluster, ident, earlier))
+    note = f" (flapping: {recent + 1} tickets within {policy.flapping_window})" if flapping else ""
+    return CreateTicket(
+        name=name,
+        invariant=finding.invariant,
+        store=finding.store,
+        labels=ticket_labels(cluster, finding.invariant, finding.store, "Open", finding.severity, held=False),
+        status=_open_status(finding, first_seen, now, 1, batch, flapping),
+        event=TicketEvent("TicketOpened", f"{name}: {finding.message}{note}", "Warning"),
+    )
+
+
+def _refresh(ticket: TicketView, finding: Finding, now: datetime, unwritten: int, policy: LifecyclePolicy,
+             batch: str) -> tuple[list[Operation], int]:
+    """Rule 3: counters are written at most once per refresh interval; a severity change at once."""
+    if ticket.phase is None:
+        return _repair(ticket, finding, now, batch), 0
+    occurrences = ticket.occurrences + unwritten + 1
+    counters = {"occurrences": occurrences, "lastSeen": to_rfc3339(now), "message": finding.message}
+    if ticket.severity != finding.severity:
+        event = TicketEvent("SeverityChanged", f"{ticket.name}: severity {ticket.severity} -> {finding.severity}",
+                            "Warning")
+        return [PatchTicket(ticket.name, status={**counters, "severity": finding.severity},
+                            labels={LABEL_SEVERITY: finding.severity}, event=event)], 0
+    if ticket.last_seen is None or now - ticket.last_seen >= policy.refresh_interval:
+        return [PatchTicket(ticket.name, status=counters)], 0
+    return [], unwritten + 1
+
+
+def _resolve(ticket: TicketView, finding: Finding, now: datetime, unwritten: int) -> PatchTicket:
+    status: dict[str, Any] = {"phase": RESOLVED, "resolution": "auto", "resolvedAt": to_rfc3339(now)}
+    if unwritten:
+        status["occurrences"] = ticket.occurrences + unwritten
+    if ticket.phase is None:  # never initialised: give it the fields a reader expects
+        status.update(severity=finding.severity, message=finding.message, occurrences=max(1, ticket.occurrences),
+                      firstSeen=to_rfc3339(ticket.created or now), lastSeen=to_rfc3339(now))
+    return PatchTicket(
+        ticket.name, status=status, labels={LABEL_PHASE: "resolved"},
+        event=TicketEvent("TicketResolved", f"{ticket.name}: condition cleared ({finding.message})"),
+    )
+
+
+def _repair(ticket: TicketView, finding: Finding, now: datetime, batch: str) -> list[Operation]:
+    """A ticket created by a process that died before writing its status gets its status now."""
+    if ticket.phase is not None:
+        return []
+    first_seen = ticket.created or now
+    return [PatchTicket(ticket.name, status=_open_status(finding, first_seen, now, max(1, ticket.occurrences),
+                                                         batch, flapping=False))]
+
+
+def _expired(history: Mapping[Identity, Sequence[TicketView]], now: datetime,
+             policy: LifecyclePolicy) -> list[Operation]:
+    """Rule 11: resolved tickets go after the retention period."""
+    ops: list[Operation] = []
+    for tickets in history.values():
+        for t in tickets:
+            resolved_at = t.resolved_at or t.last_seen or t.created
+            if t.phase == RESOLVED and resolved_at is not None and now - resolved_at >= policy.resolved_retention:
+                ops.append(DeleteTicket(t.name, TicketEvent(
+                    "TicketDeleted", f"{t.name}: resolved {to_rfc3339(resolved_at)}, past the retention period")))
+    return ops
+
+
+def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
+    """What the operator does when a person (kubectl patch, the CLI) changed a ticket.
+
+    The phase and held labels are the operator's record of what it last saw, so a label out of step
+    with spec/status means a person just changed it: record the transition and post its Event."""
+    if ticket.phase is None:
+        return None  # still being created; the check that created it writes its status
+    phase_label = ticket.phase.lower()
+    labels: dict[str, str] = {}
+    status: dict[str, Any] = {}
+    spec: dict[str, Any] = {}
+    events: list[str] = []
+    reason = ""
+    if ticket.labels.get(LABEL_PHASE) != phase_label:
+        labels[LABEL_PHASE] = phase_label
+        if ticket.phase == RESOLVED and ticket.resolution != "auto":
+            # Rule 6: a manual resolve wins over hold.
+            status = {"resolution": "manual"}
+            if ticket.resolved_at is None:
+                status["resolvedAt"] = to_rfc3339(now)
+            if ticket.held:
+                spec = {"held": False}
+            labels[LABEL_HELD] = "false"
+            reason = "TicketResolvedManually"
+            events.append(f"resolved by hand{' (the hold is cleared)' if ticket.held else ''}")
+        elif ticket.phase != RESOLVED:
+            reason = f"Ticket{ticket.phase}"
+            events.append(f"phase is now {ticket.phase}")
+    held_label = "true" if ticket.held and not spec else "false"
+    if ticket.labels.get(LABEL_HELD) != held_label and LABEL_HELD not in labels:
+        labels[LABEL_HELD] = held_label
+        if ticket.phase != RESOLVED:
+            reason = reason or ("TicketHeld" if ticket.held else "TicketUnheld")
+            events.append("held: it will not auto-resolve" if ticket.held
+                          else "unheld: it auto-resolves when the condition clears")
+    if not labels and not status and not spec:
+        return None
+    event = TicketEvent(reason, f"{ticket.name}: {'; '.join(events)}") if reason else None
+    return PatchTicket(ticket.name, status=status or None, spec=spec or None, labels=labels, event=event)

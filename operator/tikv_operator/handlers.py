@@ -1,0 +1,178 @@
+"""kopf handlers, kept thin: a daemon per TiKVCluster runs its checks; ticket edits by people are
+recorded; an index of tickets per cluster spares every check a LIST call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import kopf
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException
+from pydantic import ValidationError
+
+from tikv_operator import self_metrics
+from tikv_operator.adapters.credentials import load_credentials
+from tikv_operator.adapters.kube_writer import KubeWriter
+from tikv_operator.adapters.probe import observe
+from tikv_operator.checker import ClusterChecker, interval_of, parse_spec
+from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.lifecycle import react_to_edit
+from tikv_operator.core.observation import Observation
+from tikv_operator.core.tickets import TicketView
+from tikv_operator.core.vocabulary import GROUP, VERSION
+
+FINALIZER = f"{GROUP}/finalizer"
+# How often a sleeping daemon looks at its spec again, so a shorter interval or `paused: false`
+# takes effect quickly without a restart.
+SPEC_POLL_S = 1.0
+
+log = logging.getLogger("tikv_operator")
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    # Our own Events are the transitions; kopf's per-log-line Events would be one API write per check.
+    settings.posting.enabled = False
+    # No peering CRDs, no namespace/CRD scanning: fewer permissions, and two replicas are safe anyway
+    # because ticket names are deterministic (rule 1).
+    settings.peering.standalone = True
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    try:
+        config.load_incluster_config()
+    except ConfigException:
+        await config.load_kube_config()
+    memo.api = client.ApiClient()
+    memo.writer = KubeWriter(memo.api)
+    memo.core = client.CoreV1Api(memo.api)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    api = getattr(memo, "api", None)
+    if api is not None:
+        await api.close()
+
+
+@kopf.index(GROUP, VERSION, "operatortickets")
+def tickets_by_cluster(namespace: str, spec: kopf.Spec, body: kopf.Body, **_: Any) -> dict[Any, TicketView]:
+    return {(namespace, spec.get("cluster", "")): TicketView.from_resource(body)}
+
+
+@kopf.daemon(GROUP, VERSION, "tikvclusters", cancellation_timeout=10.0)
+async def watch_cluster(
+    name: str, namespace: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+    tickets_by_cluster: kopf.Index[Any, TicketView], **_: Any,
+) -> None:
+    """Checks one TiKVCluster every spec.interval until it is deleted or the operator stops."""
+    if memo.get("only_cluster") not in (None, name):
+        return  # `tikv-operator monitor` watches one cluster of the namespace
+
+    async def observer(cluster: str, ns: str, spec: TiKVClusterSpec, now: datetime) -> Observation:
+        credentials = await load_credentials(memo.core, ns, spec)
+        return await observe(cluster, spec, credentials, now)
+
+    checker = ClusterChecker(namespace, name, observer, memo.writer)
+    self_metrics.OPEN_TICKETS.source = lambda: [t for key in list(tickets_by_cluster) for t in tickets_by_cluster[key]]
+    default: timedelta = memo.default_interval
+    last_start: float | None = None
+    while not stopped:
+        try:
+            spec = parse_spec(body)
+        except ValidationError as error:
+            log.error("%s/%s: spec rejected: %s", namespace, name, error.errors()[0]["msg"])
+            await stopped.wait(SPEC_POLL_S * 10)
+            continue
+        interval = interval_of(spec, default).total_seconds()
+        if spec.paused:
+            await _note_paused(memo.writer, namespace, name, body)
+            checker.last_status = None  # the first check after the pause rewrites the status
+            await stopped.wait(SPEC_POLL_S)
+            continue
+        now = time.monotonic()
+        due = now if last_start is None else last_start + interval
+        if now < due:
+            await stopped.wait(min(SPEC_POLL_S, due - now))
+            continue
+        last_start = now
+        memo.lag.append(now - due)
+        self_metrics.CHECK_LAG.observe(now - due)
+        await _check_once(checker, body, spec, _tickets(tickets_by_cluster, namespace, name))
+    self_metrics.forget_cluster(namespace, name)
+
+
+async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVClusterSpec,
+                      tickets: Iterable[TicketView]) -> None:
+    namespace, name = checker.namespace, checker.name
+    self_metrics.CHECKS.labels(namespace, name).inc()
+    try:
+        result = await checker.check(dict(body), spec, tickets)
+    except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:
+        # The API server itself is unavailable: nothing was decided, try again next interval.
+        self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
+        log.warning("%s/%s: check not completed: %s", namespace, name, _short(error))
+        return
+    except Exception:
+        # A bug must cost one check of one cluster, never the daemon that watches it.
+        self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
+        log.exception("%s/%s: check failed", namespace, name)
+        return
+    self_metrics.CHECK_DURATION.observe(result.seconds)
+    if not result.observation.pd.reachable:
+        self_metrics.PROBE_ERRORS.labels("pd").inc()
+    if not result.observation.metrics.reachable:
+        self_metrics.PROBE_ERRORS.labels("prometheus").inc()
+    for finding in result.findings:
+        if finding.verdict == "violated":
+            self_metrics.VIOLATIONS.labels(finding.invariant).inc()
+    if result.failed_writes:
+        self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
+    else:
+        self_metrics.LAST_SUCCESS.labels(namespace, name).set(time.time())
+
+
+def _tickets(index: kopf.Index[Any, TicketView], namespace: str, name: str) -> Iterable[TicketView]:
+    key = (namespace, name)
+    return list(index[key]) if key in index else []
+
+
+async def _note_paused(writer: KubeWriter, namespace: str, name: str, body: kopf.Body) -> None:
+    status = body.get("status") or {}
+    if status.get("message") != "checks paused":
+        await writer.patch_cluster_status(namespace, name, {"message": "checks paused"})
+
+
+@kopf.on.event(GROUP, VERSION, "operatortickets")
+async def ticket_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """A person held, unheld, acknowledged or resolved a ticket: record it (rule 6) and post the Event."""
+    if type == "DELETED" or not hasattr(memo, "writer"):
+        return
+    view = TicketView.from_resource(body)
+    op = react_to_edit(view, datetime.now(UTC))
+    if op is None:
+        return
+    cluster = None
+    if op.event is not None:
+        try:
+            cluster = await memo.writer.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "tikvclusters", view.cluster)
+        except ApiException:
+            cluster = None
+    try:
+        await memo.writer.patch_ticket(namespace, cluster, op, labels_first=True)
+    except ApiException as error:
+        if error.status != 404:
+            raise kopf.TemporaryError(f"ticket {view.name}: {error.status} {error.reason}", delay=2) from None
+
+
+def _short(error: BaseException) -> str:
+    if isinstance(error, ApiException):
+        return f"{error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"[:300]

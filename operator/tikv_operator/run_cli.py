@@ -1,0 +1,53 @@
+"""The `run` command: options of the operator process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tikv_operator.core.durations import parse_duration
+
+
+def run(
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", help="Watch this namespace (repeat for several).")] = None,
+    all_namespaces: Annotated[bool, typer.Option(
+        "--all-namespaces", "-A", help="Watch every namespace.")] = False,
+    health_port: Annotated[int, typer.Option(help="Port of the liveness/readiness endpoint GET /healthz.")] = 8081,
+    metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus metrics endpoint GET /metrics.")] = 8080,
+    bind_address: Annotated[str, typer.Option(help="Address the health and metrics endpoints listen on.")]
+        = "0.0.0.0",  # noqa: S104
+    log_format: Annotated[str, typer.Option(help="text or json.")] = "text",
+    default_interval: Annotated[str, typer.Option(
+        help="Check interval of TiKVClusters that set no spec.interval, e.g. 30s.")] = "30s",
+    standalone: Annotated[bool, typer.Option(
+        help="Accepted for kopf familiarity; the operator always runs standalone (no peering).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the operator: check every TiKVCluster and keep its OperatorTickets (Ctrl+C or SIGTERM stops it)."""
+    if bool(namespace) == all_namespaces:
+        raise typer.BadParameter("give either --all-namespaces or at least one --namespace")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("--log-format must be text or json")
+    try:
+        interval = parse_duration(default_interval)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    # Imported here: kopf and the Kubernetes client take a second to import, which `--help` need not pay.
+    from tikv_operator.runner import LogFormat, RunOptions, run_operator
+
+    fmt: LogFormat = "json" if log_format == "json" else "text"
+    run_operator(RunOptions(
+        namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, health_port=health_port,
+        metrics_port=metrics_port, bind_address=bind_address, log_format=fmt, default_interval=interval,
+        verbose=verbose,
+    ))
+
+
+def main() -> None:
+    typer.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The ticket lifecycle rules (design.md rules 1-11) as pure planning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec
+from tikv_operator.core.findings import Finding, Verdict
+from tikv_operator.core.invariants import configure
+from tikv_operator.core.lifecycle import (
+    CreateTicket,
+    DeleteTicket,
+    LifecyclePolicy,
+    PatchTicket,
+    Plan,
+    plan_check,
+    react_to_edit,
+)
+from tikv_operator.core.tickets import TicketView
+from tikv_operator.core.timestamps import to_rfc3339
+
+T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+SPEC = TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}})
+CONFIGS = configure(SPEC)
+POLICY = LifecyclePolicy.from_spec(SPEC)
+
+
+def finding(verdict: Verdict, invariant: str = "store_down", store: str = "4", severity: str = "critical") -> Finding:
+    return Finding(invariant, store, verdict, severity, f"{invariant} {store} {verdict}", {"v": 1})  # type: ignore[arg-type]
+
+
+def ticket(name: str = "basic-store-down-s4-1", phase: str | None = "Open", **kw: Any) -> TicketView:
+    fields: dict[str, Any] = {"cluster": "basic", "invariant": "store_down", "store": "4", "severity": "critical",
+                              "occurrences": 1, "last_seen": T0, "created": T0, "first_seen": T0,
+                              "labels": {"tikvops.io/phase": (phase or "open").lower(), "tikvops.io/held": "false"}}
+    fields.update(kw)
+    return TicketView(name=name, phase=phase, **fields)
+
+
+def plan(findings: list[Finding], tickets: list[TicketView] = (), now: datetime = T0,  # type: ignore[assignment]
+         pending: list[PendingViolation] = (), unwritten: dict[str, int] | None = None,  # type: ignore[assignment]
+         policy: LifecyclePolicy = POLICY) -> Plan:
+    return plan_check(cluster="basic", now=now, batch="b1", findings=findings, configs=CONFIGS, tickets=tickets,
+                      pending=pending, unwritten=unwritten or {}, policy=policy)
+
+
+def test_violation_without_grace_opens_a_ticket_with_deterministic_name_and_labels() -> None:
+    (op,) = plan([finding("violated")]).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-store-down-s4-1"
+    assert op.labels == {"tikvops.io/cluster": "basic", "tikvops.io/invariant": "store_down",
+                         "tikvops.io/store": "4", "tikvops.io/phase": "open", "tikvops.io/severity": "critical",
+                         "tikvops.io/held": "false"}
+    assert op.status["phase"] == "Open"
+    assert op.status["occurrences"] == 1
+    assert op.status["evidence"] == {"v": 1}
+    assert op.event.reason == "TicketOpened"
+
+
+def test_cluster_wide_ticket_name_has_no_store() -> None:
+    (op,) = plan([finding("violated", "pd_unreachable", "")],
+                 pending=[PendingViolation(invariant="pd_unreachable", store="", first_seen=to_rfc3339(T0))],
+                 now=T0 + timedelta(seconds=61)).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-pd-unreachable-1"
+    assert op.status["firstSeen"] == to_rfc3339(T0)  # from the pending entry, not from now
+
+
+def test_rule1_an_active_ticket_is_never_duplicated_and_numbers_follow_history() -> None:
+    result = plan([finding("violated")], [ticket()], now=T0 + timedelta(seconds=10))
+    assert not any(isinstance(op, CreateTicket) for op in result.operations)
+    resolved = ticket("basic-store-down-s4-2", "Resolved", resolution="auto", resolved_at=T0)
+    (op,) = plan([finding("violated")], [ticket("basic-store-down-s4-1", "Resolved", resolved_at=T0), resolved],
+                 now=T0 + timedelta(seconds=10)).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-store-down-s4-3"
+
+
+def test_rule2_grace_period_pending_then_ticket_from_first_seen() -> None:
+    latency = finding("violated", "high_latency", "1", "warning")
+    first = plan([latency])
+    assert first.operations == ()
+    assert first.pending == (PendingViolation(invariant="high_latency", store="1", first_seen=to_rfc3339(T0)),)
+    second = plan([latency], pending=list(first.pending), now=T0 + timedelta(seconds=59))
+    assert second.operations == ()
+    assert second.pending == first.pending
+    (op,) = plan([latency], pending=list(first.pending), now=T0 + timedelta(seconds=60)).operations
+    assert isinstance(op, CreateTicket)
+    assert op.status["firstSeen"] == to_rfc3339(T0)
+
+
+def test_rule2_ok_clears_pending_and_unknown_keeps_it() -> None:
+    pending = [PendingViolation(invariant="high_latency", store="1", first_seen=to_rfc3339(T0))]
+    assert plan([finding("ok", "high_latency", "1")], pending=pending).pending == ()
+    assert plan([finding("unknown", "high_latency", "1")], pending=pending).pending == tuple(pending)
+    assert plan([], pending=pending).pending == tuple(pending)  # nobody judged it: unknown
+
+
+def test_rule3_counters_are_coalesced_to_one_write_per_refresh_interval() -> None:
+    t = ticket(occurrences=5, last_seen=T0)
+    quiet = plan([finding("violated")], [t], now=T0 + timedelta(seconds=30))
+    assert quiet.operations == ()
+    assert quiet.unwritten == {t.name: 1}
+    again = plan([finding("violated")], [t], now=T0 + timedelta(seconds=45), unwritten=dict(quiet.unwritten))
+    assert again.unwritten == {t.name: 2}
+    (op,) = plan([finding("violated")], [t], now=T0 + timedelta(seconds=60), unwritten=dict(again.unwritten)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status == {"occurrences": 8, "lastSeen": to_rfc3339(T0 + timedelta(seconds=60)),
+                         "message": "store_down 4 violated"}
+    assert op.event is None
+
+
+def test_rule3_severity_change_is_written_at_once() -> None:
+    (op,) = plan([finding("violated", severity="emergency")], [ticket()], now=T0 + timedelta(seconds=5)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["severity"] == "emergency"
+    assert op.labels == {"tikvops.io/severity": "emergency"}
+    assert op.event is not None
+    assert op.event.reason == "SeverityChanged"
+
+
+def test_rule4_auto_resolve_flushes_unwritten_counts() -> None:
+    (op,) = plan([finding("ok")], [ticket(occurrences=3)], now=T0 + timedelta(seconds=30),
+                 unwritten={"basic-store-down-s4-1": 2}).operations
+    assert isinstance(op, PatchTicket)
+    at = to_rfc3339(T0 + timedelta(seconds=30))
+    assert op.status == {"phase": "Resolved", "resolution": "auto", "resolvedAt": at, "occurrences": 5}
+    assert op.labels == {"tikvops.io/phase": "resolved"}
+    assert op.event is not None
+    assert op.event.reason == "TicketResolved"
+
+
+def test_rule4_held_ticket_stays_open() -> None:
+    assert plan([finding("ok")], [ticket(held=True)], now=T0 + timedelta(seconds=30)).operations == ()
+
+
+def test_rule5_unknown_or_unjudged_leaves_the_ticket_alone() -> None:
+    assert plan([finding("unknown")], [ticket()], now=T0 + timedelta(seconds=30)).operations == ()
+    result = plan([], [ticket()], now=T0 + timedelta(seconds=30))
+    assert result.operations == ()
+    assert result.open_tickets == 1
+
+
+def test_rule6_after_a_manual_resolve_a_still_present_condition_opens_a_new_ticket_without_grace() -> None:
+    done = ticket("basic-high-latency-s1-1", "Resolved", invariant="high_latency", store="1", severity="warning",
+                  resolution="manual", resolved_at=T0)
+    (op,) = plan([finding("violated", "high_latency", "1", "warning")], [done],
+                 now=T0 + timedelta(seconds=5)).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-high-latency-s1-2"
+
+
+def test_rule7_tickets_opened_in_one_check_share_a_batch() -> None:
+    ops = plan([finding("violated", store="1"), finding("violated", store="4")]).operations
+    assert [op.status["batch"] for op in ops if isinstance(op, CreateTicket)] == ["b1", "b1"]
+
+
+def test_rule8_flapping_after_count_tickets_in_window() -> None:
+    earlier = [ticket(f"basic-store-down-s4-{n}", "Resolved", resolution="auto", resolved_at=T0,
+                      created=T0 - timedelta(minutes=m)) for n, m in ((1, 20), (2, 5), (3, 2))]
+    (op,) = plan([finding("violated")], earlier).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-store-down-s4-4"
+    assert op.status["flapping"] is True  # tickets 2 and 3 are within 10m; this one makes three
+    (op,) = plan([finding("violated")], earlier[:2]).operations
+    assert isinstance(op, CreateTicket)
+    assert op.status["flapping"] is False
+
+
+def test_rule11_resolved_tickets_are_deleted_after_retention() -> None:
+    old = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0 - timedelta(hours=168))
+    young = ticket("basic-store-down-s4-2", "Resolved", resolution="auto", resolved_at=T0 - timedelta(hours=1))
+    ops = plan([finding("ok")], [old, young]).operations
+    assert [op.name for op in ops if isinstance(op, DeleteTicket)] == ["basic-store-down-s4-1"]
+
+
+def test_a_ticket_whose_status_was_never_written_gets_it_on_the_next_check() -> None:
+    half = ticket(phase=None, occurrences=0, last_seen=None, severity=None)
+    (op,) = plan([finding("violated")], [half], now=T0 + timedelta(seconds=10)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["phase"] == "Open"
+    (op,) = plan([finding("ok")], [half], now=T0 + timedelta(seconds=10)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["phase"] == "Resolved"
+
+
+def test_tickets_of_other_clusters_are_ignored() -> None:
+    other = ticket("other-store-down-s4-1", cluster="other")
+    (op,) = plan([finding("violated")], [other]).operations
+    assert isinstance(op, CreateTicket)
+
+
+def test_edit_manual_resolve_wins_over_hold() -> None:
+    t = ticket(phase="Resolved", held=True, labels={"tikvops.io/phase": "open", "tikvops.io/held": "true"})
+    op = react_to_edit(t, T0)
+    assert op is not None
+    assert op.status == {"resolution": "manual", "resolvedAt": to_rfc3339(T0)}
+    assert op.spec == {"held": False}
+    assert op.labels == {"tikvops.io/phase": "resolved", "tikvops.io/held": "false"}
+    assert op.event is not None
+    assert op.event.reason == "TicketResolvedManually"
+
+
+def test_edit_hold_and_unhold_update_the_label_and_post_an_event() -> None:
+    held = react_to_edit(ticket(held=True), T0)
+    assert held is not None
+    assert held.labels == {"tikvops.io/held": "true"}
+    assert held.event is not None
+    assert held.event.reason == "TicketHeld"
+    unheld = react_to_edit(ticket(held=False, labels={"tikvops.io/phase": "open", "tikvops.io/held": "true"}), T0)
+    assert unheld is not None
+    assert unheld.event is not None
+    assert unheld.event.reason == "TicketUnheld"
+
+
+def test_edit_acknowledge_and_in_step_ticket() -> None:
+    ack = react_to_edit(ticket(phase="Acknowledged", labels={"tikvops.io/phase": "open", "tikvops.io/held": "false"}),
+                        T0)
+    assert ack is not None
+    assert ack.labels == {"tikvops.io/phase": "acknowledged"}
+    assert ack.event is not None
+    assert ack.event.reason == "TicketAcknowledged"
+    assert react_to_edit(ticket(), T0) is None
+    # The operator's own auto-resolve (status written before labels) only gets its label caught up.
+    auto = react_to_edit(ticket(phase="Resolved", resolution="auto",
+                                labels={"tikvops.io/phase": "open", "tikvops.io/held": "false"}), T0)
+    assert auto is not None
+    assert auto.event is None
+    assert auto.status is None
