@@ -1,0 +1,79 @@
+{{/* The name of namespaced objects: the release name, with the chart name unless it is in it already. */}}
+{{- define "tikv-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The name of cluster-scoped objects and of Roles in watched namespaces: prefixed with the release's
+namespace, so that releases of the same name in two namespaces never collide.
+*/}}
+{{- define "tikv-operator.scopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "tikv-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tikv-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "tikv-operator.labels" -}}
+{{ include "tikv-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "tikv-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/*
+The operator's RBAC rules: what it does with its own resources in every namespace it watches. kopf
+itself needs nothing more: the operator runs it standalone (no peering objects) with cluster scanning
+disabled (it neither lists Namespaces nor watches CRDs; the CRDs must exist when it starts, which Helm
+ensures by installing crds/ first). The chart README explains each rule.
+*/}}
+{{- define "tikv-operator.rules" -}}
+- apiGroups: ["tikvops.io"]
+  resources: ["tikvclusters"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["tikvops.io"]
+  resources: ["tikvclusters/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["tikvops.io"]
+  resources: ["operatortickets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["tikvops.io"]
+  resources: ["operatortickets/status"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+# Only to read the PD TLS and Prometheus auth Secrets that a TiKVCluster names.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end -}}
+
+{{/* The operator's arguments (after the image's `tikv-operator run`). */}}
+{{- define "tikv-operator.args" -}}
+{{- if .Values.watchNamespaces }}
+{{- range .Values.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- else }}
+- --all-namespaces
+{{- end }}
+- --standalone
+- --metrics-port={{ .Values.metrics.port }}
+- --health-port={{ .Values.health.port }}
+- --log-format={{ .Values.logFormat }}
+- --default-interval={{ .Values.checkInterval }}
+{{- end -}}

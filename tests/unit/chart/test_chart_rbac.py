@@ -1,0 +1,87 @@
+"""RBAC is exactly the table in tests/unit/chart/chart.py: sufficient, minimal, no wildcards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.chart.chart import (
+    FULLNAME,
+    OPERATOR_RULES,
+    RELEASE_NAMESPACE,
+    SCOPED,
+    of_kind,
+    one,
+    render,
+    rule_set,
+)
+
+WATCHED = ["tikv-a", "tikv-b"]
+SUBJECT = [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NAMESPACE}]
+
+
+@pytest.fixture(scope="module")
+def all_namespaces(helm_bin: str) -> list[dict[str, Any]]:
+    return render(helm_bin)
+
+
+@pytest.fixture(scope="module")
+def namespaced(helm_bin: str) -> list[dict[str, Any]]:
+    return render(helm_bin, {"watchNamespaces": WATCHED})
+
+
+def test_all_namespaces_is_one_cluster_role_with_exactly_the_operator_rules(
+    all_namespaces: list[dict[str, Any]],
+) -> None:
+    role = one(all_namespaces, "ClusterRole")
+    assert role["metadata"]["name"] == SCOPED
+    assert rule_set(role["rules"]) == OPERATOR_RULES
+    binding = one(all_namespaces, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SCOPED}
+    assert binding["subjects"] == SUBJECT
+    assert of_kind(all_namespaces, "Role") == []
+    assert of_kind(all_namespaces, "RoleBinding") == []
+    account = one(all_namespaces, "ServiceAccount")
+    assert (account["metadata"]["name"], account["metadata"]["namespace"]) == (FULLNAME, RELEASE_NAMESPACE)
+
+
+def test_namespaced_mode_has_a_role_per_watched_namespace_and_nothing_cluster_wide(
+    namespaced: list[dict[str, Any]],
+) -> None:
+    assert of_kind(namespaced, "ClusterRole") == []
+    assert of_kind(namespaced, "ClusterRoleBinding") == []
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(namespaced, "Role")}
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(namespaced, "RoleBinding")}
+    assert sorted(roles) == sorted(bindings) == WATCHED  # nothing in the release's own namespace
+    for namespace in WATCHED:
+        assert rule_set(roles[namespace]["rules"]) == OPERATOR_RULES
+        assert bindings[namespace]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": roles[namespace]["metadata"]["name"],
+        }
+        assert bindings[namespace]["subjects"] == SUBJECT
+
+
+@pytest.mark.parametrize("mode", ["all_namespaces", "namespaced"])
+def test_no_wildcards_no_resource_names_no_escalation(mode: str, request: pytest.FixtureRequest) -> None:
+    docs: list[dict[str, Any]] = request.getfixturevalue(mode)
+    for kind in ("ClusterRole", "Role"):
+        for role in of_kind(docs, kind):
+            for rule in role["rules"]:
+                assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no nonResourceURLs either
+                for key in ("apiGroups", "resources", "verbs"):
+                    assert not any("*" in item for item in rule[key]), rule
+            dangerous = {"escalate", "bind", "impersonate", "update", "deletecollection"}
+            assert not dangerous & {verb for _, _, verb in rule_set(role["rules"])}
+    roles = of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+    granted = {triple for role in roles for triple in rule_set(role["rules"])}
+    assert {verb for _, resource, verb in granted if resource == "secrets"} == {"get"}
+    untouchable = {"pods", "deployments", "roles", "clusterroles", "customresourcedefinitions", "namespaces"}
+    assert not {triple for triple in granted if triple[1] in untouchable}
+
+
+def test_two_releases_in_two_namespaces_do_not_share_cluster_scoped_names(helm_bin: str) -> None:
+    first = render(helm_bin, namespace="ops-one")
+    second = render(helm_bin, namespace="ops-two")
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert one(first, kind)["metadata"]["name"] != one(second, kind)["metadata"]["name"]

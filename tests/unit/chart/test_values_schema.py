@@ -1,0 +1,107 @@
+"""values.schema.json: closed at every object level, and it accepts and rejects what it should."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.unit.chart.chart import CHART, template
+
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
+# Maps whose keys are free by nature (label and annotation keys); their values must be strings.
+STRING_MAPS = {"nodeSelector", "podAnnotations", "serviceMonitor.labels",
+               "#labelSelector.matchLabels"}
+
+
+def object_nodes(node: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    if not isinstance(node, dict):
+        return found
+    if node.get("type") == "object":
+        found.append((path, node))
+    for name, sub in node.get("properties", {}).items():
+        found += object_nodes(sub, f"{path}.{name}" if path else name)
+    for name, sub in node.get("definitions", {}).items():
+        found += object_nodes(sub, f"#{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            found += object_nodes(node[key], path)
+    for option in node.get("anyOf", []):
+        found += object_nodes(option, path)
+    return found
+
+
+def with_values(**changes: Any) -> dict[str, Any]:
+    return {**DEFAULTS, **changes}
+
+
+def valid(values: dict[str, Any]) -> bool:
+    try:
+        jsonschema.validate(values, SCHEMA)
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
+def test_every_object_level_is_closed() -> None:
+    nodes = object_nodes(SCHEMA, "")
+    assert len(nodes) > 20
+    for path, node in nodes:
+        if path in STRING_MAPS:
+            assert node["additionalProperties"] == {"type": "string"}, path
+            assert "properties" not in node, path
+        else:
+            assert node.get("additionalProperties") is False, f"{path or '(top level)'} is not closed"
+    assert {path for path, _ in nodes} >= STRING_MAPS
+
+
+def test_the_default_values_are_valid() -> None:
+    jsonschema.validate(DEFAULTS, SCHEMA)
+
+
+@pytest.mark.parametrize("interval", ["30s", "1m", "1m30s", "1.5m", "500ms", "2h", "1h0m0s"])
+def test_intervals_accepted(interval: str) -> None:
+    assert valid(with_values(checkInterval=interval))
+
+
+@pytest.mark.parametrize("interval", ["soon", "30", "", "10d", "-5s", "1 m", "s", "1.s"])
+def test_intervals_rejected(interval: str) -> None:
+    assert not valid(with_values(checkInterval=interval))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"logFormat": "xml"},
+        {"unknownKey": 1},
+        {"image": {"repository": "x", "tag": "1", "pullPolicy": "Sometimes"}},
+        {"image": {"repository": "x", "registry": "y"}},
+        {"watchNamespaces": ["Not_A_Namespace"]},
+        {"watchNamespaces": ["a", "a"]},
+        {"watchNamespaces": "tikv"},
+        {"metrics": {"port": 80}},  # a non-root process without capabilities cannot bind it
+        {"resources": {"limits": {"cpu": "lots"}}},
+        {"resources": {"limit": {"cpu": "1"}}},
+        {"tolerations": [{"key": "k", "operator": "Maybe"}]},
+        {"affinity": {"nodeAffinity": {"requiredDuringScheduling": {}}}},
+        {"serviceMonitor": {"enabled": "yes"}},
+        {"nodeSelector": {"disk": 1}},
+    ],
+)
+def test_malformed_values_rejected(change: dict[str, Any]) -> None:
+    assert not valid(with_values(**change))
+
+
+def test_helm_applies_the_schema_and_names_the_field(helm_bin: str) -> None:
+    result = template(helm_bin, {"checkInterval": "soon"})
+    assert result.returncode != 0
+    assert "checkInterval" in result.stderr
+    assert "soon" in result.stderr
+    unknown = template(helm_bin, {"intervall": "30s"})
+    assert unknown.returncode != 0
+    assert "intervall" in unknown.stderr
