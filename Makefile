@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-.PHONY: help install lint unit integration test platform-up platform-down clean
+.PHONY: help install lint unit integration test demo platform-up platform-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ integration: install ## integration tests (uses the running platform, or brings 
 
 test: lint unit ## everything CI runs: lint, unit, then integration on a platform of its own
 	hack/test $(PYTEST_ARGS)
+
+demo: install ## the whole product on this machine as a short kubectl story (KEEP=1 leaves it running)
+	KEEP=$(KEEP) $(VENV)/bin/python hack/demo.py
 
 platform-up: ## start the local platform (eval "$$(hack/platform env)" to use it)
 	hack/platform up

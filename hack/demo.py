@@ -1,0 +1,221 @@
+"""`make demo`: the whole product on this machine, as a short story told through kubectl.
+
+Starts the local platform (its own state directory), a 3-store tikv-sim cluster scraped by the platform's
+Prometheus, and the operator; then a store goes down, its ticket is held, the store comes back, the ticket
+is unheld and auto-resolves, a disk fills, and a person resolves that ticket by hand. Everything started
+is stopped at the end, unless KEEP=1 (then it prints the exports to explore with kubectl).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
+NAMESPACE = "tikv-demo"
+STEP_TIMEOUT_S = 60
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+class Demo:
+    def __init__(self) -> None:
+        self.dir = Path(os.environ.get("TIKV_PLATFORM_DIR", REPO / ".platform-demo")).resolve()
+        self.env = {**os.environ, "TIKV_PLATFORM_DIR": str(self.dir)}
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    # --- running things -------------------------------------------------------------------------
+    def sh(self, *argv: str, show: bool = True, check: bool = True) -> str:
+        """Run a command as a user would type it; show the command and its output."""
+        if show:
+            print(f"$ {shlex.join(argv)}", flush=True)
+        result = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120, check=False)
+        if show:
+            print((result.stdout + result.stderr).rstrip(), flush=True)
+        if check and result.returncode != 0:
+            raise SystemExit(f"demo: `{shlex.join(argv)}` failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def kubectl(self, *args: str, show: bool = True) -> str:
+        return self.sh("kubectl", "-n", NAMESPACE, *args, show=show)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json", show=False))
+
+    def start(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
+        with (self.dir / log).open("wb") as out:
+            process = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def wait(self, what: str, probe: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            value = probe()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise SystemExit(f"demo: gave up waiting for {what} after {STEP_TIMEOUT_S}s")
+
+    # --- the story ----------------------------------------------------------------------------
+    def up(self) -> None:
+        say("Starting the local platform (etcd, kube-apiserver, controller-manager, Prometheus)")
+        subprocess.run([str(REPO / "hack" / "platform"), "up"], env=self.env, check=True, timeout=1200)
+        exports = json.loads(subprocess.run([str(REPO / "hack" / "platform"), "env", "--json"], env=self.env,
+                                            capture_output=True, text=True, check=True).stdout)
+        self.env.update(exports)
+        self.env["PATH"] = f"{BIN}{os.pathsep}{self.env['PATH']}"
+        self.sh("kubectl", "apply", "-f", str(REPO / "crds"))
+        self.sh("kubectl", "wait", "--for=condition=Established", "crd/tikvclusters.tikvops.io",
+                "crd/operatortickets.tikvops.io", "--timeout=60s", show=False)
+        self.sh("kubectl", "create", "namespace", NAMESPACE, show=False, check=False)
+
+        say("Starting a simulated TiKV cluster: PD and 3 stores, scraped by Prometheus")
+        state = self.dir / "tikv-sim.json"
+        state.unlink(missing_ok=True)
+        file_sd = Path(self.env["PROMETHEUS_FILE_SD_DIR"]) / "tikv-demo.json"
+        self.start([str(BIN / "tikv-sim"), "run", "--stores", "3", "--file-sd", str(file_sd), "--state-file",
+                    str(state), "--heartbeat-interval", "1", "--disconnect-after", "3"], "tikv-sim.log")
+        self.wait("tikv-sim", lambda: state.exists() and state.stat().st_size > 0)
+        self.env["TIKV_SIM_STATE"] = str(state)
+        self.pd_url = json.loads(state.read_text())["clusters"][0]["pd_url"]
+
+        say("Starting the operator: tikv-operator run --namespace tikv-demo --default-interval 2s")
+        self.health_port, self.metrics_port = free_port(), free_port()
+        self.start([str(BIN / "tikv-operator"), "run", "--namespace", NAMESPACE, "--default-interval", "2s",
+                    "--bind-address", "127.0.0.1", "--health-port", str(self.health_port),
+                    "--metrics-port", str(self.metrics_port)], "operator.log")
+        self.wait("the operator's /healthz", self.healthy)
+
+        say("Telling the operator about the cluster: a TiKVCluster")
+        manifest = (f"apiVersion: tikvops.io/v1alpha1\nkind: TiKVCluster\nmetadata:\n  name: basic\nspec:\n"
+                    f"  pd:\n    url: {self.pd_url}\n  prometheus:\n    url: {self.env['PROMETHEUS_URL']}\n")
+        print(manifest, flush=True)
+        subprocess.run(["kubectl", "-n", NAMESPACE, "apply", "-f", "-"], input=manifest, text=True, env=self.env,
+                       check=True, timeout=60)
+        self.wait("the first check", lambda: self.cluster_status().get("health") == "Healthy")
+        self.kubectl("get", "tikvclusters")
+
+    def healthy(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.health_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def cluster_status(self) -> dict[str, Any]:
+        return dict(self.json("get", "tikvcluster", "basic").get("status") or {})
+
+    def open_ticket(self, invariant: str, store: str) -> dict[str, Any] | None:
+        for t in self.json("get", "operatortickets")["items"]:
+            if ((t["spec"]["invariant"], t["spec"].get("store", "")) == (invariant, store)
+                    and (t.get("status") or {}).get("phase") == "Open"):
+                return dict(t)
+        return None
+
+    def phase(self, name: str) -> str:
+        return str((self.json("get", "operatorticket", name).get("status") or {}).get("phase"))
+
+    def story(self) -> None:
+        say("1. Store 2 goes down")
+        self.sh(str(BIN / "tikv-sim"), "fault", "stop-store", "2")
+        ticket = self.wait("a store_down ticket", lambda: self.open_ticket("store_down", "2"))
+        down = ticket["metadata"]["name"]
+        self.kubectl("get", "operatortickets")
+        self.kubectl("get", "tikvclusters")
+
+        say("2. An SRE holds the ticket: it will not auto-resolve")
+        self.kubectl("patch", "operatorticket", down, "--type=merge", "-p", '{"spec":{"held":true}}')
+        self.wait("the held label", lambda: self.json("get", "operatorticket", down)["metadata"]["labels"]
+                  .get("tikvops.io/held") == "true")
+        self.kubectl("get", "operatortickets", "-l", "tikvops.io/held=true")
+
+        say("3. Store 2 comes back: the held ticket stays open")
+        self.sh(str(BIN / "tikv-sim"), "fault", "start-store", "2")
+        self.wait("all stores Up", lambda: self.cluster_status().get("storesUp") == "3/3")
+        time.sleep(4)  # two more checks see the store Up
+        self.kubectl("get", "operatortickets")
+
+        say("4. Unhold: the ticket auto-resolves at the next check")
+        self.kubectl("patch", "operatorticket", down, "--type=merge", "-p", '{"spec":{"held":false}}')
+        self.wait("the ticket to resolve", lambda: self.phase(down) == "Resolved")
+        self.kubectl("get", "operatortickets")
+
+        say("5. Store 1's disk fills to 85 %: low_disk_space opens")
+        self.sh(str(BIN / "tikv-sim"), "fault", "disk", "1", "--percent", "85")
+        disk = self.wait("a low_disk_space ticket", lambda: self.open_ticket("low_disk_space", "1"))
+        name = disk["metadata"]["name"]
+        self.kubectl("get", "operatortickets", "-l", "tikvops.io/phase=open")
+        print(f"message: {disk['status']['message']}")
+
+        say("6. A person resolves it by hand")
+        self.kubectl("patch", "operatorticket", name, "--subresource=status", "--type=merge",
+                     "-p", '{"status":{"phase":"Resolved"}}')
+        self.wait("the manual resolution", lambda: (self.json("get", "operatorticket", name).get("status") or {})
+                  .get("resolution") == "manual")
+        self.kubectl("get", "operatortickets")
+        self.kubectl("describe", "operatorticket", name)
+        say("Story complete: every step above went through the Kubernetes API, as kubectl shows it.")
+
+    def down(self, keep: bool) -> None:
+        if keep:
+            say("KEEP=1: everything is still running. Explore with:")
+            print(f"export TIKV_PLATFORM_DIR={self.dir}")
+            print(f'eval "$({REPO}/hack/platform env)"')
+            print(f"export TIKV_SIM_STATE={self.env.get('TIKV_SIM_STATE', '')}")
+            print(f"kubectl -n {NAMESPACE} get tikvclusters,operatortickets")
+            print(f"When done: kill {' '.join(str(p.pid) for p in self.processes)}; hack/platform down")
+            return
+        say("Stopping everything the demo started")
+        if any(p.poll() is None for p in self.processes[1:]):
+            # The operator releases its finalizer on the TiKVCluster before it goes.
+            self.sh("kubectl", "-n", NAMESPACE, "delete", "tikvclusters", "--all", "--timeout=30s",
+                    show=False, check=False)
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)
+        subprocess.run([str(REPO / "hack" / "platform"), "down"], env=self.env, check=False, timeout=120)
+        print("demo: stopped the operator, tikv-sim and the platform", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> int:
+    keep = os.environ.get("KEEP", "") not in ("", "0")
+    demo = Demo()
+    demo.dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        demo.up()
+        demo.story()
+    except BaseException:
+        demo.down(keep=False)
+        raise
+    demo.down(keep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
