@@ -60,6 +60,7 @@ class KubeWriter:
                     "name": name,
                     "namespace": namespace,
                     "labels": dict(op.labels),
+                    "annotations": dict(op.annotations),
                     "ownerReferences": [{
                         "apiVersion": API_VERSION, "kind": "TiKVCluster", "name": meta["name"],
                         "uid": meta["uid"], "controller": True,
@@ -96,12 +97,14 @@ class KubeWriter:
         ticket: Mapping[str, Any] | None = None
         if op.status and not labels_first:
             ticket = await self._patch_status(namespace, op.name, op.status)
-        if op.spec or op.labels:
-            body: dict[str, Any] = {}
+        if op.spec or op.labels or op.annotations:
+            body: dict[str, Any] = {"metadata": {}}
             if op.spec:
                 body["spec"] = without_empty_strings(op.spec)
             if op.labels:
-                body["metadata"] = {"labels": dict(op.labels)}
+                body["metadata"]["labels"] = dict(op.labels)
+            if op.annotations:
+                body["metadata"]["annotations"] = dict(op.annotations)
             ticket = await self.objects.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, TICKETS, op.name, body, _content_type=MERGE_PATCH)
         if op.status and labels_first:

@@ -30,7 +30,10 @@ def heartbeat(findings: Sequence[Finding], plan: Plan) -> str:
     invariants = len({f.invariant for f in findings})
     violated = [f for f in findings if f.verdict == "violated"]
     unknown = sum(f.verdict == "unknown" for f in findings)
-    verdict = "all passing" if not violated else f"{len(violated)} violation{'s' * (len(violated) != 1)}"
+    names = ", ".join(f"{f.invariant}{'@' + f.store if f.store else ''}" for f in violated[:5])
+    more = ", ..." if len(violated) > 5 else ""
+    verdict = ("all passing" if not violated
+               else f"{len(violated)} violation{'s' * (len(violated) != 1)} ({names}{more})")
     extra = f", {unknown} unknown" if unknown else ""
     return f"check complete: {invariants} invariants, {verdict}{extra}; {plan.open_tickets} open tickets"
 

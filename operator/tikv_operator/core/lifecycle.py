@@ -17,8 +17,10 @@ from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import InvariantConfig
 from tikv_operator.core.tickets import (
+    ANNOTATION_RECORDED,
     RESOLVED,
     TicketView,
+    record_of,
     ticket_labels,
     ticket_name,
     ticket_number,
@@ -47,16 +49,18 @@ class CreateTicket:
     labels: Mapping[str, str]
     status: Mapping[str, Any]
     event: TicketEvent
+    annotations: Mapping[str, str] = field(default_factory=lambda: {ANNOTATION_RECORDED: record_of("Open", False)})
 
 
 @dataclass(frozen=True)
 class PatchTicket:
-    """Merge patches: `status` goes to the status subresource, `spec`/`labels` to the object."""
+    """Merge patches: `status` goes to the status subresource, `spec`/`labels`/`annotations` to the object."""
 
     name: str
     status: Mapping[str, Any] | None = None
     spec: Mapping[str, Any] | None = None
     labels: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = None
     event: TicketEvent | None = None
 
 
@@ -260,6 +264,7 @@ def _resolve(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
                       firstSeen=to_rfc3339(ticket.created or now), lastSeen=to_rfc3339(now))
     return PatchTicket(
         ticket.name, status=status, labels={LABEL_PHASE: "resolved"},
+        annotations={ANNOTATION_RECORDED: record_of(RESOLVED, False)},
         event=TicketEvent("TicketResolved", f"{ticket.name}: condition cleared ({finding.message})"),
     )
 
@@ -287,41 +292,34 @@ def _expired(history: Mapping[Identity, Sequence[TicketView]], now: datetime,
 
 
 def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
-    """What the operator does when a person (kubectl patch, the CLI) changed a ticket.
-
-    The phase and held labels are the operator's record of what it last saw, so a label out of step
-    with spec/status means a person just changed it: record the transition and post its Event."""
+    """What the operator does when a person (kubectl patch, the CLI) changed a ticket's phase or hold:
+    record the transition (rule 6: a manual resolve wins over hold), keep the labels in step and post
+    the Event (rule 10). The `recorded` annotation says what the operator saw last."""
     if ticket.phase is None:
         return None  # still being created; the check that created it writes its status
-    phase_label = ticket.phase.lower()
-    labels: dict[str, str] = {}
+    old_phase, old_held = ticket.recorded
+    phase, held = ticket.phase, ticket.held
     status: dict[str, Any] = {}
     spec: dict[str, Any] = {}
-    events: list[str] = []
-    reason = ""
-    if ticket.labels.get(LABEL_PHASE) != phase_label:
-        labels[LABEL_PHASE] = phase_label
-        if ticket.phase == RESOLVED and ticket.resolution != "auto":
-            # Rule 6: a manual resolve wins over hold.
-            status = {"resolution": "manual"}
-            if ticket.resolved_at is None:
-                status["resolvedAt"] = to_rfc3339(now)
-            if ticket.held:
-                spec = {"held": False}
-            labels[LABEL_HELD] = "false"
-            reason = "TicketResolvedManually"
-            events.append(f"resolved by hand{' (the hold is cleared)' if ticket.held else ''}")
-        elif ticket.phase != RESOLVED:
-            reason = f"Ticket{ticket.phase}"
-            events.append(f"phase is now {ticket.phase}")
-    held_label = "true" if ticket.held and not spec else "false"
-    if ticket.labels.get(LABEL_HELD) != held_label and LABEL_HELD not in labels:
-        labels[LABEL_HELD] = held_label
-        if ticket.phase != RESOLVED:
-            reason = reason or ("TicketHeld" if ticket.held else "TicketUnheld")
-            events.append("held: it will not auto-resolve" if ticket.held
-                          else "unheld: it auto-resolves when the condition clears")
-    if not labels and not status and not spec:
+    reason, what = "", ""
+    if phase == RESOLVED and old_phase != RESOLVED and ticket.resolution != "auto":
+        status = {"resolution": "manual"}
+        if ticket.resolved_at is None:
+            status["resolvedAt"] = to_rfc3339(now)
+        if held:
+            spec, held = {"held": False}, False
+        reason, what = "TicketResolvedManually", "resolved by hand" + (" (the hold is cleared)" if spec else "")
+    elif phase != old_phase and phase != RESOLVED:
+        reason, what = f"Ticket{phase}", f"phase is now {phase}"
+    elif held != old_held and phase != RESOLVED:
+        reason = "TicketHeld" if held else "TicketUnheld"
+        what = "held: it will not auto-resolve" if held else "unheld: it auto-resolves when the condition clears"
+    labels = {LABEL_PHASE: phase.lower(), LABEL_HELD: "true" if held else "false"}
+    labels = {k: v for k, v in labels.items() if ticket.labels.get(k) != v}
+    record = record_of(phase, held)
+    annotations = {ANNOTATION_RECORDED: record} if ticket.annotations.get(ANNOTATION_RECORDED) != record else {}
+    if not (status or spec or labels or annotations):
         return None
-    event = TicketEvent(reason, f"{ticket.name}: {'; '.join(events)}") if reason else None
-    return PatchTicket(ticket.name, status=status or None, spec=spec or None, labels=labels, event=event)
+    event = TicketEvent(reason, f"{ticket.name}: {what}") if reason else None
+    return PatchTicket(ticket.name, status=status or None, spec=spec or None, labels=labels or None,
+                       annotations=annotations or None, event=event)

@@ -10,6 +10,7 @@ from typing import Any
 
 from tikv_operator.core.timestamps import from_rfc3339
 from tikv_operator.core.vocabulary import (
+    GROUP,
     LABEL_CLUSTER,
     LABEL_HELD,
     LABEL_INVARIANT,
@@ -19,6 +20,18 @@ from tikv_operator.core.vocabulary import (
 )
 
 RESOLVED = "Resolved"
+# The phase and hold the operator last recorded ("Open/unheld"): a ticket that differs from it was just
+# changed by a person (kubectl patch, the CLI), which is a transition to record and announce.
+ANNOTATION_RECORDED = f"{GROUP}/recorded"
+
+
+def record_of(phase: str, held: bool) -> str:
+    return f"{phase}/{'held' if held else 'unheld'}"
+
+
+def parse_record(record: str) -> tuple[str, bool]:
+    phase, _, hold = record.partition("/")
+    return phase, hold == "held"
 
 
 def ticket_prefix(cluster: str, invariant: str, store: str) -> str:
@@ -64,6 +77,15 @@ class TicketView:
     resolution: str | None = None
     created: datetime | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def recorded(self) -> tuple[str, bool]:
+        """What the operator last recorded; tickets from before the annotation fall back to the labels."""
+        record = self.annotations.get(ANNOTATION_RECORDED)
+        if record:
+            return parse_record(record)
+        return (self.labels.get(LABEL_PHASE, "open").capitalize(), self.labels.get(LABEL_HELD) == "true")
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -91,4 +113,5 @@ class TicketView:
             resolution=status.get("resolution"),
             created=from_rfc3339(meta.get("creationTimestamp")),
             labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.support.kube import Cli, eventually
 from tests.support.operator import (
+    VENV_BIN,
     OperatorProcess,
     SimulatedCluster,
     event_reasons,
@@ -142,3 +143,18 @@ def test_deleting_the_cluster_removes_its_tickets(
                what="garbage collection of the tickets")
     eventually(lambda: "basic" not in kubectl("get", "tkc", "-o", "name").stdout, timeout=20,
                what="the TiKVCluster to go (the operator releases its finalizer)")
+
+
+def test_the_cli_hold_and_resolve_are_recorded_as_events_too(
+    kubectl: Cli, operator: OperatorProcess, tikv: SimulatedCluster, make_cluster: Callable[..., Any],
+) -> None:
+    make_cluster(tikv.pd_url)
+    tikv.fault(kind="stop-store", store=1)
+    name = wait_for_ticket(kubectl, "store_down", "1")["metadata"]["name"]
+    cli = Cli(str(VENV_BIN / "tikv-operator"), kubectl.env, kubectl.namespace)
+    assert cli("tickets", "hold", name, "-n", str(kubectl.namespace)).stdout.startswith(f"Holding ticket {name}")
+    eventually(lambda: "TicketHeld" in event_reasons(kubectl, "OperatorTicket", name), what="the TicketHeld Event")
+    assert cli("tickets", "resolve", name, "-n", str(kubectl.namespace)).stdout == f"Resolved ticket {name}\n"
+    eventually(lambda: "TicketResolvedManually" in event_reasons(kubectl, "OperatorTicket", name),
+               what="the TicketResolvedManually Event")
+    assert ticket(kubectl, name)["status"]["resolution"] == "manual"

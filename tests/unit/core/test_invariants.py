@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.support.pd_bodies import REFERENCE_STORES as REFERENCE_BODY
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import CATALOGUE, configure, evaluate
@@ -21,24 +23,7 @@ PROM_URL = "http://basic-prometheus.tidb:9090"
 GIB = 2**30
 
 # The /stores example of reference/tikv.md: store 1 Up, store 4 Down with "0B" sizes.
-REFERENCE_STORES = """{"count": 2, "stores": [
-  {"store": {"id": 1, "address": "basic-tikv-0.basic-tikv-peer.tidb.svc:20160",
-             "labels": [{"key": "zone", "value": "z1"}], "version": "8.5.0",
-             "peer_address": "basic-tikv-0.basic-tikv-peer.tidb.svc:20160",
-             "status_address": "basic-tikv-0.basic-tikv-peer.tidb.svc:20180",
-             "git_hash": "5d1a4b1c", "start_timestamp": 1764000000, "deploy_path": "/",
-             "last_heartbeat": 1764030000123456789, "state_name": "Up"},
-   "status": {"capacity": "96.73GiB", "available": "51.41GiB", "used_size": "292.5MiB",
-              "leader_count": 16, "leader_weight": 1, "leader_score": 16, "leader_size": 16,
-              "region_count": 56, "region_weight": 1, "region_score": 617.73, "region_size": 56,
-              "start_ts": "2026-11-24T16:00:00Z", "last_heartbeat_ts": "2026-11-25T00:20:00.123456789Z",
-              "uptime": "8h20m0.12s"}},
-  {"store": {"id": 4, "address": "basic-tikv-1.basic-tikv-peer.tidb.svc:20160", "state": 0,
-             "status_address": "basic-tikv-1.basic-tikv-peer.tidb.svc:20180", "state_name": "Down",
-             "last_heartbeat": 1764028000000000000},
-   "status": {"capacity": "0B", "available": "0B", "used_size": "0B", "leader_count": 0,
-              "leader_weight": 1, "leader_score": 0, "leader_size": 0, "region_count": 0,
-              "region_weight": 1, "region_score": 0, "region_size": 0}}]}"""
+REFERENCE_STORES = json.dumps(REFERENCE_BODY)
 
 
 def spec(**invariants: Any) -> TiKVClusterSpec:
@@ -101,6 +86,7 @@ def test_reference_sizes_parse_both_formats() -> None:
     assert stores[0].capacity_bytes == round(96.73 * GIB)
     assert stores[1].capacity_bytes == 0
     old = REFERENCE_STORES.replace('"96.73GiB"', '"937 GiB"')
+    assert old != REFERENCE_STORES
     assert stores_from(old)[0].capacity_bytes == 937 * GIB
 
 
@@ -169,7 +155,7 @@ def test_a_store_without_a_state_is_unknown_not_up() -> None:
 
 
 def test_store_missing_from_pd_answer_gets_no_verdict() -> None:
-    one_store = REFERENCE_STORES.split(',\n  {"store": {"id": 4')[0] + "]}"
+    one_store = json.dumps({"stores": REFERENCE_BODY["stores"][:1]})
     found = by_identity(evaluate(observe(stores_from(one_store), metrics(healthy_values())), configure(spec())))
     assert ("store_down", "4") not in found
     assert found[("store_down", "1")].verdict == "ok"

@@ -194,40 +194,65 @@ def test_tickets_of_other_clusters_are_ignored() -> None:
     assert isinstance(op, CreateTicket)
 
 
+def edited(recorded: str, phase: str = "Open", held: bool = False, **kw: Any) -> TicketView:
+    """A ticket a person just changed: the operator last recorded `recorded`; labels as a CLI would set them."""
+    labels = {"tikvops.io/phase": phase.lower(), "tikvops.io/held": "true" if held else "false"}
+    return ticket(phase=phase, held=held, labels=kw.pop("labels", labels),
+                  annotations={"tikvops.io/recorded": recorded}, **kw)
+
+
 def test_edit_manual_resolve_wins_over_hold() -> None:
-    t = ticket(phase="Resolved", held=True, labels={"tikvops.io/phase": "open", "tikvops.io/held": "true"})
-    op = react_to_edit(t, T0)
+    op = react_to_edit(edited("Open/held", "Resolved", held=True, labels={"tikvops.io/phase": "open",
+                                                                          "tikvops.io/held": "true"}), T0)
     assert op is not None
     assert op.status == {"resolution": "manual", "resolvedAt": to_rfc3339(T0)}
     assert op.spec == {"held": False}
     assert op.labels == {"tikvops.io/phase": "resolved", "tikvops.io/held": "false"}
+    assert op.annotations == {"tikvops.io/recorded": "Resolved/unheld"}
     assert op.event is not None
     assert op.event.reason == "TicketResolvedManually"
 
 
-def test_edit_hold_and_unhold_update_the_label_and_post_an_event() -> None:
-    held = react_to_edit(ticket(held=True), T0)
+def test_edit_by_the_cli_which_already_set_labels_still_posts_the_event() -> None:
+    op = react_to_edit(edited("Open/unheld", "Resolved", resolution="manual", resolved_at=T0), T0)
+    assert op is not None
+    assert op.status == {"resolution": "manual"}
+    assert op.labels is None
+    assert op.event is not None
+    assert op.event.reason == "TicketResolvedManually"
+
+
+def test_edit_hold_and_unhold_post_an_event() -> None:
+    held = react_to_edit(edited("Open/unheld", held=True, labels={"tikvops.io/phase": "open",
+                                                                  "tikvops.io/held": "false"}), T0)
     assert held is not None
     assert held.labels == {"tikvops.io/held": "true"}
+    assert held.annotations == {"tikvops.io/recorded": "Open/held"}
     assert held.event is not None
     assert held.event.reason == "TicketHeld"
-    unheld = react_to_edit(ticket(held=False, labels={"tikvops.io/phase": "open", "tikvops.io/held": "true"}), T0)
+    unheld = react_to_edit(edited("Open/held", held=False), T0)
     assert unheld is not None
     assert unheld.event is not None
     assert unheld.event.reason == "TicketUnheld"
 
 
 def test_edit_acknowledge_and_in_step_ticket() -> None:
-    ack = react_to_edit(ticket(phase="Acknowledged", labels={"tikvops.io/phase": "open", "tikvops.io/held": "false"}),
-                        T0)
+    ack = react_to_edit(edited("Open/unheld", "Acknowledged"), T0)
     assert ack is not None
-    assert ack.labels == {"tikvops.io/phase": "acknowledged"}
+    assert ack.annotations == {"tikvops.io/recorded": "Acknowledged/unheld"}
     assert ack.event is not None
     assert ack.event.reason == "TicketAcknowledged"
-    assert react_to_edit(ticket(), T0) is None
-    # The operator's own auto-resolve (status written before labels) only gets its label caught up.
-    auto = react_to_edit(ticket(phase="Resolved", resolution="auto",
-                                labels={"tikvops.io/phase": "open", "tikvops.io/held": "false"}), T0)
+    assert react_to_edit(edited("Open/unheld"), T0) is None
+    # The operator's own auto-resolve (status written before labels) only gets its record caught up.
+    auto = react_to_edit(edited("Open/unheld", "Resolved", resolution="auto"), T0)
     assert auto is not None
     assert auto.event is None
     assert auto.status is None
+
+
+def test_a_ticket_from_before_the_record_annotation_falls_back_to_its_labels() -> None:
+    old = ticket(held=True, labels={"tikvops.io/phase": "open", "tikvops.io/held": "false"})
+    op = react_to_edit(old, T0)
+    assert op is not None
+    assert op.event is not None
+    assert op.event.reason == "TicketHeld"

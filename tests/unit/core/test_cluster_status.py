@@ -1,0 +1,72 @@
+"""The TiKVCluster status after a check, the heartbeat line, and when the status is worth a write."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tikv_operator.core.cluster_resource import PendingViolation
+from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
+from tikv_operator.core.findings import Finding
+from tikv_operator.core.lifecycle import Plan
+from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Store
+
+T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+STORES = (Store("1"), Store("2", state_name="Down"), Store("3"))
+
+
+def observation(at: datetime = T0, pd_ok: bool = True, prom_ok: bool = True) -> Observation:
+    pd = PDObservation("http://pd:2379", pd_ok, STORES if pd_ok else (), "" if pd_ok else "connection refused")
+    prom = MetricsObservation("http://prom:9090", prom_ok, error="" if prom_ok else "timeout")
+    return Observation("basic", at, pd, prom)
+
+
+def down(store: str = "2") -> Finding:
+    return Finding("store_down", store, "violated", "critical", f"store {store} is Down")
+
+
+def test_degraded_with_open_tickets_and_store_counts() -> None:
+    pending = (PendingViolation(invariant="high_latency", store="1", first_seen="2026-11-25T02:59:00Z"),)
+    status = next_status(None, observation(), [down()], Plan((), pending, open_tickets=1), generation=3)
+    assert (status.health, status.stores_up, status.open_tickets) == ("Degraded", "2/3", 1)
+    assert status.pending_violations == list(pending)
+    conditions = {c.type: (c.status, c.reason, c.observed_generation) for c in status.conditions}
+    assert conditions == {"Ready": ("False", "Degraded", 3), "PDReachable": ("True", "Answering", 3),
+                          "PrometheusReachable": ("True", "Answering", 3)}
+    assert status.message == "2/3 stores up, 1 open tickets, 1 violations"
+
+
+def test_unknown_when_pd_cannot_be_read_and_store_counts_are_kept() -> None:
+    before = next_status(None, observation(), [], Plan((), ()), generation=1)
+    after = next_status(before, observation(T0 + timedelta(seconds=30), pd_ok=False), [], Plan((), ()), 1)
+    assert after.health == "Unknown"
+    assert after.stores_up == "2/3"  # the last known counts, not 0/0
+    assert after.message == "PD does not answer: connection refused"
+    pd = next(c for c in after.conditions if c.type == "PDReachable")
+    assert (pd.status, pd.last_transition_time) == ("False", "2026-11-25T03:00:30Z")
+
+
+def test_condition_transition_time_moves_only_with_its_status() -> None:
+    first = next_status(None, observation(), [], Plan((), ()), 1)
+    later = next_status(first, observation(T0 + timedelta(minutes=5)), [], Plan((), ()), 1)
+    assert [c.last_transition_time for c in later.conditions] == ["2026-11-25T03:00:00Z"] * 3
+
+
+def test_steady_state_writes_once_per_refresh_interval() -> None:
+    refresh = timedelta(minutes=1)
+    first = next_status(None, observation(), [down()], Plan((), (), open_tickets=1), 1)
+    assert needs_write(None, first, refresh)
+    same = next_status(first, observation(T0 + timedelta(seconds=30)), [down()], Plan((), (), open_tickets=1), 1)
+    assert not needs_write(first, same, refresh)
+    old = next_status(first, observation(T0 + timedelta(seconds=60)), [down()], Plan((), (), open_tickets=1), 1)
+    assert needs_write(first, old, refresh)
+    changed = next_status(first, observation(T0 + timedelta(seconds=5)), [], Plan((), ()), 1)
+    assert needs_write(first, changed, refresh)
+
+
+def test_heartbeat_line_names_the_violations() -> None:
+    ok = Finding("pd_unreachable", "", "ok", "critical", "PD answers")
+    assert heartbeat([ok], Plan((), ())) == "check complete: 1 invariants, all passing; 0 open tickets"
+    unknown = Finding("high_latency", "1", "unknown", "warning", "no data")
+    line = heartbeat([ok, down("2"), down("3"), unknown], Plan((), (), open_tickets=2))
+    assert line == ("check complete: 3 invariants, 2 violations (store_down@2, store_down@3), 1 unknown; "
+                    "2 open tickets")
