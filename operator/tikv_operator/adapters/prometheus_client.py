@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,11 @@ from tikv_operator.core.queries import check_queries
 NO_RETRY = Retry(total=0, read=False)
 # The threads stop on requests' own timeout; this only keeps the check from waiting on a stuck thread.
 DEADLINE_SLACK_SECONDS = 1.0
+# Clients kept per worker thread (one per Prometheus URL and credentials), so checks reuse connections
+# instead of opening three new ones each time; bounded, since clusters can name many Prometheuses.
+CLIENTS_PER_THREAD = 16
+
+_local = threading.local()
 
 
 class _Answer(Exception):
@@ -95,20 +102,45 @@ def describe(error: Exception, timeout_s: float) -> str:
     return f"the query failed ({type(error).__name__})"
 
 
-def _query(url: str, expr: str, timeout_s: float, auth: PrometheusAuth | None) -> dict[str, float] | _Failure:
-    """One instant query, in a worker thread, on its own session (requests sessions are not thread-safe)."""
+def _client(url: str, timeout_s: float, auth: PrometheusAuth | None) -> PrometheusConnect:
+    """This worker thread's client for `url` and `auth` (requests sessions are not thread-safe)."""
+    cache: OrderedDict[tuple[Any, ...], PrometheusConnect] = getattr(_local, "clients", None) or OrderedDict()
+    _local.clients = cache
+    key = (url, timeout_s, auth)  # the credentials dataclasses are frozen, hashed by value
+    client = cache.get(key)
+    if client is not None:
+        cache.move_to_end(key)
+        return client
     session = requests.Session()
     session.hooks["response"].append(_raise_for_status)
     headers = {"Authorization": f"Bearer {auth.token}"} if isinstance(auth, BearerToken) else None
     basic = (auth.username, auth.password) if isinstance(auth, BasicAuth) else None
+    client = PrometheusConnect(
+        url.rstrip("/"), headers=headers, auth=basic, retry=NO_RETRY, session=session, timeout=timeout_s,
+    )
+    cache[key] = client
+    while len(cache) > CLIENTS_PER_THREAD:
+        _, old = cache.popitem(last=False)
+        old._session.close()
+    return client
+
+
+def _query(url: str, expr: str, timeout_s: float, auth: PrometheusAuth | None) -> dict[str, float] | _Failure:
+    """One instant query, in a worker thread."""
     try:
-        with PrometheusConnect(
-            url.rstrip("/"), headers=headers, auth=basic, retry=NO_RETRY, session=session, timeout=timeout_s,
-        ) as prometheus:
-            # `timeout` also asks Prometheus to give up evaluating at the same time (float seconds).
-            return instant_vector(prometheus.custom_query(expr, params={"timeout": f"{timeout_s:g}"}))
+        prometheus = _client(url, timeout_s, auth)
+        # `timeout` also asks Prometheus to give up evaluating at the same time (float seconds).
+        return instant_vector(prometheus.custom_query(expr, params={"timeout": f"{timeout_s:g}"}))
     except Exception as error:  # anything at all: a check must never raise for Prometheus' answers
+        if isinstance(error, requests.ConnectionError | requests.Timeout):
+            _forget(url, timeout_s, auth)  # a broken pooled connection must not be reused
         return _Failure(describe(error, timeout_s))
+
+
+def _forget(url: str, timeout_s: float, auth: PrometheusAuth | None) -> None:
+    cache = getattr(_local, "clients", None)
+    if cache is not None and (client := cache.pop((url, timeout_s, auth), None)) is not None:
+        client._session.close()
 
 
 def _summary(failures: Mapping[str, str], queries: int) -> str:
