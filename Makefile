@@ -37,6 +37,9 @@ test: lint unit ## everything CI runs: lint, unit, then integration on a platfor
 demo: install ## the whole product on this machine as a short kubectl story (KEEP=1 leaves it running)
 	KEEP=$(KEEP) $(VENV)/bin/python hack/demo.py
 
+bench: install ## benchmarks of issue 8 (cost per check, latency, API writes, scale) -> bench/RESULTS.md
+	$(VENV)/bin/python -m bench.run_all
+
 platform-up: ## start the local platform (eval "$$(hack/platform env)" to use it)
 	hack/platform up
 

@@ -1,0 +1,66 @@
+"""`make bench` / `.venv/bin/python -m bench.run_all`: every benchmark of issue 8, one after another, on
+the platform of TIKV_PLATFORM_DIR (default .platform-bench: brought up if needed and down at the end if
+this run brought it up). Each benchmark prints its section and rewrites bench/RESULTS.md.
+
+--quick runs small versions (a smoke test of the machinery, not figures to publish)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+import traceback
+from collections.abc import Callable
+
+from bench import api_writes, check_cost, detection_latency, scale
+from bench.common import log, platform_down, platform_up, render_results, write_section
+
+BENCHMARKS: dict[str, Callable[[list[str]], str]] = {
+    "check_cost": check_cost.main,
+    "detection_latency": detection_latency.main,
+    "api_writes": api_writes.main,
+    "scale": scale.main,
+}
+QUICK: dict[str, list[str]] = {
+    "check_cost": ["--sizes", "3,30", "--checks", "3"],
+    "detection_latency": ["--faults", "2"],
+    "api_writes": ["--clusters", "5", "--interval", "2", "--refresh", "10", "--window", "25"],
+    "scale": ["--sizes", "20", "--window", "20", "--warmup", "5", "--py-spy", ""],
+}
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds through every benchmark's clean-up
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated benchmark names")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmarks {', '.join(unknown)}: use {', '.join(BENCHMARKS)}")
+    platform = platform_up()
+    failed = 0
+    try:
+        for name in names:
+            started = time.monotonic()
+            log(f"=== {name}")
+            try:
+                BENCHMARKS[name](QUICK[name] if args.quick else [])
+            except Exception:
+                failed += 1
+                write_section(name, f"## {name}\n\nFAILED in this run:\n\n```\n{traceback.format_exc()[-3000:]}```")
+                log(f"{name} failed:\n{traceback.format_exc()}")
+            log(f"=== {name} took {time.monotonic() - started:.0f}s")
+    finally:
+        platform_down(platform)
+        render_results()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
