@@ -102,7 +102,6 @@ async def watch_cluster(
             await stopped.wait(min(SPEC_POLL_S, due - now))
             continue
         last_start = now
-        memo.lag.append(now - due)
         self_metrics.CHECK_LAG.observe(now - due)
         await _check_once(checker, body, spec, _tickets(tickets_by_cluster, namespace, name))
     self_metrics.forget_cluster(namespace, name)

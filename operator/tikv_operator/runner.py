@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,9 +11,6 @@ from typing import Literal
 import kopf
 
 LogFormat = Literal["text", "json"]
-# Scheduling lag samples kept for the self-metrics and the benchmarks.
-LAG_SAMPLES = 10_000
-
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -48,8 +44,7 @@ def run_operator(options: RunOptions) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if options.metrics_port is not None:
         self_metrics.serve(options.metrics_port, options.bind_address)
-    memo = kopf.Memo(default_interval=options.default_interval, lag=collections.deque(maxlen=LAG_SAMPLES),
-                     only_cluster=options.only_cluster, **options.extra_memo)
+    memo = kopf.Memo(default_interval=options.default_interval, only_cluster=options.only_cluster, **options.extra_memo)
     kopf.run(
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),
