@@ -12,7 +12,6 @@ import json
 import ssl
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +49,6 @@ class CountingProxy:
     def writes_between(self, start: float, end: float) -> list[Recorded]:
         with self._lock:
             return [r for r in self.records if start <= r.at < end and r.request.write]
-
-    def count_writes(self, start: float, end: float) -> Counter[tuple[str, str]]:
-        """(method, resource) -> count of write requests that arrived in [start, end)."""
-        return Counter((r.request.method, r.request.resource) for r in self.writes_between(start, end))
 
     # --- serving ---------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
