@@ -320,6 +320,10 @@ def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> None
 PROMETHEUS_CONFIG = """\
 # Written by hack/platform. Tests and tools add scrape targets by dropping file_sd JSON files into
 # {file_sd}: Prometheus picks them up within a second, no reload needed.
+# - {file_sd}/*.json: labels are used as given (tiup, TidbMonitor conventions).
+# - {file_sd}/kubernetes/*.json: targets carry the __meta_kubernetes_* labels that Kubernetes service
+#   discovery would give, relabelled as prometheus-operator does for a ServiceMonitor
+#   (kube-prometheus, tidb-operator v2); instance stays __address__, i.e. podIP:port.
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -329,6 +333,23 @@ scrape_configs:
     file_sd_configs:
       - files: ["{file_sd}/*.json"]
         refresh_interval: 1s
+  - job_name: kubernetes-pods
+    file_sd_configs:
+      - files: ["{file_sd}/kubernetes/*.json"]
+        refresh_interval: 1s
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_service_name]
+        target_label: service
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+      - source_labels: [__meta_kubernetes_pod_container_name]
+        target_label: container
+      - source_labels: [__meta_kubernetes_service_name]
+        target_label: job
+      - source_labels: [__meta_kubernetes_endpoint_port_name]
+        target_label: endpoint
 """
 
 
@@ -336,7 +357,8 @@ def start(directory: Path) -> State:
     bins = bin_dir()
     logs = directory / "logs"
     pki = directory / "pki"
-    for sub in ("etcd", "pki", "apiserver-certs", "prometheus/data", "prometheus/file_sd"):
+    for sub in ("etcd", "pki", "apiserver-certs", "prometheus/data", "prometheus/file_sd",
+                "prometheus/file_sd/kubernetes"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     pki.chmod(0o700)
 

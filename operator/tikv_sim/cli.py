@@ -7,7 +7,7 @@ import os
 import signal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -35,6 +35,12 @@ app.add_typer(fault_app, name="fault")
 class InstanceLabelChoice(StrEnum):
     status_address = InstanceLabel.STATUS_ADDRESS.value
     pod_name = InstanceLabel.POD_NAME.value
+    pod_label = InstanceLabel.POD_LABEL.value
+
+
+class GrpcSeriesChoice(StrEnum):
+    full = "full"
+    lean = "lean"
 
 
 class PdModeChoice(StrEnum):
@@ -57,6 +63,15 @@ def _parse_labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
+def _parse_namespaces(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise typer.BadParameter("--namespaces takes a comma-separated list, e.g. a,b")
+    return names
+
+
 @app.command()
 def version() -> None:
     """Print the version of tikv-sim."""
@@ -73,13 +88,29 @@ def run(
     control_port: Annotated[int, typer.Option(help="Control API port; 0 picks a free one.")] = 0,
     file_sd: Annotated[Path | None, typer.Option(help="Write a Prometheus file_sd target file here.")] = None,
     instance_label: Annotated[
-        InstanceLabelChoice, typer.Option(help="status-address (tiup) or pod-name (tidb-operator).")
+        InstanceLabelChoice,
+        typer.Option(help="status-address (tiup), pod-name (TidbMonitor) or pod-label (kube-prometheus)."),
     ] = InstanceLabelChoice.status_address,
+    namespaces: Annotated[
+        str | None, typer.Option(help="One cluster per namespace, same names in each: a,b (overrides --namespace).")
+    ] = None,
+    tiflash: Annotated[int, typer.Option(min=0, help="TiFlash stores per cluster (after the TiKV ones).")] = 0,
+    grpc_series: Annotated[
+        GrpcSeriesChoice, typer.Option(help="full: all 50 gRPC types x 4 priorities; lean: a dozen x 2.")
+    ] = GrpcSeriesChoice.full,
+    status_address: Annotated[
+        bool, typer.Option(help="--no-status-address: PD shows none (tidb-operator v1 without dynamic config).")
+    ] = True,
+    shuffle_stores: Annotated[bool, typer.Option(help="/stores in a new order on every call, as PD.")] = True,
+    seed: Annotated[int | None, typer.Option(help="Seed of the /stores order (default: random).")] = None,
     label: Annotated[list[str] | None, typer.Option(help="Extra k=v label on every target.")] = None,
     p99_ms: Annotated[float, typer.Option(help="Initial gRPC p99 latency of every store, in ms.")] = 10.0,
     heartbeat_interval: Annotated[float, typer.Option(help="Store heartbeat interval (s).")] = 10.0,
     disconnect_after: Annotated[float, typer.Option(help="Seconds before Disconnected.")] = 20.0,
     down_after: Annotated[float, typer.Option(help="max-store-down-time (s) before Down.")] = 1800.0,
+    persist_interval: Annotated[
+        float, typer.Option(help="How often PD persists a heartbeat (s); a new leader starts from it.")
+    ] = 300.0,
     scenario: Annotated[Path | None, typer.Option(help="YAML scenario of faults to play.")] = None,
     state_file: Annotated[Path | None, typer.Option(help="Write the URLs here (JSON).")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
@@ -95,10 +126,25 @@ def run(
         pd_port=pd_port,
         control_port=control_port,
         p99_ms=p99_ms,
-        timing=Timing(heartbeat_interval=heartbeat_interval, disconnect_after=disconnect_after, down_after=down_after),
+        timing=Timing(
+            heartbeat_interval=heartbeat_interval,
+            disconnect_after=disconnect_after,
+            down_after=down_after,
+            persist_interval=persist_interval,
+        ),
         file_sd=file_sd,
         extra_labels=_parse_labels(label or []),
+        seed=seed,
+        shuffle_stores=shuffle_stores,
+        status_address=status_address,
+        tiflash=tiflash,
+        grpc_series=grpc_series.value,
+        namespaces=_parse_namespaces(namespaces),
     )
+    try:
+        config.validate()
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     asyncio.run(_serve(config, steps, state_file, duration))
 
 
@@ -141,7 +187,7 @@ def _report_scenario_failure(task: "asyncio.Task[None]") -> None:
 def _print_summary(summary: dict[str, Any], file_sd: Path | None) -> None:
     typer.echo(f"control: {summary['control_url']}   (export {CONTROL_ENV}={summary['control_url']})")
     for cluster in summary["clusters"][:5]:
-        typer.echo(f"cluster {cluster['name']}: PD {cluster['pd_url']}")
+        typer.echo(f"cluster {cluster['key']}: PD {cluster['pd_url']}")
         for store in cluster["stores"]:
             typer.echo(f"  store {store['id']}: {store['metrics_url']}  instance={store['instance']}")
     if len(summary["clusters"]) > 5:
@@ -156,7 +202,9 @@ ControlOption = Annotated[
     str | None, typer.Option("--control", help=f"Control API URL (default: ${CONTROL_ENV} or --state-file).")
 ]
 StateOption = Annotated[Path | None, typer.Option("--state-file", help=f"State file (or ${STATE_ENV}).")]
-ClusterOption = Annotated[str | None, typer.Option("--cluster", help="Cluster name (default: the first).")]
+ClusterOption = Annotated[
+    str | None, typer.Option("--cluster", help="Cluster name or <namespace>/<name> (default: the first).")
+]
 
 
 def _control_url(control: str | None, state_file: Path | None) -> str:
@@ -165,9 +213,19 @@ def _control_url(control: str | None, state_file: Path | None) -> str:
     if os.environ.get(CONTROL_ENV):
         return os.environ[CONTROL_ENV].rstrip("/")
     path = state_file or (Path(os.environ[STATE_ENV]) if os.environ.get(STATE_ENV) else None)
-    if path is not None:
+    if path is None:
+        raise typer.BadParameter(f"say where tikv-sim listens: --control URL, ${CONTROL_ENV} or --state-file")
+    try:
         return str(json.loads(path.read_text())["control_url"]).rstrip("/")
-    raise typer.BadParameter(f"say where tikv-sim listens: --control URL, ${CONTROL_ENV} or --state-file")
+    except OSError as error:
+        _fail(f"cannot read {path}: {error.strerror} (is `tikv-sim run --state-file {path}` running?)")
+    except (ValueError, KeyError, TypeError):
+        _fail(f"{path} is not a tikv-sim state file (no control_url in it)")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
 
 
 def _send(control: str | None, state_file: Path | None, fault: dict[str, Any]) -> None:
@@ -178,13 +236,14 @@ def _send(control: str | None, state_file: Path | None, fault: dict[str, Any]) -
     except FaultError as error:
         raise typer.BadParameter(str(error)) from None
     except httpx.HTTPError as error:
-        typer.echo(f"cannot reach tikv-sim at {url}: {error}", err=True)
-        raise typer.Exit(2) from None
+        _fail(f"cannot reach tikv-sim at {url}: {error}")
     body = response.json()
     if response.status_code != 200:
         typer.echo(f"error: {body.get('error', body)}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"applied {json.dumps(body['applied'])} to cluster {body['cluster']['name']}")
+    typer.echo(f"applied {json.dumps(body['applied'])} to cluster {body['cluster']['key']}")
+    for step in body.get("steps", []):
+        typer.echo(f"  at +{step.pop('at'):g}s: {json.dumps(step)}")
 
 
 def _fault(kind: str, cluster: str | None, **params: Any) -> dict[str, Any]:
@@ -238,12 +297,84 @@ def disk(
 def latency(
     store: int,
     p99_ms: Annotated[float, typer.Option(help="gRPC p99 latency in milliseconds.")],
+    msg_type: Annotated[
+        str | None, typer.Option("--type", help="One gRPC type (kv_pessimistic_lock, unsafe_destroy_range, ...).")
+    ] = None,
+    weight: Annotated[
+        int | None, typer.Option(help="That type's share of the store's requests, per mille (with --type).")
+    ] = None,
     control: ControlOption = None,
     state_file: StateOption = None,
     cluster: ClusterOption = None,
 ) -> None:
-    """Set a store's gRPC p99 latency."""
-    _send(control, state_file, _fault("latency", cluster, store=store, p99_ms=p99_ms))
+    """Set a store's gRPC p99 latency: of every foreground type, or of one --type."""
+    _send(control, state_file, _fault("latency", cluster, store=store, p99_ms=p99_ms, type=msg_type, weight=weight))
+
+
+@fault_app.command("pd-leader-change")
+def pd_leader_change(
+    election_seconds: Annotated[float | None, typer.Option(help="No leader: 503 (default 3).")] = None,
+    not_bootstrapped_seconds: Annotated[
+        float | None, typer.Option(help="New leader not serving yet: 500 (default 1).")
+    ] = None,
+    reconnect_seconds: Annotated[
+        float | None, typer.Option(help="Until stores' heartbeats reach the new leader (default 0).")
+    ] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Elect a new PD leader: 503, then 500 not bootstrapped, then stores Disconnected until their next heartbeat."""
+    params = {
+        "election_seconds": election_seconds,
+        "not_bootstrapped_seconds": not_bootstrapped_seconds,
+        "reconnect_seconds": reconnect_seconds,
+    }
+    _send(control, state_file, _fault("pd-leader-change", cluster, **params))
+
+
+@fault_app.command("restart-store")
+def restart_store(
+    store: int,
+    downtime: Annotated[float | None, typer.Option(help="Seconds before it starts again (default 30).")] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Restart a store: stop now, start after DOWNTIME (new start time, counters from zero)."""
+    _send(control, state_file, _fault("restart-store", cluster, store=store, downtime=downtime))
+
+
+@fault_app.command("rolling-restart")
+def rolling_restart(
+    downtime: Annotated[float | None, typer.Option(help="Seconds each store is down (default 30).")] = None,
+    gap: Annotated[float | None, typer.Option(help="Seconds between one start and the next stop (default 10).")] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Restart every running TiKV store (not TiFlash) one at a time, in id order."""
+    _send(control, state_file, _fault("rolling-restart", cluster, downtime=downtime, gap=gap))
+
+
+@fault_app.command("scale-in")
+def scale_in(
+    store: int,
+    drain_seconds: Annotated[float | None, typer.Option(help="Seconds to move its regions away (default 30).")] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Remove a store: Offline while its regions drain, then Tombstone and its pod deleted."""
+    _send(control, state_file, _fault("scale-in", cluster, store=store, drain_seconds=drain_seconds))
+
+
+@fault_app.command("replace-store")
+def replace_store(
+    store: int, control: ControlOption = None, state_file: StateOption = None, cluster: ClusterOption = None
+) -> None:
+    """Lose a store's disk: it stays Offline (physically destroyed); a new store takes its address and pod."""
+    _send(control, state_file, _fault("replace-store", cluster, store=store))
 
 
 @fault_app.command("slow-score")
@@ -295,14 +426,20 @@ def pd(
 def status(control: ControlOption = None, state_file: StateOption = None) -> None:
     """Show the simulated clusters and their stores as the simulator sees them."""
     url = _control_url(control, state_file)
-    summary = httpx.get(f"{url}/api/v1/clusters", timeout=10).json()
+    try:
+        summary = httpx.get(f"{url}/api/v1/clusters", timeout=10).json()
+    except httpx.HTTPError as error:
+        _fail(f"cannot reach tikv-sim at {url}: {error}")
     for cluster in summary["clusters"]:
-        typer.echo(f"{cluster['name']}  PD {cluster['pd_url']}  mode={cluster['pd_mode']}")
+        typer.echo(
+            f"{cluster['key']}  PD {cluster['pd_url']}  mode={cluster['pd_mode']}  "
+            f"leader={cluster['pd_leader']} ({cluster['pd_leader_changes']} changes)"
+        )
         for store in cluster["stores"]:
             typer.echo(
-                f"  store {store['id']:<3} {store['state_name']:<12} "
+                f"  store {store['id']:<3} {store['engine']:<8} {store['state_name']:<12} "
                 f"{'running' if store['running'] else 'stopped':<8} disk={store['disk_used_percent']:.1f}% "
-                f"p99={store['p99_ms']:g}ms  {store['metrics_url']}"
+                f"p99={store['p99_ms']:g}ms  {store['pod']}  {store['metrics_url'] or '-'}"
             )
 
 

@@ -1,9 +1,11 @@
 """One simulated TiKV cluster: its PD (identity, fault mode, region health) and its stores."""
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 
+from tikv_sim.pd_leader import LeaderState
 from tikv_sim.store_model import MetaState, Store, StoreSpec, Timing
 
 
@@ -31,6 +33,12 @@ class InstanceLabel(Enum):
 
     STATUS_ADDRESS = "status-address"  # tiup: instance = the store's status_address
     POD_NAME = "pod-name"  # tidb-operator TidbMonitor: instance = pod name
+    POD_LABEL = "pod-label"  # prometheus-operator ServiceMonitor/PodMonitor: instance = podIP:port, plus `pod`
+
+    @property
+    def kubernetes(self) -> bool:
+        """PD knows stores by their pods' DNS names."""
+        return self is not InstanceLabel.STATUS_ADDRESS
 
 
 # The region problems PD counts (pd_regions_status types, /regions/check/<kind>).
@@ -62,6 +70,10 @@ def _uint64_id(seed: str) -> int:
 class PdState:
     mode: PdMode = PdMode.OK
     hang_seconds: float = 30.0
+    leader: LeaderState = field(default_factory=LeaderState)
+
+
+ENGINE_PORTS = {"tikv": (20160, 20180), "tiflash": (3930, 20292)}  # (address port, status port) in a pod
 
 
 @dataclass
@@ -70,38 +82,62 @@ class ClusterIdentity:
     namespace: str
     instance_label: InstanceLabel
     replicas: int = 3
+    key: str = ""  # how faults and the control API name it: the name, or "<ns>/<name>" when names repeat
+    pd_members: int = 3
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.name
 
     @property
     def cluster_id(self) -> int:
         return _uint64_id(f"{self.namespace}/{self.name}/cluster")
 
+    def pd_member_id(self, index: int) -> int:
+        return _uint64_id(f"{self.namespace}/{self.name}/pd-{index}")
+
     @property
     def member_id(self) -> int:
-        return _uint64_id(f"{self.namespace}/{self.name}/pd-0")
+        return self.pd_member_id(0)
+
+    def pd_member_name_of(self, index: int) -> str:
+        return f"{self.name}-pd-{index}" if self.instance_label.kubernetes else f"pd-{index}"
 
     @property
     def pd_member_name(self) -> str:
-        return f"{self.name}-pd-0" if self.instance_label is InstanceLabel.POD_NAME else "pd-0"
+        return self.pd_member_name_of(0)
 
     @property
     def tidb_cluster(self) -> str:
         return f"{self.namespace}-{self.name}"
 
-    def pod_name(self, store_index: int) -> str:
-        return f"{self.name}-tikv-{store_index}"
+    def pod_name(self, store_index: int, engine: str = "tikv") -> str:
+        return f"{self.name}-{engine}-{store_index}"
 
-    def store_addresses(self, store_index: int, metrics_port: int) -> tuple[str, str]:
-        """(address, status_address) as PD reports them for this deployment style."""
-        if self.instance_label is InstanceLabel.POD_NAME:
-            host = f"{self.pod_name(store_index)}.{self.name}-tikv-peer.{self.namespace}.svc"
-            return f"{host}:20160", f"{host}:20180"
+    def peer_service(self, engine: str = "tikv") -> str:
+        return f"{self.name}-{engine}-peer"
+
+    def store_addresses(self, store_index: int, metrics_port: int, engine: str = "tikv") -> tuple[str, str]:
+        """(address, status_address) as PD reports them for this deployment style.
+
+        `store_index` counts within the engine (basic-tiflash-0 is the first TiFlash store).
+        """
+        if self.instance_label.kubernetes:
+            host = f"{self.pod_name(store_index, engine)}.{self.peer_service(engine)}.{self.namespace}.svc"
+            port, status_port = ENGINE_PORTS[engine]
+            return f"{host}:{port}", f"{host}:{status_port}"
         # tiup: Prometheus scrapes the status address itself, so it must be the real port.
         return f"127.0.0.1:{20160 + store_index}", f"127.0.0.1:{metrics_port}"
 
-    def store_instance(self, store_index: int, status_address: str) -> str:
-        if self.instance_label is InstanceLabel.POD_NAME:
-            return self.pod_name(store_index)
-        return status_address
+
+@dataclass
+class Slot:
+    """A pod of the cluster: the store it runs now and its place among the pods of its engine."""
+
+    index: int  # position in Cluster.slots, which is also its listener's key
+    engine: str
+    ordinal: int  # basic-tikv-<ordinal>
+    store_id: int
+    removed: bool = False  # the pod was deleted (store Tombstone after a scale-in)
 
 
 @dataclass
@@ -112,21 +148,60 @@ class Cluster:
     created_ns: int
     pd: PdState = field(default_factory=PdState)
     region_problems: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REGION_CHECKS, 0))
+    slots: list[Slot] = field(default_factory=list)
+    advertise_status_address: bool = True
+    regions: int = 1
 
     @property
     def name(self) -> str:
         return self.identity.name
 
+    @property
+    def key(self) -> str:
+        return self.identity.key
+
     def store(self, store_id: int) -> Store:
         try:
             return self.stores[store_id]
         except KeyError:
-            raise LookupError(f"cluster {self.name} has no store {store_id}") from None
+            raise LookupError(f"cluster {self.key} has no store {store_id}") from None
+
+    def slot_of(self, store_id: int) -> Slot | None:
+        """The pod a store runs in; None for a store that was replaced (its pod now runs another)."""
+        return next((slot for slot in self.slots if slot.store_id == store_id), None)
+
+    def pod_name(self, store: Store) -> str:
+        slot = self.slots[store.spec.slot]
+        return self.identity.pod_name(slot.ordinal, slot.engine)
+
+    def replace_store(self, store_id: int, now_ns: int) -> Store:
+        """The store's disk is lost: `pd-ctl store delete` marks it Offline and physically destroyed, and
+        a new store (the next id) registers on the same address from the same pod: a new process, new counters."""
+        old = self.store(store_id)
+        slot = self.slot_of(store_id)
+        if slot is None or slot.removed:
+            raise ValueError(f"store {store_id} no longer runs in a pod: nothing to replace")
+        old.set_meta_state(MetaState.OFFLINE)
+        old.physically_destroyed = True
+        old.stop(now_ns)
+        spec = dataclasses.replace(old.spec, id=max(self.stores) + 1, labels=dict(old.spec.labels))
+        new = Store(spec, self.timing, now_ns)
+        self.stores[spec.id] = new
+        slot.store_id = spec.id
+        return new
+
+    def remove_store(self, store_id: int, now_ns: int) -> None:
+        """The end of a scale-in: PD makes the store Tombstone and tidb-operator deletes its pod."""
+        store = self.store(store_id)
+        store.set_meta_state(MetaState.TOMBSTONE)
+        store.stop(now_ns)
+        slot = self.slot_of(store_id)
+        if slot is not None:
+            slot.removed = True
 
     def region_total(self) -> int:
-        """Regions in the cluster: every region has `replicas` peers spread over the stores."""
-        peers = sum(s.region_count for s in self.stores.values() if s.meta_state is not MetaState.TOMBSTONE)
-        return max(1, peers // max(1, min(self.identity.replicas, len(self.stores))))
+        """Regions in the cluster; a scale-in moves peers between stores but keeps the regions."""
+        return max(1, self.regions)
 
     def set_region_problems(self, counts: dict[str, int]) -> None:
         for kind, count in counts.items():
@@ -144,23 +219,37 @@ def build_cluster(
     timing: Timing,
     now_ns: int,
     p99_seconds: float = 0.01,
+    tiflash_ports: list[int] | None = None,
 ) -> Cluster:
-    """Stores 1..N, regions replicated over them, leaders spread evenly, disks a little different."""
+    """TiKV stores 1..N, regions replicated over them, leaders spread evenly, disks a little different;
+    then the TiFlash stores (ids after the TiKV ones), which hold learner replicas only."""
     count = len(metrics_ports)
     regions = 20 * count
     peers_per_store = regions * min(identity.replicas, count) // count
     stores: dict[int, Store] = {}
-    for index, port in enumerate(metrics_ports):
-        address, status_address = identity.store_addresses(index, port)
+    slots: list[Slot] = []
+    engines = [("tikv", port) for port in metrics_ports] + [("tiflash", port) for port in tiflash_ports or []]
+    for slot_index, (engine, port) in enumerate(engines):
+        ordinal = slot_index if engine == "tikv" else slot_index - count
+        address, status_address = identity.store_addresses(ordinal, port, engine)
+        if engine == "tiflash" and not identity.instance_label.kubernetes:
+            address = f"127.0.0.1:{20160 + slot_index}"
+        labels = {"engine": "tiflash"} if engine == "tiflash" else {}
+        labels |= {"zone": f"z{slot_index % 3 + 1}", "host": identity.pod_name(ordinal, engine)}
         spec = StoreSpec(
-            id=index + 1,
+            id=slot_index + 1,
             address=address,
             status_address=status_address,
-            labels={"zone": f"z{index % 3 + 1}", "host": identity.pod_name(index)},
-            disk_used_percent=30.0 + 1.5 * index,
-            region_count=peers_per_store,
-            leader_count=regions // count,
+            labels=labels,
+            disk_used_percent=30.0 + 1.5 * slot_index,
+            region_count=peers_per_store if engine == "tikv" else regions // 2,
+            leader_count=regions // count if engine == "tikv" else 0,
             p99_seconds=p99_seconds,
+            engine=engine,
+            slot=slot_index,
         )
+        if engine == "tiflash":
+            spec.version = "v8.5.0"  # TiFlash reports its version with the "v"
         stores[spec.id] = Store(spec, timing, now_ns)
-    return Cluster(identity=identity, stores=stores, timing=timing, created_ns=now_ns)
+        slots.append(Slot(index=slot_index, engine=engine, ordinal=ordinal, store_id=spec.id))
+    return Cluster(identity=identity, stores=stores, timing=timing, created_ns=now_ns, slots=slots, regions=regions)

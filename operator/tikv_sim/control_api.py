@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tikv_sim.faults import FAULT_KINDS, Fault, FaultError
+from tikv_sim.faults import FAULT_KINDS, Fault, FaultError, pick_cluster
+from tikv_sim.timeline import expand
 
 if TYPE_CHECKING:
     from tikv_sim.simulator import Simulator
@@ -24,12 +25,16 @@ def make_control_app(sim: "Simulator") -> web.Application:
     async def list_clusters(_request: web.Request) -> web.Response:
         return _json(sim.summary())
 
+    def cluster_summary(key: str) -> dict[str, Any]:
+        return next(c for c in sim.summary()["clusters"] if c["key"] == key)
+
     async def get_cluster(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        for cluster in sim.summary()["clusters"]:
-            if cluster["name"] == name:
-                return _json(cluster)
-        return _json({"error": f"no cluster {name!r}"}, status=404)
+        try:
+            key = pick_cluster(sim.clusters, name).key
+        except LookupError as error:
+            return _json({"error": str(error.args[0] if error.args else error)}, status=404)
+        return _json(cluster_summary(key))
 
     async def post_fault(request: web.Request) -> web.Response:
         try:
@@ -38,17 +43,21 @@ def make_control_app(sim: "Simulator") -> web.Application:
             return _json({"error": f"body is not JSON: {error}"}, status=400)
         try:
             fault = Fault.from_mapping(body)
+            steps = expand(fault, pick_cluster(sim.clusters, fault.cluster))
             cluster = await sim.apply(fault)
         except FaultError as error:
             return _json({"error": str(error), "faults": list(FAULT_KINDS)}, status=400)
         except LookupError as error:
             return _json({"error": str(error.args[0] if error.args else error)}, status=404)
-        summary = next(c for c in sim.summary()["clusters"] if c["name"] == cluster.name)
-        return _json({"applied": fault.to_mapping(), "cluster": summary})
+        answer: dict[str, Any] = {"applied": fault.to_mapping(), "cluster": cluster_summary(cluster.key)}
+        if len(steps) > 1 or (steps and steps[0][1] is not fault):
+            # A timeline: its first steps have happened, the rest run in the background.
+            answer["steps"] = [{"at": at, **step.to_mapping()} for at, step in steps]
+        return _json(answer)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get(f"{API}/clusters", list_clusters)
-    app.router.add_get(f"{API}/clusters/{{name}}", get_cluster)
+    app.router.add_get(f"{API}/clusters/{{name:.+}}", get_cluster)  # a key may be "<namespace>/<name>"
     app.router.add_post(f"{API}/faults", post_fault)
     return app

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -61,6 +62,14 @@ class SimulatorThread:
     def fault(self, fault: Mapping[str, Any] | Fault) -> Cluster:
         parsed = fault if isinstance(fault, Fault) else Fault.from_mapping(fault)
         return self.run(self.simulator.apply(parsed))
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until every timeline step that is due by the clock has been applied."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not self.call(self.simulator.caught_up):
+            if time.monotonic() > deadline:
+                raise TimeoutError("timeline steps are due but did not run")
+            time.sleep(0.01)
 
     @property
     def pd_url(self) -> str:

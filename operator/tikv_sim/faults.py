@@ -1,14 +1,17 @@
 """The one fault vocabulary shared by the control API, the CLI and scenario files.
 
 A fault is a mapping such as {"fault": "disk", "store": 2, "percent": 85} (plus an optional
-"cluster"); scenario steps are the same mappings with an "at" offset.
+"cluster"); scenario steps are the same mappings with an "at" offset. Some faults are timelines
+(restart-store, rolling-restart, scale-in): timeline.expand turns them into simple steps.
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tikv_sim import pd_view
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, PdMode
+from tikv_sim.grpc_types import check_type
 from tikv_sim.store_model import MetaState, Store
 
 
@@ -21,6 +24,7 @@ class _Kind:
     needs_store: bool
     params: dict[str, type]  # required parameters and the type they are converted to
     optional: dict[str, type] = field(default_factory=dict)
+    internal: bool = False  # a step of a timeline, never sent by users
 
 
 _KINDS: dict[str, _Kind] = {
@@ -28,14 +32,34 @@ _KINDS: dict[str, _Kind] = {
     "start-store": _Kind(True, {}),
     "store-state": _Kind(True, {"state": str}),
     "disk": _Kind(True, {"percent": float}),
-    "latency": _Kind(True, {"p99_ms": float}),
+    "latency": _Kind(True, {"p99_ms": float}, {"type": str, "weight": int}),
     "slow-score": _Kind(True, {"score": int}),
     "write-stall": _Kind(True, {"micros": float}),
     "l0-avg": _Kind(True, {"files": int}),
     "regions": _Kind(False, {}, dict.fromkeys(REGION_CHECKS, int)),
     "pd": _Kind(False, {"mode": str}, {"hang_seconds": float}),
+    "pd-leader-change": _Kind(
+        False, {}, {"election_seconds": float, "not_bootstrapped_seconds": float, "reconnect_seconds": float}
+    ),
+    "restart-store": _Kind(True, {}, {"downtime": float}),
+    "rolling-restart": _Kind(False, {}, {"downtime": float, "gap": float}),
+    "scale-in": _Kind(True, {}, {"drain_seconds": float}),
+    "replace-store": _Kind(True, {}),
+    # Steps of a scale-in: Offline with regions moving away, then Tombstone and the pod deleted.
+    "drain-store": _Kind(True, {"drain_seconds": float}, internal=True),
+    "remove-store": _Kind(True, {}, internal=True),
 }
-FAULT_KINDS: tuple[str, ...] = tuple(_KINDS)
+FAULT_KINDS: tuple[str, ...] = tuple(name for name, kind in _KINDS.items() if not kind.internal)
+
+# Defaults of optional parameters (PD's and tidb-operator's usual timings).
+DEFAULTS: dict[str, float] = {
+    "election_seconds": 3.0,
+    "not_bootstrapped_seconds": 1.0,
+    "reconnect_seconds": 0.0,
+    "downtime": 30.0,
+    "gap": 10.0,
+    "drain_seconds": 30.0,
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +75,7 @@ class Fault:
             raise FaultError(f"a fault is a mapping, got {type(raw).__name__}")
         kind_name = raw.get("fault")
         kind = _KINDS.get(str(kind_name))
-        if kind is None:
+        if kind is None or kind.internal:
             raise FaultError(f"unknown fault {kind_name!r}: use one of {', '.join(FAULT_KINDS)}")
         known = {"fault", "cluster", "store", *kind.params, *kind.optional}
         unknown = sorted(set(raw) - known)
@@ -70,11 +94,20 @@ class Fault:
         for name, kind_type in kind.optional.items():
             if name in raw:
                 params[name] = _convert(raw[name], kind_type, name)
+        if kind_name == "latency":
+            _check_latency(params)
         if kind_name == "regions" and not params:
             raise FaultError(f"fault regions needs at least one of {', '.join(REGION_CHECKS)}")
+        for name, value in params.items():
+            if kind.optional.get(name) is float and name in DEFAULTS and value < 0:
+                raise FaultError(f"{name} cannot be negative")
         cluster = raw.get("cluster")
         cluster_name = None if cluster is None else str(cluster)
         return cls(kind=str(kind_name), params=params, store=store, cluster=cluster_name)
+
+    def param(self, name: str) -> float:
+        """A timing parameter, or its default."""
+        return float(self.params.get(name, DEFAULTS[name]))
 
     def to_mapping(self) -> dict[str, Any]:
         out: dict[str, Any] = {"fault": self.kind}
@@ -83,6 +116,16 @@ class Fault:
         if self.store is not None:
             out["store"] = self.store
         return out | self.params
+
+
+def _check_latency(params: dict[str, Any]) -> None:
+    if "weight" in params and "type" not in params:
+        raise FaultError("weight needs a type: it is that type's share of the store's requests (per mille)")
+    if "type" in params:
+        try:
+            check_type(params["type"])
+        except ValueError as error:
+            raise FaultError(str(error)) from None
 
 
 def _convert(value: Any, kind_type: type, name: str) -> Any:
@@ -95,13 +138,18 @@ def _convert(value: Any, kind_type: type, name: str) -> Any:
 
 
 def pick_cluster(clusters: Mapping[str, Cluster], name: str | None) -> Cluster:
-    """The named cluster, or the first one when no name is given (the single-cluster case)."""
+    """The cluster named by its key, "<namespace>/<name>" or a name no other cluster has; the first
+    one when no name is given (the single-cluster case)."""
     if name is None:
         return next(iter(clusters.values()))
-    try:
+    if name in clusters:
         return clusters[name]
-    except KeyError:
-        raise LookupError(f"no cluster {name!r}; clusters: {', '.join(clusters)}") from None
+    matches = [c for c in clusters.values() if name in (f"{c.identity.namespace}/{c.name}", c.name)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise LookupError(f"cluster {name!r} is ambiguous: say which one ({', '.join(c.key for c in matches)})")
+    raise LookupError(f"no cluster {name!r}; clusters: {', '.join(clusters)}")
 
 
 def _store_action(store: Store, fault: Fault, now_ns: int) -> None:
@@ -110,7 +158,9 @@ def _store_action(store: Store, fault: Fault, now_ns: int) -> None:
         "start-store": lambda: store.start(now_ns),
         "store-state": lambda: store.set_meta_state(MetaState.parse(fault.params["state"])),
         "disk": lambda: store.set_disk_used_percent(fault.params["percent"], now_ns),
-        "latency": lambda: store.set_p99(fault.params["p99_ms"] / 1000, now_ns),
+        "latency": lambda: store.set_p99(
+            fault.params["p99_ms"] / 1000, now_ns, fault.params.get("type"), fault.params.get("weight")
+        ),
         "slow-score": lambda: store.set_slow_score(fault.params["score"], now_ns),
         "write-stall": lambda: setattr(store, "write_stall_micros", fault.params["micros"]),
         "l0-avg": lambda: setattr(store, "l0_avg", fault.params["files"]),
@@ -118,17 +168,50 @@ def _store_action(store: Store, fault: Fault, now_ns: int) -> None:
     actions[fault.kind]()
 
 
+def _cluster_store_action(cluster: Cluster, fault: Fault, now_ns: int) -> bool:
+    """Store faults that change the cluster around the store; False when the fault is not one of them."""
+    assert fault.store is not None
+    if fault.kind == "replace-store":
+        cluster.replace_store(fault.store, now_ns)
+    elif fault.kind == "drain-store":
+        store = cluster.store(fault.store)
+        store.set_meta_state(MetaState.OFFLINE)
+        store.start_drain(fault.params["drain_seconds"], now_ns)
+    elif fault.kind == "remove-store":
+        cluster.remove_store(fault.store, now_ns)
+    else:
+        return False
+    return True
+
+
+TIMELINES = frozenset({"restart-store", "rolling-restart", "scale-in"})
+
+
 def apply_fault(clusters: Mapping[str, Cluster], fault: Fault, now_ns: int) -> Cluster:
-    """Change the model. Listeners follow it afterwards (see Simulator.reconcile)."""
+    """Change the model. Listeners follow it afterwards (see Simulator.reconcile).
+
+    Timelines are not applied here: timeline.expand gives the simple steps they are made of.
+    """
+    if fault.kind in TIMELINES:
+        raise FaultError(f"fault {fault.kind} is a timeline: expand it first (tikv_sim.timeline)")
     cluster = pick_cluster(clusters, fault.cluster)
     try:
         if fault.store is not None:
-            _store_action(cluster.store(fault.store), fault, now_ns)
+            if not _cluster_store_action(cluster, fault, now_ns):
+                _store_action(cluster.store(fault.store), fault, now_ns)
         elif fault.kind == "regions":
             cluster.set_region_problems(fault.params)
         elif fault.kind == "pd":
             cluster.pd.mode = PdMode.parse(fault.params["mode"])
             cluster.pd.hang_seconds = fault.params.get("hang_seconds", cluster.pd.hang_seconds)
+        elif fault.kind == "pd-leader-change":
+            pd_view.change_leader(
+                cluster,
+                now_ns,
+                fault.param("election_seconds"),
+                fault.param("not_bootstrapped_seconds"),
+                fault.param("reconnect_seconds"),
+            )
     except ValueError as error:
         raise FaultError(str(error)) from None
     return cluster

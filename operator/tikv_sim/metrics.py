@@ -1,76 +1,57 @@
-"""Prometheus text exposition of one TiKV store's /metrics and of PD's /metrics, under the real names."""
+"""Prometheus text exposition of one TiKV or TiFlash store's /metrics and of PD's /metrics, under the real names."""
 
-from collections.abc import Iterable
-from decimal import Decimal
-
-from tikv_sim import pd_payloads
+from tikv_sim import grpc_metrics, pd_payloads, pd_view
 from tikv_sim.clock import NS_PER_SECOND
 from tikv_sim.cluster_model import Cluster
-from tikv_sim.latency import GRPC_BUCKETS
+from tikv_sim.exposition import CONTENT_TYPE, Sample, family
+from tikv_sim.pd_leader import LeaderPhase
 from tikv_sim.store_model import MetaState, Store
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-Sample = tuple[dict[str, str], float]
+__all__ = ["CONTENT_TYPE", "pd_metrics", "store_metrics", "tiflash_metrics", "tikv_metrics"]
 
 
-def _number(value: float) -> str:
-    """Rust's and Go's clients print whole floats without a decimal point and never in e-notation here."""
-    if value == float("inf"):
-        return "+Inf"
-    if float(value).is_integer() and abs(value) < 1e17:
-        return str(int(value))
-    return format(Decimal(repr(float(value))).normalize(), "f")
+def _sizes(store: Store) -> list[Sample]:
+    return [
+        ({"type": "available"}, store.available_bytes),
+        ({"type": "capacity"}, store.spec.capacity_bytes),
+        ({"type": "used"}, store.engine_used_bytes),
+    ]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _regions(store: Store, now_ns: int) -> list[Sample]:
+    regions, leaders = store.regions_at(now_ns)
+    return [({"type": "leader"}, leaders), ({"type": "region"}, regions)]
 
 
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
-
-
-def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples]
-    return lines
-
-
-def _grpc_histogram(store: Store, now_ns: int) -> list[str]:
-    name = "tikv_grpc_msg_duration_seconds"
-    store.histogram.advance(now_ns)
-    lines = [f"# HELP {name} Bucketed histogram of grpc server messages", f"# TYPE {name} histogram"]
-    bounds = [*(_number(b) for b in GRPC_BUCKETS), "+Inf"]
-    for msg_type, series in store.histogram.series.items():
-        for bound, count in zip(bounds, series.cumulative(), strict=True):
-            lines.append(f'{name}_bucket{{type="{msg_type}",le="{bound}"}} {_number(count)}')
-        lines.append(f'{name}_sum{{type="{msg_type}"}} {_number(round(series.sum_seconds, 6))}')
-        lines.append(f'{name}_count{{type="{msg_type}"}} {_number(series.total)}')
-    return lines
-
-
-def tikv_metrics(store: Store, now_ns: int) -> str:
-    lines = _family(
-        "tikv_store_size_bytes",
-        "gauge",
-        "Size of storage.",
-        [
-            ({"type": "available"}, store.available_bytes),
-            ({"type": "capacity"}, store.spec.capacity_bytes),
-            ({"type": "used"}, store.engine_used_bytes),
-        ],
+def _process(prefix: str, store: Store, now_ns: int) -> list[str]:
+    lines = family(
+        f"{prefix}process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        [({}, round(store.cpu_seconds(now_ns), 2))],
     )
-    lines += _grpc_histogram(store, now_ns)
-    lines += _family(
+    lines += family(
+        f"{prefix}process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [({}, 2 * 1024**3)]
+    )
+    lines += family(
+        f"{prefix}process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        [({}, store.process_start_ns // NS_PER_SECOND)],
+    )
+    return lines
+
+
+def tikv_metrics(store: Store, now_ns: int, grpc_series: str = "full") -> str:
+    lines = family("tikv_store_size_bytes", "gauge", "Size of storage.", _sizes(store))
+    lines.append(grpc_metrics.render(store.histogram, now_ns, grpc_series))
+    lines += family(
         "tikv_raftstore_region_count",
         "gauge",
         "Number of regions collected in region_collection_observer",
-        [({"type": "leader"}, store.leader_count), ({"type": "region"}, store.region_count)],
+        _regions(store, now_ns),
     )
-    lines += _family(
+    lines += family(
         "tikv_engine_write_stall",
         "gauge",
         "Histogram of write stall",
@@ -84,27 +65,32 @@ def tikv_metrics(store: Store, now_ns: int) -> str:
             )
         ],
     )
-    lines += _family(
+    lines += family(
         "tikv_scheduler_l0_avg",
         "gauge",
         "The number of average l0 files.",
         [({"cf": cf}, store.l0_avg) for cf in ("default", "lock", "write")],
     )
-    lines += _family("tikv_raftstore_slow_score", "gauge", "Slow score of the store.", [({}, store.slow_score)])
-    lines += _family(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        [({}, round(store.cpu_seconds(now_ns), 2))],
-    )
-    lines += _family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [({}, 2 * 1024**3)])
-    lines += _family(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        [({}, store.process_start_ns // NS_PER_SECOND)],
-    )
+    lines += family("tikv_raftstore_slow_score", "gauge", "Slow score of the store.", [({}, store.slow_score)])
+    lines += _process("", store, now_ns)
     return "\n".join(lines) + "\n"
+
+
+def tiflash_metrics(store: Store, now_ns: int) -> str:
+    """TiFlash's proxy (its embedded TiKV) prefixes every family with tiflash_proxy_: no tikv_* at all."""
+    lines = family("tiflash_proxy_tikv_store_size_bytes", "gauge", "Size of storage.", _sizes(store))
+    lines += family(
+        "tiflash_proxy_tikv_raftstore_region_count",
+        "gauge",
+        "Number of regions collected in region_collection_observer",
+        _regions(store, now_ns),
+    )
+    lines += _process("tiflash_proxy_", store, now_ns)
+    return "\n".join(lines) + "\n"
+
+
+def store_metrics(store: Store, now_ns: int, grpc_series: str = "full") -> str:
+    return tiflash_metrics(store, now_ns) if store.is_tiflash else tikv_metrics(store, now_ns, grpc_series)
 
 
 def _store_counts(cluster: Cluster, now_ns: int) -> dict[str, int]:
@@ -119,7 +105,7 @@ def _store_counts(cluster: Cluster, now_ns: int) -> dict[str, int]:
     )  # fmt: skip
     timing = cluster.timing
     for store in cluster.stores.values():
-        beat = store.reported(now_ns)
+        beat = pd_view.heartbeat(cluster, store, now_ns)
         if store.meta_state is MetaState.TOMBSTONE:
             counts["store_tombstone_count"] += 1
             counts["store_removed_count"] += 1
@@ -128,7 +114,7 @@ def _store_counts(cluster: Cluster, now_ns: int) -> dict[str, int]:
             counts["store_offline_count"] += 1
             counts["store_removing_count"] += 1
         else:
-            down = store.down_seconds(now_ns)
+            down = (now_ns - beat.at_ns) / NS_PER_SECOND
             if down >= timing.down_after:
                 key = "store_down_count"
             elif down > timing.unhealthy_after:
@@ -148,14 +134,27 @@ def _store_counts(cluster: Cluster, now_ns: int) -> dict[str, int]:
 
 
 def pd_metrics(cluster: Cluster, now_ns: int, bootstrapped: bool) -> str:
-    lines = _family("etcd_server_is_leader", "gauge", "Whether or not this member is a leader.", [({}, 1)])
-    if not bootstrapped:
-        # Without a RaftCluster PD computes none of its cluster gauges.
+    """PD's metrics as the current leader exports them (the one PD target stands for the leader)."""
+    phase = cluster.pd.leader.phase(now_ns)
+    lines = family(
+        "etcd_server_is_leader",
+        "gauge",
+        "Whether or not this member is a leader.",
+        [({}, 0 if phase is LeaderPhase.ELECTION else 1)],
+    )
+    lines += family(
+        "etcd_server_leader_changes_seen_total",
+        "counter",
+        "The number of leader changes seen.",
+        [({}, cluster.pd.leader.changes)],
+    )
+    if not bootstrapped or phase is not LeaderPhase.SERVING:
+        # Without a running RaftCluster PD computes none of its cluster gauges.
         return "\n".join(lines) + "\n"
     status = [({"type": k}, v) for k, v in _store_counts(cluster, now_ns).items()]
     status.append(({"type": "region_count"}, cluster.region_total()))
-    lines += _family("pd_cluster_status", "gauge", "Status of the cluster.", status)
-    lines += _family(
+    lines += family("pd_cluster_status", "gauge", "Status of the cluster.", status)
+    lines += family(
         "pd_regions_status",
         "gauge",
         "Status of the regions.",
@@ -165,7 +164,7 @@ def pd_metrics(cluster: Cluster, now_ns: int, bootstrapped: bool) -> str:
     for store in cluster.stores.values():
         if store.meta_state is MetaState.TOMBSTONE:
             continue
-        beat = store.reported(now_ns)
+        beat = pd_view.heartbeat(cluster, store, now_ns)
         values = {
             "store_available": beat.available,
             "store_used": beat.used_size,
@@ -178,5 +177,5 @@ def pd_metrics(cluster: Cluster, now_ns: int, bootstrapped: bool) -> str:
         }
         for kind, value in values.items():
             samples.append(({"address": store.spec.address, "store": str(store.id), "type": kind}, value))
-    lines += _family("pd_scheduler_store_status", "gauge", "Store status for schedule", samples)
+    lines += family("pd_scheduler_store_status", "gauge", "Store status for schedule", samples)
     return "\n".join(lines) + "\n"

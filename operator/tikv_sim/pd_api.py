@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -10,11 +11,15 @@ from aiohttp import web
 from tikv_sim import metrics, pd_payloads
 from tikv_sim.clock import Clock
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, PdMode
+from tikv_sim.pd_leader import LeaderPhase
 
 PREFIX = "/pd/api/v1"
 # unrolled/render, which PD uses, sends this content type.
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 SIMULATED_500 = "[PD:apiutil:ErrRedirect]redirect failed"
+# http.Error in pkg/utils/apiutil/serverapi/middleware.go, when a follower finds no leader within 3 s.
+NO_LEADER = "[PD:apiutil:ErrRedirectNoLeader]redirect finds no leader\n"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 _HANG_POLL_SECONDS = 0.05
 
 
@@ -35,10 +40,13 @@ Builder = Callable[[web.Request], Any]
 
 
 class PdServer:
-    def __init__(self, cluster: Cluster, clock: Clock, url: Callable[[], str]) -> None:
+    def __init__(
+        self, cluster: Cluster, clock: Clock, url: Callable[[], str], shuffle: random.Random | None = None
+    ) -> None:
         self.cluster = cluster
         self.clock = clock
         self._url = url
+        self._shuffle = shuffle  # None: /stores in id order; else a new order on every call, as PD's map gives
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -49,7 +57,9 @@ class PdServer:
             "/leader": lambda _r: pd_payloads.leader(self.cluster, self._url()),
             "/cluster/status": lambda _r: pd_payloads.cluster_status(self.cluster, self._bootstrapped),
             "/config/replicate": lambda _r: pd_payloads.config_replicate(self.cluster),
-            "/stats/region": self._needs_cluster(lambda _r: pd_payloads.region_stats(self.cluster)),
+            "/stats/region": self._needs_cluster(
+                lambda _r: pd_payloads.region_stats(self.cluster, self.clock.now_ns())
+            ),
         }
         for kind in REGION_CHECKS:
             routes[f"/regions/check/{kind}"] = self._needs_cluster(self._region_check(kind))
@@ -60,7 +70,10 @@ class PdServer:
 
     @property
     def _bootstrapped(self) -> bool:
-        return self.cluster.pd.mode is not PdMode.NOT_BOOTSTRAPPED
+        """False when not bootstrapped, and on a new leader whose RaftCluster is not running yet."""
+        if self.cluster.pd.mode is PdMode.NOT_BOOTSTRAPPED:
+            return False
+        return self.cluster.pd.leader.phase(self.clock.now_ns()) is LeaderPhase.SERVING
 
     def _needs_cluster(self, builder: Builder) -> Builder:
         """Endpoints behind PD's clusterMiddleware answer 500 until TiKV has bootstrapped the cluster."""
@@ -81,8 +94,8 @@ class PdServer:
         try:
             states = pd_payloads.parse_state_filter(request.query.getall("state", []))
         except ValueError as error:
-            raise _PdError(400, str(error)) from None
-        return pd_payloads.stores(self.cluster, self.clock.now_ns(), states)
+            raise _PdError(500, str(error)) from None  # PD answers a bad ?state with 500, not 400
+        return pd_payloads.stores(self.cluster, self.clock.now_ns(), states, self._shuffle)
 
     def _handler(self, builder: Builder) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -90,6 +103,8 @@ class PdServer:
             mode = self.cluster.pd.mode
             if mode is PdMode.ERROR_500:
                 return render_json(SIMULATED_500, status=500)
+            if self.cluster.pd.leader.phase(self.clock.now_ns()) is LeaderPhase.ELECTION:
+                return web.Response(status=503, body=NO_LEADER.encode(), headers={"Content-Type": TEXT_CONTENT_TYPE})
             try:
                 payload = builder(request)
             except _PdError as error:

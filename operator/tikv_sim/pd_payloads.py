@@ -3,8 +3,10 @@
 Field names, order, omitempty rules and value formats follow PD, since PD is what the operator reads.
 """
 
+import random
 from typing import Any
 
+from tikv_sim import pd_view
 from tikv_sim.clock import NS_PER_SECOND
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, region_gauge_type
 from tikv_sim.go_format import go_duration, go_float, omit_empty, rfc3339_nano
@@ -28,9 +30,9 @@ _STATUS_OMITEMPTY = (
 )  # fmt: skip
 
 
-def store_info(store: Store, now_ns: int) -> dict[str, Any]:
+def store_info(cluster: Cluster, store: Store, now_ns: int) -> dict[str, Any]:
     """One element of /stores: {"store": MetaStore, "status": StoreStatus}."""
-    beat = store.reported(now_ns)
+    beat = pd_view.heartbeat(cluster, store, now_ns)
     spec = store.spec
     meta = {
         "id": spec.id,
@@ -39,16 +41,17 @@ def store_info(store: Store, now_ns: int) -> dict[str, Any]:
         "labels": [{"key": k, "value": v} for k, v in spec.labels.items()],
         "version": spec.version,
         "peer_address": spec.address,
-        "status_address": spec.status_address,
+        # tidb-operator v1 without enableDynamicConfiguration: TiKV advertises no status address.
+        "status_address": spec.status_address if cluster.advertise_status_address else "",
         "git_hash": spec.git_hash,
         "start_timestamp": store.start_timestamp,
         "deploy_path": spec.deploy_path,
         "last_heartbeat": beat.at_ns,
         "node_state": store.meta_state.node_state,
-        "physically_destroyed": False,
+        "physically_destroyed": store.physically_destroyed,
     }
     meta = omit_empty(meta, _META_OMITEMPTY)
-    meta["state_name"] = store.state_name(now_ns)
+    meta["state_name"] = pd_view.state_name(cluster, store, now_ns)
     start_ns = store.start_timestamp * NS_PER_SECOND
     used_ratio = 1 - beat.available / beat.capacity if beat.capacity else 0.0
     status = {
@@ -85,17 +88,24 @@ def parse_state_filter(values: list[str]) -> set[MetaState]:
     return states
 
 
-def stores(cluster: Cluster, now_ns: int, states: set[MetaState]) -> dict[str, Any]:
-    infos = [store_info(s, now_ns) for s in cluster.stores.values() if s.meta_state in states]
+def stores(
+    cluster: Cluster, now_ns: int, states: set[MetaState], shuffle: random.Random | None = None
+) -> dict[str, Any]:
+    """PD walks a Go map, so the order differs on every call (`shuffle`); None keeps id order."""
+    infos = [store_info(cluster, s, now_ns) for s in cluster.stores.values() if s.meta_state in states]
+    if shuffle is not None:
+        shuffle.shuffle(infos)
     return {"count": len(infos), "stores": infos}
 
 
-def _member(cluster: Cluster, pd_url: str) -> dict[str, Any]:
+def _member(cluster: Cluster, pd_url: str, index: int) -> dict[str, Any]:
     identity = cluster.identity
+    host = pd_url.rsplit(":", 1)[0]
     return {
-        "name": identity.pd_member_name,
-        "member_id": identity.member_id,
-        "peer_urls": [pd_url.rsplit(":", 1)[0] + ":2380"],
+        "name": identity.pd_member_name_of(index),
+        "member_id": identity.pd_member_id(index),
+        "peer_urls": [f"{host}:{2380 + index}"],
+        # One simulated endpoint stands for every member (like the <tc>-pd Service in front of them).
         "client_urls": [pd_url],
         "deploy_path": "/",
         "binary_version": PD_VERSION,
@@ -107,26 +117,28 @@ def health(cluster: Cluster, pd_url: str) -> list[dict[str, Any]]:
     identity = cluster.identity
     return [
         {
-            "name": identity.pd_member_name,
-            "member_id": identity.member_id,
+            "name": identity.pd_member_name_of(index),
+            "member_id": identity.pd_member_id(index),
             "client_urls": [pd_url],
             "health": True,
         }
+        for index in range(identity.pd_members)
     ]
 
 
 def members(cluster: Cluster, pd_url: str) -> dict[str, Any]:
-    member = _member(cluster, pd_url)
+    every = [_member(cluster, pd_url, index) for index in range(cluster.identity.pd_members)]
+    current = every[cluster.pd.leader.leader_index]
     return {
         "header": {"cluster_id": cluster.identity.cluster_id},
-        "members": [member],
-        "leader": member,
-        "etcd_leader": member,
+        "members": every,
+        "leader": current,
+        "etcd_leader": current,
     }
 
 
 def leader(cluster: Cluster, pd_url: str) -> dict[str, Any]:
-    return _member(cluster, pd_url)
+    return _member(cluster, pd_url, cluster.pd.leader.leader_index)
 
 
 def cluster_status(cluster: Cluster, bootstrapped: bool) -> dict[str, Any]:
@@ -163,9 +175,8 @@ def _peer(peer_id: int, store_id: int, learner: bool = False) -> dict[str, Any]:
 
 def _region(cluster: Cluster, kind: str, index: int, now_ns: int) -> dict[str, Any]:
     """A synthetic region with the problem `kind`, its peers rotating over the live stores."""
-    live = [s for s in cluster.stores.values() if s.meta_state is not MetaState.TOMBSTONE] or list(
-        cluster.stores.values()
-    )
+    live = [s for s in cluster.stores.values() if s.meta_state is not MetaState.TOMBSTONE and not s.is_tiflash]
+    live = live or list(cluster.stores.values())
     region_id = 1000 + REGION_CHECKS.index(kind) * 100_000 + index
     replicas = cluster.identity.replicas
     peer_count = {"miss-peer": replicas - 1, "extra-peer": replicas + 1}.get(kind, replicas)
@@ -214,8 +225,9 @@ def region_check(cluster: Cluster, kind: str, now_ns: int) -> dict[str, Any]:
     return {"count": count, "regions": [_region(cluster, kind, i, now_ns) for i in range(count)]}
 
 
-def region_stats(cluster: Cluster) -> dict[str, Any]:
+def region_stats(cluster: Cluster, now_ns: int) -> dict[str, Any]:
     live = [s for s in cluster.stores.values() if s.meta_state is not MetaState.TOMBSTONE]
+    counts = {str(s.id): s.regions_at(now_ns) for s in live}
     total = cluster.region_total()
     size_mb = total  # about 1 MiB per region, as in store_info
     return {
@@ -224,12 +236,12 @@ def region_stats(cluster: Cluster) -> dict[str, Any]:
         "storage_size": size_mb,
         "user_storage_size": size_mb,
         "storage_keys": size_mb * 1000,
-        "store_leader_count": {str(s.id): s.leader_count for s in live},
-        "store_peer_count": {str(s.id): s.region_count for s in live},
-        "store_leader_size": {str(s.id): s.leader_count for s in live},
-        "store_leader_keys": {str(s.id): s.leader_count * 1000 for s in live},
-        "store_peer_size": {str(s.id): s.region_count for s in live},
-        "store_peer_keys": {str(s.id): s.region_count * 1000 for s in live},
+        "store_leader_count": {k: leaders for k, (_, leaders) in counts.items()},
+        "store_peer_count": {k: regions for k, (regions, _) in counts.items()},
+        "store_leader_size": {k: leaders for k, (_, leaders) in counts.items()},
+        "store_leader_keys": {k: leaders * 1000 for k, (_, leaders) in counts.items()},
+        "store_peer_size": {k: regions for k, (regions, _) in counts.items()},
+        "store_peer_keys": {k: regions * 1000 for k, (regions, _) in counts.items()},
     }
 
 

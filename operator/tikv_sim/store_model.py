@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tikv_sim.clock import NS_PER_SECOND, seconds_to_ns
+from tikv_sim.grpc_types import DEFAULT_WEIGHT, FOREGROUND_TYPES, Traffic, check_type, default_traffic
 from tikv_sim.latency import LatencyHistogram
 
 GIB = 1024**3
@@ -18,6 +19,7 @@ class Timing:
     disconnect_after: float = 20.0  # PD storeDisconnectDuration
     unhealthy_after: float = 600.0  # PD storeUnhealthDuration (pd_cluster_status store_unhealth_count)
     down_after: float = 1800.0  # PD schedule.max-store-down-time
+    persist_interval: float = 300.0  # PD storePersistInterval: how stale a new leader's heartbeats can be
 
 
 class MetaState(Enum):
@@ -71,6 +73,8 @@ class StoreSpec:
     leader_count: int = 20
     p99_seconds: float = 0.01
     version: str = "8.5.0"
+    engine: str = "tikv"  # or "tiflash": PD lists both, only TiKV exports tikv_* metrics
+    slot: int = 0  # the pod (ordinal) the store runs in; a replacement store reuses it
     git_hash: str = "5d1a4b1c6b2e4d1f9a8c7e6d5b4a3c2d1e0f9a8b"
     deploy_path: str = "/"
 
@@ -88,19 +92,26 @@ class Store:
         self.l0_avg = 2
         self.cpu_cores = 0.4
         self.running = True
+        self.physically_destroyed = False
+        self.traffic: dict[str, Traffic] = default_traffic(spec.p99_seconds)
+        self._drain: tuple[int, float] | None = None  # (start ns, seconds) of a scale-in
         self._stopped_ns: int | None = None
         self._boot(now_ns)
 
     def _boot(self, now_ns: int) -> None:
         """A (re)started TiKV process: new start time, counters from zero, heartbeat at once."""
         self.process_start_ns = now_ns
-        self.histogram = LatencyHistogram(self.spec.p99_seconds, now_ns)
+        self.histogram = LatencyHistogram(self.traffic, self.spec.p99_seconds, now_ns)
         self._reported = self._snapshot(now_ns)
 
     # --- identity -----------------------------------------------------------------------------
     @property
     def id(self) -> int:
         return self.spec.id
+
+    @property
+    def is_tiflash(self) -> bool:
+        return self.spec.engine == "tiflash"
 
     @property
     def start_timestamp(self) -> int:
@@ -115,6 +126,21 @@ class Store:
         beats = max(0, until - self.process_start_ns) // interval
         return self.process_start_ns + beats * interval
 
+    def first_heartbeat_since(self, since_ns: int, now_ns: int) -> int | None:
+        """The current process' first heartbeat at or after `since_ns`, if it has happened by `now_ns`."""
+        interval = seconds_to_ns(self.timing.heartbeat_interval)
+        beats = max(0, -(-(since_ns - self.process_start_ns) // interval))  # ceiling division
+        first = self.process_start_ns + beats * interval
+        return first if first <= self.last_heartbeat_ns(now_ns) else None
+
+    def persisted_heartbeat_ns(self, now_ns: int) -> int:
+        """The heartbeat PD last wrote to etcd: the first one at or after each persist_interval boundary."""
+        last = self.last_heartbeat_ns(now_ns)
+        persist = seconds_to_ns(self.timing.persist_interval)
+        boundary = self.process_start_ns + (last - self.process_start_ns) // persist * persist
+        first = self.first_heartbeat_since(boundary, now_ns)
+        return last if first is None else first
+
     def reported(self, now_ns: int) -> Heartbeat:
         """Stats as of the last heartbeat (what PD shows), refreshed when a heartbeat has passed."""
         last = self.last_heartbeat_ns(now_ns)
@@ -123,31 +149,37 @@ class Store:
         return self._reported
 
     def _snapshot(self, at_ns: int) -> Heartbeat:
+        regions, leaders = self.regions_at(at_ns)
         return Heartbeat(
             at_ns=at_ns,
             capacity=self.spec.capacity_bytes,
             available=self.available_bytes,
             used_size=self.engine_used_bytes,
-            region_count=self.region_count,
-            leader_count=self.leader_count,
-            region_size_mb=self.region_count,  # fresh regions hold about 1 MiB each
-            leader_size_mb=self.leader_count,
+            region_count=regions,
+            leader_count=leaders,
+            region_size_mb=regions,  # fresh regions hold about 1 MiB each
+            leader_size_mb=leaders,
             slow_score=self.slow_score,
         )
 
+    # --- regions --------------------------------------------------------------------------------
+    def regions_at(self, at_ns: int) -> tuple[int, int]:
+        """(region count, leader count); a scale-in moves them away linearly over its drain time."""
+        if self._drain is None:
+            return self.region_count, self.leader_count
+        start_ns, seconds = self._drain
+        left = 0.0 if seconds <= 0 else max(0.0, 1 - (at_ns - start_ns) / NS_PER_SECOND / seconds)
+        left = min(1.0, left)
+        return round(self.region_count * left), round(self.leader_count * left)
+
+    def start_drain(self, seconds: float, now_ns: int) -> None:
+        if seconds < 0:
+            raise ValueError("a drain cannot take negative time")
+        self.reported(now_ns)
+        self._drain = (now_ns, seconds)
+
     def down_seconds(self, now_ns: int) -> float:
         return (now_ns - self.last_heartbeat_ns(now_ns)) / NS_PER_SECOND
-
-    def state_name(self, now_ns: int) -> str:
-        """state_name as /stores shows it (tikv/pd pkg/response/store.go BuildStoreInfo)."""
-        if self.meta_state is not MetaState.UP:
-            return self.meta_state.title
-        down = self.down_seconds(now_ns)
-        if down > self.timing.down_after:
-            return "Down"
-        if down > self.timing.disconnect_after:
-            return "Disconnected"
-        return "Up"
 
     # --- disk -------------------------------------------------------------------------------------
     @property
@@ -181,11 +213,31 @@ class Store:
         self.reported(now_ns)
         self.disk_used_percent = percent
 
-    def set_p99(self, p99_seconds: float, now_ns: int) -> None:
+    def set_p99(self, p99_seconds: float, now_ns: int, msg_type: str | None = None, weight: int | None = None) -> None:
+        """The p99 of every foreground type (the store's latency), or of one type, switching its traffic on."""
         if p99_seconds <= 0:
             raise ValueError("p99 must be positive")
-        self.spec.p99_seconds = p99_seconds
-        self.histogram.set_p99(p99_seconds, now_ns)
+        if weight is not None and weight < 0:
+            raise ValueError("weight (per-mille of the store's requests) cannot be negative")
+        if msg_type is None:
+            if weight is not None:
+                raise ValueError("weight needs a type")
+            self.spec.p99_seconds = p99_seconds
+            self.histogram.set_store_p99(p99_seconds, now_ns)
+            for name in FOREGROUND_TYPES:
+                self._set_traffic(name, p99_seconds, None, now_ns)
+            return
+        self._set_traffic(check_type(msg_type), p99_seconds, weight, now_ns)
+
+    def _set_traffic(self, name: str, p99_seconds: float, weight: int | None, now_ns: int) -> None:
+        old = self.traffic.get(name)
+        if weight is None:
+            weight = old.weight if old is not None and old.weight > 0 else DEFAULT_WEIGHT
+        priority = old.priority if old is not None else "medium"
+        # A type given its own p99 is slow as a whole (lock waits, range deletes), not just in its tail.
+        traffic = Traffic(weight, p99_seconds, priority)
+        self.traffic[name] = traffic
+        self.histogram.set_traffic(name, traffic, now_ns)
 
     def set_slow_score(self, score: int, now_ns: int) -> None:
         if not 1 <= score <= 100:
@@ -195,6 +247,10 @@ class Store:
 
     def set_meta_state(self, state: MetaState) -> None:
         self.meta_state = state
+
+    def grpc_p99_ms(self) -> dict[str, float]:
+        """p99 (ms) of every type with traffic."""
+        return {name: t.p99_seconds * 1000 for name, t in self.traffic.items() if t.weight > 0}
 
     def cpu_seconds(self, now_ns: int) -> float:
         return self.cpu_cores * (now_ns - self.process_start_ns) / NS_PER_SECOND

@@ -32,6 +32,22 @@ class Prometheus:
     def targets(self) -> list[dict[str, Any]]:
         return list(self._get("/api/v1/targets", state="active")["activeTargets"])
 
+    def wait_for_addresses(self, addresses: set[str], timeout: float = 30) -> None:
+        """Wait until every target address (host:port) is healthy and has been scraped at least once,
+        whatever instance label relabeling gave it."""
+        deadline = time.monotonic() + timeout
+        healthy: set[str] = set()
+        while time.monotonic() < deadline:
+            healthy = {
+                t["discoveredLabels"].get("__address__", "")
+                for t in self.targets()
+                if t["health"] == "up" and not t["lastScrape"].startswith("0001-")
+            }
+            if addresses <= healthy:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"Prometheus never scraped {sorted(addresses - healthy)} within {timeout}s")
+
     def wait_for_targets(self, instances: set[str], timeout: float = 30) -> None:
         """Wait until every instance has a healthy target that has been scraped at least once."""
         deadline = time.monotonic() + timeout
@@ -66,3 +82,15 @@ class ScrapeTargets:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+KUBERNETES_SUBDIR = "kubernetes"
+
+
+def kubernetes_targets(prometheus: Prometheus, name: str) -> ScrapeTargets:
+    """A test's file_sd file for the platform's `kubernetes-pods` job: its groups carry
+    __meta_kubernetes_* labels, relabelled as prometheus-operator does (pod, namespace, container,
+    service, endpoint, job), with instance = the target address. The caller removes it."""
+    directory = prometheus.file_sd_dir / KUBERNETES_SUBDIR
+    directory.mkdir(exist_ok=True)  # platforms started before the job existed have no such directory
+    return ScrapeTargets(path=directory / f"{name}.json", labels={"test_id": name})

@@ -74,11 +74,12 @@ def test_p99_latency_through_histogram_quantile(prometheus: Any, running_sim: tu
         lambda v: len(v) == 3 and all(x == x for x in v.values()),  # NaN until two scrapes
     )
     slow, normal = values[stores[0]["instance"]], values[stores[1]["instance"]]
-    # Within one bucket of the set value (the bucket (0.128, 0.256] holds 250 ms) ...
-    assert 0.128 < slow <= 0.256
-    # ... and in fact at the value, since the simulator shapes the histogram for interpolation.
-    assert slow == pytest.approx(0.25, abs=0.01 * (0.256 - 0.128))
-    assert normal == pytest.approx(0.010, abs=0.01 * (GRPC_BUCKETS[5] - GRPC_BUCKETS[4]))
+    # Within one bucket of the set value (TiKV >= 6.3's bucket (0.2048, 0.4096] holds 250 ms) ...
+    assert GRPC_BUCKETS[12] < slow <= GRPC_BUCKETS[13]
+    # ... and in fact at the value, since the simulator shapes the histogram for interpolation. The mix
+    # holds a 0.2 % slow type (coprocessor_stream), which moves it by well under 2 % of a bucket.
+    assert slow == pytest.approx(0.25, abs=0.02 * (GRPC_BUCKETS[13] - GRPC_BUCKETS[12]))
+    assert normal == pytest.approx(0.010, abs=0.02 * (GRPC_BUCKETS[8] - GRPC_BUCKETS[7]))
     assert slow > 0.1 >= normal  # what the high_latency invariant (> 100 ms) must tell apart
 
 

@@ -2,6 +2,7 @@
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,11 +20,13 @@ def scrape(url: str) -> Series:
     return out
 
 
-def bucket_increase_by_le(before: Series, after: Series, name: str) -> dict[float, float]:
-    """sum by (le) (increase(name_bucket[window])) over every `type`, kv_gc included."""
+def bucket_increase_by_le(
+    before: Series, after: Series, name: str, where: Callable[[dict[str, str]], bool] | None = None
+) -> dict[float, float]:
+    """sum by (le) (increase(name_bucket{where}[window])); every `type`, kv_gc included, by default."""
     total: dict[float, float] = defaultdict(float)
     for (sample, labels), value in after.items():
-        if sample != f"{name}_bucket":
+        if sample != f"{name}_bucket" or (where is not None and not where(dict(labels))):
             continue
         le = float(dict(labels)["le"])
         total[le] += value - before.get((sample, labels), 0.0)

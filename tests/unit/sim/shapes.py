@@ -39,3 +39,8 @@ def check_store_info(info: dict[str, Any]) -> None:
             assert re.match(RFC3339_PATTERN, status[key]), status[key]
     for key in STATUS_OMITEMPTY & set(status):
         assert status[key] not in (0, False, "", None), f"{key} is present with its zero value"
+
+
+def by_id(body: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """/stores entries by store id: PD lists them in a new order on every call (a Go map)."""
+    return {info["store"]["id"]: info for info in body["stores"]}

@@ -75,3 +75,44 @@ def test_cli_reports_errors_and_unreachable_simulator(sim: SimulatorThread) -> N
     gone = runner.invoke(app, ["fault", "stop-store", "1", "--control", "http://127.0.0.1:9"])
     assert gone.exit_code == 2
     assert "cannot reach tikv-sim" in gone.output
+
+
+def test_cli_commands_for_timelines_and_deployment_faults(sim: SimulatorThread, pd: httpx.Client) -> None:
+    control = ["--control", str(sim.control_url)]
+    commands = [
+        ["latency", "1", "--p99-ms", "2000", "--type", "kv_pessimistic_lock", "--weight", "80"],
+        ["pd-leader-change", "--election-seconds", "0", "--not-bootstrapped-seconds", "0"],
+        ["restart-store", "2", "--downtime", "600"],
+        ["scale-in", "3", "--drain-seconds", "600"],
+        ["replace-store", "1"],
+        ["rolling-restart", "--downtime", "600", "--gap", "5"],
+    ]
+    outputs = []
+    for command in commands:
+        result = runner.invoke(app, ["fault", *command, *control])
+        assert result.exit_code == 0, (command, result.output)
+        outputs.append(result.output)
+    assert '"type": "kv_pessimistic_lock"' in outputs[0]
+    assert '"weight": 80' in outputs[0]
+    assert 'at +600s: {"fault": "start-store", "cluster": "basic", "store": 2}' in outputs[2]
+    summary = sim.summary()["clusters"][0]
+    assert summary["pd_leader"] == "pd-1"
+    stores = {s["id"]: s for s in summary["stores"]}
+    assert stores[1]["grpc_p99_ms"]["kv_pessimistic_lock"] == 2000
+    assert stores[1]["physically_destroyed"] is True
+    assert stores[4]["running"] is True
+    assert stores[2]["running"] is False
+    assert stores[3]["meta_state"] == "Offline"
+    assert sim.summary()["timelines_running"] == 3
+    status = runner.invoke(app, ["status", *control])
+    assert "leader=pd-1 (1 changes)" in status.output
+
+
+def test_cli_rejects_bad_new_faults_before_sending(sim: SimulatorThread) -> None:
+    control = ["--control", str(sim.control_url)]
+    result = runner.invoke(app, ["fault", "latency", "1", "--p99-ms", "5", "--type", "kv_nothing", *control])
+    assert result.exit_code != 0
+    assert "unknown gRPC message type" in result.output
+    result = runner.invoke(app, ["fault", "restart-store", "1", "--downtime", "-3", *control])
+    assert result.exit_code != 0
+    assert "cannot be negative" in result.output

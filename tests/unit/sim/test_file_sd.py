@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.unit.sim.shapes import by_id
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
@@ -15,7 +16,8 @@ def test_status_address_convention(tmp_path: Path) -> None:
     config = SimConfig(stores=2, file_sd=path, extra_labels={"test_id": "t1"}, control_port=None)
     with SimulatorThread(config) as sim:
         groups = json.loads(path.read_text())
-        stores = httpx.get(f"{sim.pd_url}/pd/api/v1/stores", timeout=5).json()["stores"]
+        body = httpx.get(f"{sim.pd_url}/pd/api/v1/stores", timeout=5).json()
+    stores = [by_id(body)[store_id] for store_id in (1, 2)]
     assert len(groups) == 3  # two stores and PD
     for group, store in zip(groups, stores, strict=False):
         status_address = store["store"]["status_address"]
@@ -36,12 +38,14 @@ def test_pod_name_convention(tmp_path: Path) -> None:
     )
     with SimulatorThread(config) as sim:
         groups = json.loads(path.read_text())
-        stores = httpx.get(f"{sim.pd_url}/pd/api/v1/stores", timeout=5).json()["stores"]
+        stores = [by_id(httpx.get(f"{sim.pd_url}/pd/api/v1/stores", timeout=5).json())[1]]
         members = httpx.get(f"{sim.pd_url}/pd/api/v1/members", timeout=5).json()
     assert groups[0]["labels"] == {
         "instance": "basic-tikv-0",
         "component": "tikv",
         "tidb_cluster": "prod-basic",
+        "cluster": "basic",
+        "kubernetes_namespace": "prod",
         "test_id": "t2",
     }
     assert groups[0]["targets"][0].startswith("127.0.0.1:")

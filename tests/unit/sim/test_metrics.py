@@ -80,7 +80,7 @@ def test_histogram_counters_only_grow(sim: SimulatorThread, clock: ManualClock) 
     for key, value in second.items():
         if key[0].startswith(GRPC):
             assert first[key] <= value <= third[key], key
-    count_key = (f"{GRPC}_count", (("type", "kv_get"),))
+    count_key = (f"{GRPC}_count", (("priority", "medium"), ("type", "kv_get")))
     assert third[count_key] > second[count_key] > first[count_key]
 
 
@@ -103,7 +103,7 @@ def test_stopped_store_refuses_connections_and_restarts_with_fresh_counters(
     after = scrape(url)
     start = ("process_start_time_seconds", ())
     assert after[start] == before[start] + 20
-    count_key = (f"{GRPC}_count", (("type", "kv_get"),))
+    count_key = (f"{GRPC}_count", (("priority", "medium"), ("type", "kv_get")))
     assert after[count_key] < before[count_key]
 
 

@@ -5,7 +5,7 @@ import re
 
 import httpx
 
-from tests.unit.sim.shapes import MEMBER_KEYS, RFC3339_PATTERN, check_store_info
+from tests.unit.sim.shapes import MEMBER_KEYS, RFC3339_PATTERN, by_id, check_store_info
 from tikv_sim.clock import ManualClock
 from tikv_sim.embedded import SimulatorThread
 
@@ -22,7 +22,7 @@ def test_stores_have_pd_shape_and_omit_zero_fields(pd: httpx.Client) -> None:
         assert "state" not in info["store"]
         for absent in ("pending_peer_count", "learner_count", "is_busy", "sending_snap_count"):
             assert absent not in info["status"]
-    first = body["stores"][0]
+    first = by_id(body)[1]
     assert first["status"]["capacity"] == "100GiB"
     assert first["status"]["available"] == "70GiB"
     assert first["status"]["leader_weight"] == 1
@@ -52,9 +52,9 @@ def test_uptime_and_heartbeat_times_follow_heartbeats(pd: httpx.Client, clock: M
 def test_state_filter_leaves_tombstones_out_unless_asked(sim: SimulatorThread, pd: httpx.Client) -> None:
     sim.fault({"fault": "store-state", "store": 3, "state": "Tombstone"})
     sim.fault({"fault": "store-state", "store": 2, "state": "Offline"})
-    default = pd.get("/stores").json()
-    assert [s["store"]["id"] for s in default["stores"]] == [1, 2]
-    offline = default["stores"][1]["store"]
+    default = by_id(pd.get("/stores").json())
+    assert sorted(default) == [1, 2]
+    offline = default[2]["store"]
     assert offline["state"] == 1
     assert offline["state_name"] == "Offline"
     tombstones = pd.get("/stores", params={"state": 2}).json()
@@ -64,13 +64,14 @@ def test_state_filter_leaves_tombstones_out_unless_asked(sim: SimulatorThread, p
     both = pd.get("/stores", params=[("state", "0"), ("state", "2")]).json()
     assert {s["store"]["id"] for s in both["stores"]} == {1, 3}
     bad = pd.get("/stores", params={"state": "x"})
-    assert bad.status_code == 400
+    assert bad.status_code == 500  # real PD: a bad ?state is an internal error, not a 400
     assert "invalid syntax" in bad.json()
 
 
 def test_member_ids_are_uint64_json_integers_above_2_pow_53(pd: httpx.Client) -> None:
     health = pd.get("/health")
-    (member,) = health.json()
+    assert [m["name"] for m in health.json()] == ["pd-0", "pd-1", "pd-2"]  # three PD members, as deployed
+    member = health.json()[0]
     assert set(member) == {"name", "member_id", "client_urls", "health"}
     assert member["health"] is True
     assert isinstance(member["member_id"], int)
@@ -80,6 +81,7 @@ def test_member_ids_are_uint64_json_integers_above_2_pow_53(pd: httpx.Client) ->
 
     members = pd.get("/members").json()
     assert set(members) == {"header", "members", "leader", "etcd_leader"}
+    assert len({m["member_id"] for m in members["members"]}) == 3
     assert isinstance(members["header"]["cluster_id"], int)
     assert set(members["leader"]) == MEMBER_KEYS
     assert members["leader"]["member_id"] == member["member_id"]

@@ -72,3 +72,24 @@ def test_bad_scenarios_say_which_step(text: str, message: str) -> None:
 def test_steps_mapping_form() -> None:
     steps = parse_scenario("steps:\n  - at: 2s\n    fault: latency\n    store: 1\n    p99_ms: 250\n")
     assert steps[0].fault.params == {"p99_ms": 250.0}
+
+
+def test_timeline_faults_in_a_scenario() -> None:
+    steps = parse_scenario(
+        "- at: 1s\n  fault: rolling-restart\n  downtime: 3\n  gap: 1\n"
+        "- at: 2s\n  fault: pd-leader-change\n  election_seconds: 1.5\n"
+        "- at: 3s\n  fault: scale-in\n  store: 3\n  drain_seconds: 4\n"
+        "- at: 4s\n  fault: replace-store\n  store: 1\n  cluster: beta/basic\n"
+    )
+    assert [(s.fault.kind, s.fault.params) for s in steps] == [
+        ("rolling-restart", {"downtime": 3.0, "gap": 1.0}),
+        ("pd-leader-change", {"election_seconds": 1.5}),
+        ("scale-in", {"drain_seconds": 4.0}),
+        ("replace-store", {}),
+    ]
+    assert steps[3].fault.cluster == "beta/basic"
+
+
+def test_timeline_steps_are_not_faults_users_send() -> None:
+    with pytest.raises(FaultError, match="unknown fault 'remove-store'"):
+        Fault.from_mapping({"fault": "remove-store", "store": 1})

@@ -3,6 +3,7 @@
 import httpx
 
 from tests.unit.sim.conftest import TIMING
+from tests.unit.sim.shapes import by_id
 from tikv_sim.clock import ManualClock
 from tikv_sim.embedded import SimulatorThread
 
@@ -23,7 +24,7 @@ def test_stopped_store_turns_disconnected_then_down(sim: SimulatorThread, pd: ht
     clock.advance(1)
     assert _states(pd) == {1: "Down", 2: "Up", 3: "Up"}
     # PD never learns anything new from a dead store: its meta state stays Up (no `state` field).
-    assert "state" not in pd.get("/stores").json()["stores"][0]["store"]
+    assert "state" not in by_id(pd.get("/stores").json())[1]["store"]
 
 
 def test_running_stores_never_disconnect(pd: httpx.Client, clock: ManualClock) -> None:
@@ -44,13 +45,13 @@ def test_offline_store_that_stops_heartbeating_still_says_offline(
 def test_restart_brings_store_back_up_with_new_start_time(
     sim: SimulatorThread, pd: httpx.Client, clock: ManualClock
 ) -> None:
-    before = pd.get("/stores").json()["stores"][0]["store"]["start_timestamp"]
+    before = by_id(pd.get("/stores").json())[1]["store"]["start_timestamp"]
     sim.fault({"fault": "stop-store", "store": 1})
     clock.advance(TIMING.down_after + 1)
     assert _states(pd)[1] == "Down"
     sim.fault({"fault": "start-store", "store": 1})
     assert _states(pd)[1] == "Up"
-    after = pd.get("/stores").json()["stores"][0]
+    after = by_id(pd.get("/stores").json())[1]
     assert after["store"]["start_timestamp"] == before + TIMING.down_after + 1
     assert "uptime" not in after["status"]  # zero uptime is omitted (PD only sets it when > 0)
 
@@ -60,9 +61,9 @@ def test_pd_shows_disk_changes_only_after_the_next_heartbeat(
 ) -> None:
     clock.advance(1)
     sim.fault({"fault": "disk", "store": 2, "percent": 85})
-    assert pd.get("/stores").json()["stores"][1]["status"]["available"] == "68.5GiB"
+    assert by_id(pd.get("/stores").json())[2]["status"]["available"] == "68.5GiB"
     clock.advance(TIMING.heartbeat_interval)
-    assert pd.get("/stores").json()["stores"][1]["status"]["available"] == "15GiB"
+    assert by_id(pd.get("/stores").json())[2]["status"]["available"] == "15GiB"
 
 
 def test_stopped_store_keeps_its_last_reported_stats(
@@ -71,6 +72,6 @@ def test_stopped_store_keeps_its_last_reported_stats(
     sim.fault({"fault": "stop-store", "store": 3})
     sim.fault({"fault": "disk", "store": 3, "percent": 99})
     clock.advance(TIMING.down_after + 1)
-    store = pd.get("/stores").json()["stores"][2]
+    store = by_id(pd.get("/stores").json())[3]
     assert store["store"]["state_name"] == "Down"
     assert store["status"]["available"] == "67GiB"
