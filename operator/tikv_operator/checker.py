@@ -24,7 +24,8 @@ from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, plan_check
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
 
-Observer = Callable[[str, str, TiKVClusterSpec, datetime], Awaitable[Observation]]
+# (cluster, namespace, spec, now, stores with open tickets) -> what PD and Prometheus say.
+Observer = Callable[[str, str, TiKVClusterSpec, datetime, frozenset[str]], Awaitable[Observation]]
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,15 @@ class ClusterChecker:
         started = time.perf_counter()
         self.resume(body.get("status"))
         now = now or datetime.now(UTC)
-        observation = await self.observer(self.name, self.namespace, spec, now)
+        tickets = list(tickets)
+        ticketed = frozenset(t.store for t in tickets if t.active and t.store)
+        observation = await self.observer(self.name, self.namespace, spec, now, ticketed)
         configs = configure(spec)
         findings = evaluate(observation, configs)
         policy = LifecyclePolicy.from_spec(spec)
         plan = plan_check(
             cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
-            configs=configs, tickets=list(tickets), pending=self.pending or [], unwritten=self.unwritten,
+            configs=configs, tickets=tickets, pending=self.pending or [], unwritten=self.unwritten,
             policy=policy,
         )
         failed = await self.writer.apply(self.namespace, body, plan.operations)

@@ -75,9 +75,10 @@ async def watch_cluster(
     if memo.get("only_cluster") not in (None, name):
         return  # `tikv-operator monitor` watches one cluster of the namespace
 
-    async def observer(cluster: str, ns: str, spec: TiKVClusterSpec, now: datetime) -> Observation:
+    async def observer(cluster: str, ns: str, spec: TiKVClusterSpec, now: datetime,
+                       ticketed: frozenset[str]) -> Observation:
         credentials = await load_credentials(memo.core, ns, spec)
-        return await observe(cluster, spec, credentials, now)
+        return await observe(cluster, spec, credentials, now, ticketed)
 
     checker = ClusterChecker(namespace, name, observer, memo.writer)
     self_metrics.OPEN_TICKETS.source = lambda: [t for key in list(tickets_by_cluster) for t in tickets_by_cluster[key]]

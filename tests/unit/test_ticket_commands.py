@@ -106,8 +106,9 @@ def test_a_ticket_without_status_is_open_and_a_missing_held_or_store_are_the_def
 
 
 def test_json_form_has_every_field_under_its_wire_name_and_round_trips() -> None:
-    read = ticket(held=True, status={**FULL_STATUS, "phase": "Resolved", "resolution": "manual",
-                                     "resolvedAt": "2026-11-25T04:00:00Z"})
+    read = ticket(held=True, status={**FULL_STATUS, "phase": "Resolved", "resolution": "auto",
+                                     "resolvedAt": "2026-11-25T04:00:00Z", "resolutionMessage": "store 1 is Up",
+                                     "reopenedAt": ["2026-11-25T03:30:00Z"]})
 
     shown = json.loads(json.dumps(read.to_json()))
 
@@ -115,8 +116,9 @@ def test_json_form_has_every_field_under_its_wire_name_and_round_trips() -> None
         "name": "prod-store-down-s1-1", "namespace": "tidb", "cluster": "prod", "invariant": "store_down",
         "store": "1", "held": True, "phase": "Resolved", "severity": "critical", "occurrences": 42,
         "firstSeen": "2026-11-25T03:01:02Z", "lastSeen": "2026-11-25T03:50:00Z",
-        "message": "store 1 is Disconnected", "resolution": "manual", "resolvedAt": "2026-11-25T04:00:00Z",
-        "batch": "b-7", "flapping": False, "evidence": {"state_name": "Disconnected"},
+        "message": "store 1 is Disconnected", "resolution": "auto", "resolvedAt": "2026-11-25T04:00:00Z",
+        "resolutionMessage": "store 1 is Up", "batch": "b-7", "flapping": False,
+        "reopenedAt": ["2026-11-25T03:30:00Z"], "evidence": {"state_name": "Disconnected"},
         "createdAt": "2026-11-25T03:00:00Z",
     }
 

@@ -12,15 +12,17 @@ import json
 import os
 import ssl
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from tikv_operator.adapters.credentials import TLSClientCredentials
-from tikv_operator.core.observation import PDObservation
+from tikv_operator.core.observation import TOMBSTONE, PDObservation
 from tikv_operator.core.pd_model import PDAnswerError, parse_stores
 
 STORES_PATH = "/pd/api/v1/stores"
+TOMBSTONES_PATH = STORES_PATH + "?state=2"  # metapb.StoreState Tombstone; PD's default list leaves them out
 BODY_EXCERPT_CHARS = 200
 
 
@@ -128,8 +130,12 @@ def _transport_error(error: httpx.TransportError) -> str:
     return f"connection failed while reading the answer: {reason or type(error).__name__}"
 
 
-async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | None = None) -> PDObservation:
-    """GET {url}/pd/api/v1/stores. `tls` is used for an https URL; the CA in it is then the only one trusted."""
+async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | None = None,
+                      confirm: frozenset[str] = frozenset()) -> PDObservation:
+    """GET {url}/pd/api/v1/stores. `tls` is used for an https URL; the CA in it is then the only one trusted.
+
+    `confirm` names stores that have tickets: when PD's list leaves one out, one more request
+    (`?state=2`) tells a store removed on purpose (Tombstone) from one PD has lost track of."""
     verify: ssl.SSLContext = _public_ca_context()
     if tls is not None and url.startswith("https://"):
         try:
@@ -141,12 +147,20 @@ async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | No
         # httpx's timeout bounds each phase; the outer one bounds the whole request (a PD that trickles).
         async with asyncio.timeout(timeout_s), httpx.AsyncClient(verify=verify, timeout=timeout_s) as client:
             response = await client.get(url.rstrip("/") + STORES_PATH, headers={"Accept": "application/json"})
+            observation = _stores_observation(url, request, response)
+            missing = confirm - {s.id for s in observation.stores}
+            if observation.reachable and missing:
+                return await _confirm_tombstones(client, url, observation, missing)
+            return observation
     except (TimeoutError, httpx.TimeoutException):
         return PDObservation(url=url, reachable=False, error=f"{request}: no answer within {timeout_s:g}s")
     except httpx.TransportError as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {_transport_error(error)}")
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {type(error).__name__}")
+
+
+def _stores_observation(url: str, request: str, response: httpx.Response) -> PDObservation:
     if not response.is_success:
         body = excerpt(response.text)
         return PDObservation(
@@ -158,3 +172,19 @@ async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | No
     except PDAnswerError as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {excerpt(str(error))}")
     return PDObservation(url=url, reachable=True, stores=answer.observed())
+
+
+async def _confirm_tombstones(client: httpx.AsyncClient, url: str, observation: PDObservation,
+                              missing: frozenset[str] | set[str]) -> PDObservation:
+    """Rule 12: only a Tombstone record proves a store was removed on purpose. If this request fails, the
+    missing stores stay unknown (their tickets as they are); the main answer still counts."""
+    try:
+        response = await client.get(url.rstrip("/") + TOMBSTONES_PATH, headers={"Accept": "application/json"})
+        answer = parse_stores(response.content) if response.is_success else None
+    except (httpx.HTTPError, PDAnswerError):
+        answer = None
+    if answer is None:
+        return observation
+    tombstones = tuple(s for s in answer.observed() if s.id in missing and s.state_name == TOMBSTONE)
+    found = {s.id for s in tombstones}
+    return replace(observation, tombstones=tombstones, unlisted=tuple(sorted(set(missing) - found)))

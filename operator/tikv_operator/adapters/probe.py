@@ -14,7 +14,7 @@ from tikv_operator.core.observation import MetricsObservation, Observation, PDOb
 from tikv_operator.core.queries import check_queries
 
 
-async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> PDObservation:
+async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials, confirm: frozenset[str]) -> PDObservation:
     url = spec.pd.url
     if credentials.pd_error:
         return PDObservation(url=url, reachable=False, error=credentials.pd_error)
@@ -23,22 +23,25 @@ async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> PDObser
         # Connecting without the certificate would fail with a TLS error that hides the real cause.
         return PDObservation(url=url, reachable=False,
                              error=f"PD client certificate: Secret {spec.pd.tls_secret.name} was not loaded")
-    return await read_stores(url, parse_duration(spec.pd.timeout).total_seconds(), tls)
+    return await read_stores(url, parse_duration(spec.pd.timeout).total_seconds(), tls, confirm)
 
 
 async def _metrics(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> MetricsObservation:
     prometheus = spec.prometheus
+    queries = check_queries(prometheus.label_matchers, prometheus.rate_window)
     if credentials.prometheus_error:
-        return MetricsObservation(url=prometheus.url, reachable=False,
-                                  queries=check_queries(prometheus.label_matchers), error=credentials.prometheus_error)
-    return await query_metrics(prometheus.url, prometheus.label_matchers,
-                               parse_duration(prometheus.timeout).total_seconds(), credentials.prometheus_auth)
+        return MetricsObservation(url=prometheus.url, reachable=False, queries=queries,
+                                  error=credentials.prometheus_error)
+    return await query_metrics(prometheus.url, queries, parse_duration(prometheus.timeout).total_seconds(),
+                               credentials.prometheus_auth)
 
 
 async def observe(
-    cluster: str, spec: TiKVClusterSpec, credentials: ClusterCredentials | None, now: datetime
+    cluster: str, spec: TiKVClusterSpec, credentials: ClusterCredentials | None, now: datetime,
+    ticketed_stores: frozenset[str] = frozenset(),
 ) -> Observation:
-    """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False)."""
+    """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False).
+    `ticketed_stores`: stores with open tickets, which PD must account for if it stops listing them."""
     credentials = credentials or NO_CREDENTIALS
-    pd, metrics = await asyncio.gather(_pd(spec, credentials), _metrics(spec, credentials))
+    pd, metrics = await asyncio.gather(_pd(spec, credentials, ticketed_stores), _metrics(spec, credentials))
     return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics)

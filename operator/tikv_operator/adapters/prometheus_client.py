@@ -1,5 +1,5 @@
-"""Prometheus' query API as a check reads it: the fixed queries of core.queries, each an instant query
-grouped by instance, so a check costs the same number of queries whatever the number of stores.
+"""Prometheus' query API as a check reads it: the fixed queries of core.queries, each an instant query,
+so a check costs the same number of queries whatever the number of stores.
 
 prometheus-api-client is synchronous (requests): each query runs in a worker thread, all of them at
 once, so the event loop never waits on a socket. Like the PD client, this never raises: a failing
@@ -23,8 +23,7 @@ from urllib3.util.retry import Retry
 
 from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
 from tikv_operator.adapters.pd_client import excerpt, network_reason
-from tikv_operator.core.observation import MetricsObservation
-from tikv_operator.core.queries import check_queries
+from tikv_operator.core.observation import MetricsObservation, Series
 
 # The library's default retries a refused connection three times with backoff (6 s in all); a check runs
 # again at the next interval anyway, and the grace period of prometheus_unreachable absorbs one miss.
@@ -70,19 +69,20 @@ def _number(value: Any) -> float:
         raise _Answer(f"a sample value is not a number: {excerpt(str(value), 40)}") from None
 
 
-def instant_vector(result: Any) -> dict[str, float]:
-    """data.result of an instant query -> value by `instance` label ("" for a series without one)."""
+def instant_vector(result: Any) -> tuple[Series, ...]:
+    """data.result of an instant query -> its samples with their labels."""
     if not isinstance(result, list):
         raise _Answer("the answer's data.result is not a list of samples")
-    values: dict[str, float] = {}
+    samples = []
     for sample in result:
         if not isinstance(sample, dict) or not isinstance(sample.get("metric"), dict):
             raise _Answer("a sample in the answer has no metric labels")
         point = sample.get("value")
         if not isinstance(point, list) or len(point) != 2:
             raise _Answer("a sample in the answer is not [timestamp, value] (not an instant vector)")
-        values[str(sample["metric"].get("instance", ""))] = _number(point[1])
-    return values
+        labels = {str(k): str(v) for k, v in sample["metric"].items()}
+        samples.append(Series(labels, _number(point[1])))
+    return tuple(samples)
 
 
 def describe(error: Exception, timeout_s: float) -> str:
@@ -125,7 +125,7 @@ def _client(url: str, timeout_s: float, auth: PrometheusAuth | None) -> Promethe
     return client
 
 
-def _query(url: str, expr: str, timeout_s: float, auth: PrometheusAuth | None) -> dict[str, float] | _Failure:
+def _query(url: str, expr: str, timeout_s: float, auth: PrometheusAuth | None) -> tuple[Series, ...] | _Failure:
     """One instant query, in a worker thread."""
     try:
         prometheus = _client(url, timeout_s, auth)
@@ -151,11 +151,10 @@ def _summary(failures: Mapping[str, str], queries: int) -> str:
 
 
 async def query_metrics(
-    url: str, matchers: Mapping[str, str], timeout_s: float, auth: PrometheusAuth | None = None
+    url: str, queries: Mapping[str, str], timeout_s: float, auth: PrometheusAuth | None = None
 ) -> MetricsObservation:
-    """Run the check's queries concurrently. Any failed query makes the query API unreachable for this
-    check (the metric invariants are then unknown); the values of the queries that answered are kept."""
-    queries = check_queries(matchers)
+    """Run the check's queries concurrently. A failed query blinds only the invariants that read it; the
+    query API counts as unreachable when no query answered."""
     try:
         async with asyncio.timeout(timeout_s + DEADLINE_SLACK_SECONDS):
             answers = await asyncio.gather(
@@ -165,7 +164,6 @@ async def query_metrics(
         return MetricsObservation(url=url, reachable=False, queries=queries, error=f"no answer within {timeout_s:g}s")
     values = {name: a for name, a in zip(queries, answers, strict=True) if not isinstance(a, _Failure)}
     failures = {name: a.reason for name, a in zip(queries, answers, strict=True) if isinstance(a, _Failure)}
-    if failures:
-        error = _summary(failures, len(queries))
-        return MetricsObservation(url=url, reachable=False, queries=queries, values=values, error=error)
-    return MetricsObservation(url=url, reachable=True, queries=queries, values=values)
+    error = _summary(failures, len(queries)) if failures else ""
+    return MetricsObservation(url=url, reachable=bool(values) or not queries, queries=queries, values=values,
+                              error=error, failures=failures)

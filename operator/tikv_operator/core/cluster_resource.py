@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from tikv_operator.core.durations import Duration
+from tikv_operator.core.queries import DEFAULT_RATE_WINDOW
 from tikv_operator.core.vocabulary import Health, Severity
 from tikv_operator.core.wire import SecretName, Timestamp, WireModel
 
@@ -50,6 +51,11 @@ class PrometheusSpec(WireModel):
         'out of a shared Prometheus, e.g. {tidb_cluster: "tidb-basic"}.',
     )
     timeout: Duration = Field("10s", description="Timeout of one query.")
+    rate_window: Duration = Field(
+        DEFAULT_RATE_WINDOW,
+        description="Range of rate() in the latency query. Keep it at least 4 scrape intervals: 2m suits "
+        "kube-prometheus' 30s default, 1m tiup's and TidbMonitor's 15s.",
+    )
 
 
 class InvariantOverride(WireModel):

@@ -38,13 +38,33 @@ def heartbeat(findings: Sequence[Finding], plan: Plan) -> str:
     return f"check complete: {invariants} invariants, {verdict}{extra}; {plan.open_tickets} open tickets"
 
 
+# Reasons of MetricsAvailable=False, by the cause of the findings behind it, most actionable first.
+_BLIND_REASONS = {"query-failed": "QueryFailed", "ambiguous": "AmbiguousSeries", "no-data": "NoSeries"}
+
+
+def metrics_available(obs: Observation, findings: Sequence[Finding]) -> tuple[ConditionStatus, str, str]:
+    """Rule 14: can the operator see the metrics its invariants need? (status, reason, message)."""
+    if not obs.pd.reachable:
+        return "Unknown", "PDNotAnswering", "which stores to look for is not known while PD does not answer"
+    if not obs.metrics.reachable:
+        return "False", "PrometheusNotAnswering", obs.metrics.error
+    for cause, reason in _BLIND_REASONS.items():
+        blind = [f for f in findings if f.verdict == "unknown" and f.cause == cause]
+        if blind:
+            stores = sorted({f.store for f in blind}, key=lambda s: (len(s), s))
+            invariants = sorted({f.invariant for f in blind})
+            return "False", reason, (f"{', '.join(invariants)} cannot be judged for store"
+                                     f"{'s' * (len(stores) != 1)} {', '.join(stores)}: {blind[0].message}")
+    return "True", "SeriesFound", "every Up TiKV store has the series its invariants read"
+
+
 def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: Sequence[Finding], plan: Plan,
                 generation: int | None) -> TiKVClusterStatus:
     now = obs.at
     up = sum(s.up for s in obs.pd.stores)
     total = len(obs.pd.stores)
-    reachable = obs.pd.reachable and obs.metrics.reachable
-    health: Health = "Degraded" if plan.open_tickets else ("Healthy" if reachable else "Unknown")
+    blind = not (obs.pd.reachable and obs.metrics.reachable) or any(f.blind for f in findings)
+    health: Health = "Degraded" if plan.open_tickets else ("Unknown" if blind else "Healthy")
     violated = sum(f.verdict == "violated" for f in findings)
     if obs.pd.reachable:
         message = f"{up}/{total} stores up, {plan.open_tickets} open tickets, {violated} violations"
@@ -52,6 +72,12 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
         message = f"PD does not answer: {obs.pd.error}"
     if not obs.metrics.reachable:
         message += f"; Prometheus does not answer: {obs.metrics.error}"
+    metrics_status, metrics_reason, metrics_message = metrics_available(obs, findings)
+    if obs.metrics.reachable and metrics_status == "False":
+        message += f"; blind: {metrics_message}"
+    unknown_state = next((f for f in findings if f.blind and f.cause == "pd"), None)
+    if unknown_state is not None:
+        message += f"; {unknown_state.message}"
     stores = StoreCounts(up=up, total=total) if obs.pd.reachable else (previous.stores if previous else None)
     conditions = [
         _condition(previous, "Ready", "True" if health == "Healthy" else "False", health,
@@ -61,6 +87,7 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
         _condition(previous, "PrometheusReachable", "True" if obs.metrics.reachable else "False",
                    "Answering" if obs.metrics.reachable else "NotAnswering", obs.metrics.error or obs.metrics.url,
                    generation, now),
+        _condition(previous, "MetricsAvailable", metrics_status, metrics_reason, metrics_message, generation, now),
     ]
     return TiKVClusterStatus(
         observed_generation=generation,

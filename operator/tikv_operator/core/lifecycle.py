@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec
-from tikv_operator.core.durations import parse_duration
+from tikv_operator.core.durations import format_duration, parse_duration
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import InvariantConfig
 from tikv_operator.core.tickets import (
@@ -27,9 +27,11 @@ from tikv_operator.core.tickets import (
     ticket_prefix,
 )
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
-from tikv_operator.core.vocabulary import LABEL_HELD, LABEL_PHASE, LABEL_SEVERITY
+from tikv_operator.core.vocabulary import LABEL_HELD, LABEL_PHASE, LABEL_SEVERITY, SEVERITIES
 
 Identity = tuple[str, str]
+# Reopen times kept on a ticket (enough for any flapping.count in the window).
+MAX_REOPENINGS_KEPT = 100
 
 
 @dataclass(frozen=True)
@@ -132,14 +134,19 @@ def plan_check(
                 continue
             first_seen = from_rfc3339(waiting[ident].first_seen) if ident in waiting else None
             first_seen = first_seen or now
-            grace = configs[finding.invariant].grace_period
+            grace = configs[finding.invariant].grace_period if finding.grace_period is None else finding.grace_period
             if now - first_seen < grace and not _resolved_by_hand_within(history.get(ident, []), now, grace):
                 still_pending[ident] = PendingViolation(invariant=finding.invariant, store=finding.store,
                                                         first_seen=to_rfc3339(first_seen))
                 continue
-            ops.append(_create(cluster, finding, first_seen, now, batch, history.get(ident, []), policy))
+            earlier = history.get(ident, [])
+            recent = _recently_auto_resolved(earlier, now, policy)
+            if recent is not None:
+                ops.append(_reopen(recent, finding, now, batch, policy))
+            else:
+                ops.append(_create(cluster, finding, first_seen, now, batch, earlier, policy))
         elif finding.verdict == "ok":
-            if ticket is not None and not ticket.held:
+            if ticket is not None and not ticket.held and finding.clears:
                 ops.append(_resolve(ticket, finding, now, unwritten.get(ticket.name, 0)))
             elif ticket is not None:
                 ops.extend(_repair(ticket, finding, now, batch))
@@ -162,8 +169,9 @@ def plan_check(
         if ident not in seen and unwritten.get(ticket.name):
             still_unwritten[ticket.name] = unwritten[ticket.name]
 
-    ops.extend(_expired(history, now, policy))
-    opened = sum(isinstance(op, CreateTicket) for op in ops)
+    reopened = {op.name for op in ops if isinstance(op, PatchTicket) and (op.status or {}).get("phase") == "Open"}
+    ops.extend(op for op in _expired(history, now, policy) if op.name not in reopened)
+    opened = sum(isinstance(op, CreateTicket) for op in ops) + len(reopened)
     resolved = sum(isinstance(op, PatchTicket) and (op.status or {}).get("phase") == RESOLVED for op in ops)
     return Plan(
         operations=tuple(ops),
@@ -221,13 +229,52 @@ def _open_status(finding: Finding, first_seen: datetime, now: datetime, occurren
     }
 
 
+def _openings_within(tickets: Iterable[TicketView], now: datetime, window: timedelta) -> int:
+    """Rule 8 counts openings: tickets created, and tickets reopened, within the flapping window."""
+    moments = [m for t in tickets for m in (t.created, *t.reopened_at) if m is not None]
+    return sum(1 for m in moments if now - m <= window)
+
+
+def _recently_auto_resolved(tickets: Sequence[TicketView], now: datetime,
+                            policy: LifecyclePolicy) -> TicketView | None:
+    """Rule 13: a violation back within the flapping window after its ticket auto-resolved reopens that
+    ticket, so a flapping store or a value hovering at its threshold opens at most one ticket per window.
+    A manual resolve is a person's decision: what comes after it is a new ticket (rule 6)."""
+    if not tickets:
+        return None
+    latest = tickets[-1]
+    if (latest.phase == RESOLVED and latest.resolution == "auto" and latest.resolved_at is not None
+            and now - latest.resolved_at < policy.flapping_window):
+        return latest
+    return None
+
+
+def _reopen(ticket: TicketView, finding: Finding, now: datetime, batch: str, policy: LifecyclePolicy) -> PatchTicket:
+    openings = _openings_within([ticket], now, policy.flapping_window) + 1
+    reopened = [*(to_rfc3339(m) for m in ticket.reopened_at), to_rfc3339(now)][-MAX_REOPENINGS_KEPT:]
+    status = {
+        "phase": "Open", "severity": finding.severity, "message": finding.message, "lastSeen": to_rfc3339(now),
+        "occurrences": ticket.occurrences + 1, "batch": batch, "flapping": openings >= policy.flapping_count,
+        "evidence": dict(finding.evidence), "reopenedAt": reopened,
+        # JSON merge patch: null removes the fields of the resolution.
+        "resolvedAt": None, "resolution": None, "resolutionMessage": None,
+    }
+    return PatchTicket(
+        ticket.name, status=status,
+        labels={LABEL_PHASE: "open", LABEL_SEVERITY: finding.severity, LABEL_HELD: "false"},
+        annotations={ANNOTATION_RECORDED: record_of("Open", False)},
+        event=TicketEvent("TicketReopened", f"{ticket.name}: back within {format_duration(policy.flapping_window)} of "
+                          f"resolving, reopened ({openings} openings in the window): {finding.message}", "Warning"),
+    )
+
+
 def _create(cluster: str, finding: Finding, first_seen: datetime, now: datetime, batch: str,
             earlier: Sequence[TicketView], policy: LifecyclePolicy) -> CreateTicket:
     ident = finding.identity
-    recent = sum(1 for t in earlier if t.created is not None and now - t.created <= policy.flapping_window)
+    recent = _openings_within(earlier, now, policy.flapping_window)
     flapping = recent + 1 >= policy.flapping_count
     name = ticket_name(cluster, finding.invariant, finding.store, _next_number(cluster, ident, earlier))
-    note = f" (flapping: {recent + 1} tickets within {policy.flapping_window})" if flapping else ""
+    note = f" (flapping: {recent + 1} tickets within {format_duration(policy.flapping_window)})" if flapping else ""
     return CreateTicket(
         name=name,
         invariant=finding.invariant,
@@ -245,7 +292,7 @@ def _refresh(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
         return _repair(ticket, finding, now, batch), 0
     occurrences = ticket.occurrences + unwritten + 1
     counters = {"occurrences": occurrences, "lastSeen": to_rfc3339(now), "message": finding.message}
-    if ticket.severity != finding.severity:
+    if _more_urgent(finding.severity, ticket.severity):
         event = TicketEvent("SeverityChanged", f"{ticket.name}: severity {ticket.severity} -> {finding.severity}",
                             "Warning")
         return [PatchTicket(ticket.name, status={**counters, "severity": finding.severity},
@@ -255,8 +302,16 @@ def _refresh(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
     return [], unwritten + 1
 
 
+def _more_urgent(severity: str, than: str | None) -> bool:
+    """Severity only rises within a ticket (Disconnected -> Down escalates; the page already went out)."""
+    if than not in SEVERITIES:
+        return severity != than
+    return severity in SEVERITIES and SEVERITIES.index(severity) < SEVERITIES.index(than)
+
+
 def _resolve(ticket: TicketView, finding: Finding, now: datetime, unwritten: int) -> PatchTicket:
-    status: dict[str, Any] = {"phase": RESOLVED, "resolution": "auto", "resolvedAt": to_rfc3339(now)}
+    status: dict[str, Any] = {"phase": RESOLVED, "resolution": "auto", "resolvedAt": to_rfc3339(now),
+                              "resolutionMessage": finding.message}
     if unwritten:
         status["occurrences"] = ticket.occurrences + unwritten
     if ticket.phase is None:  # never initialised: give it the fields a reader expects

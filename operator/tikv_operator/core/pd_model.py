@@ -51,6 +51,7 @@ class StoreMeta(_Lenient):
     # An answer without a state says nothing about the store: "" makes its invariants unknown.
     state_name: str = ""
     last_heartbeat: int | None = None
+    physically_destroyed: bool = False
 
 
 class StoreStatus(_Lenient):
@@ -77,7 +78,9 @@ class StoresResponse(_Lenient):
         """The stores as the invariants see them."""
         return tuple(
             Store(e.store.id, e.store.address, e.store.status_address, e.store.state_name,
-                  e.status.capacity, e.status.available)
+                  e.status.capacity, e.status.available,
+                  labels=tuple((label.key, label.value) for label in e.store.labels),
+                  last_heartbeat_ns=e.store.last_heartbeat, physically_destroyed=e.store.physically_destroyed)
             for e in self.stores
         )
 

@@ -44,6 +44,8 @@ class Ticket:
     evidence: Mapping[str, Any] | None
     created: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
+    resolution_message: str | None = None
+    reopened_at: tuple[str, ...] = ()
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Ticket:
@@ -74,6 +76,8 @@ class Ticket:
             evidence=status.get("evidence"),
             created=metadata.get("creationTimestamp"),
             labels=dict(metadata.get("labels") or {}),
+            resolution_message=status.get("resolutionMessage"),
+            reopened_at=tuple(status.get("reopenedAt") or ()),
         )
 
     @property
@@ -97,8 +101,10 @@ class Ticket:
             "message": self.message,
             "resolution": self.resolution,
             "resolvedAt": self.resolved_at,
+            "resolutionMessage": self.resolution_message,
             "batch": self.batch,
             "flapping": self.flapping,
+            "reopenedAt": list(self.reopened_at),
             "evidence": self.evidence,
             "createdAt": self.created,
         }

@@ -35,6 +35,14 @@ class OperatorTicketStatus(WireModel):
     occurrences: int | None = Field(None, ge=0, description="Checks that saw the violation.")
     resolved_at: Timestamp | None = None
     resolution: Resolution | None = Field(None, description="auto (the condition cleared) or manual.")
+    resolution_message: str | None = Field(
+        None, description="What the operator saw when it auto-resolved the ticket (e.g. the store is Tombstone)."
+    )
+    reopened_at: list[Timestamp] | None = Field(
+        None, max_length=100,
+        description="When the ticket reopened: its violation came back within the flapping window after an "
+        "auto-resolve (newest last).",
+    )
     batch: str | None = Field(None, description="Id shared by the tickets opened in the same check.")
     flapping: bool | None = Field(None, description="The same identity opened too many tickets recently.")
     evidence: dict[str, Any] | None = Field(

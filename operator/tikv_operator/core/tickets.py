@@ -59,6 +59,12 @@ def ticket_labels(cluster: str, invariant: str, store: str, phase: str, severity
     }
 
 
+def _moments(value: Any) -> tuple[datetime, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(m for m in (from_rfc3339(v) if isinstance(v, str) else None for v in value) if m is not None)
+
+
 @dataclass(frozen=True)
 class TicketView:
     """What the lifecycle needs of one OperatorTicket (from the operator's index of tickets)."""
@@ -76,6 +82,7 @@ class TicketView:
     resolved_at: datetime | None = None
     resolution: str | None = None
     created: datetime | None = None
+    reopened_at: tuple[datetime, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -112,6 +119,7 @@ class TicketView:
             resolved_at=from_rfc3339(status.get("resolvedAt")),
             resolution=status.get("resolution"),
             created=from_rfc3339(meta.get("creationTimestamp")),
+            reopened_at=_moments(status.get("reopenedAt")),
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
         )

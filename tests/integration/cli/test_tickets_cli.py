@@ -135,8 +135,8 @@ def test_list_json_parses_back_with_every_field(tikv_operator: Cli, kubectl: Cli
         "name": OPEN_STORE_TICKET, "namespace": kubectl.namespace, "cluster": "prod", "invariant": "store_down",
         "store": "1", "held": False, "phase": "Open", "severity": "critical", "occurrences": 7,
         "firstSeen": "2026-01-02T03:04:05Z", "lastSeen": "2026-01-02T03:10:00Z",
-        "message": "store 1 is Disconnected", "resolution": None, "resolvedAt": None, "batch": None,
-        "flapping": None, "evidence": None, "createdAt": created,
+        "message": "store 1 is Disconnected", "resolution": None, "resolvedAt": None, "resolutionMessage": None,
+        "batch": None, "flapping": None, "reopenedAt": [], "evidence": None, "createdAt": created,
     }
     assert (tickets[1]["held"], tickets[1]["store"]) == (True, "")
     assert (tickets[2]["phase"], tickets[2]["resolution"], tickets[2]["resolvedAt"]) == (

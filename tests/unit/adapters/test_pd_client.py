@@ -70,11 +70,12 @@ def test_simulator_pd_lists_every_store_up(sim: SimulatorThread) -> None:
     observation = asyncio.run(read_stores(sim.pd_url, 5.0))
 
     assert observation.reachable, observation.error
-    assert [s.id for s in observation.stores] == ["1", "2", "3"]
+    stores = sorted(observation.stores, key=lambda s: s.id)  # PD lists them in a new order on every call
+    assert [s.id for s in stores] == ["1", "2", "3"]
     summary = sim.summary()["clusters"][0]["stores"]
-    assert [s.status_address for s in observation.stores] == [s["status_address"] for s in summary]
-    assert all(s.state_name == "Up" for s in observation.stores)
-    assert observation.stores[0].capacity_bytes == 100 * GIB
+    assert [s.status_address for s in stores] == [s["status_address"] for s in summary]
+    assert all(s.state_name == "Up" for s in stores)
+    assert stores[0].capacity_bytes == 100 * GIB
 
 
 def test_offline_store_is_reported_with_its_state(sim: SimulatorThread) -> None:
@@ -275,3 +276,62 @@ def test_client_context_is_built_once_per_secret_content(pki: Pki) -> None:
 
     assert client_ssl_context(credentials) is client_ssl_context(_credentials(pki))
     assert client_ssl_context.cache_info().misses == 1
+
+
+def _pd_with_tombstones(listed: list[int], tombstones: list[int], tombstone_status: int = 200
+                        ) -> tuple[web.Application, list[str]]:
+    """A PD whose default list holds `listed` (Up) and whose ?state=2 list holds `tombstones`."""
+    asked: list[str] = []
+
+    def entry(store_id: int, state: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {"id": store_id, "address": f"tikv-{store_id}:20160", "state_name": state}
+        if state == "Tombstone":
+            meta["state"] = 2
+        return {"store": meta, "status": {}}
+
+    async def handle(request: web.Request) -> web.Response:
+        asked.append(request.query_string)
+        if request.query.getall("state", []) == ["2"]:
+            body = {"count": len(tombstones), "stores": [entry(i, "Tombstone") for i in tombstones]}
+            return web.json_response(body, status=tombstone_status)
+        return web.json_response({"count": len(listed), "stores": [entry(i, "Up") for i in listed]})
+
+    app = web.Application()
+    app.router.add_get(STORES, handle)
+    return app, asked
+
+
+def _read_confirming(app: web.Application, confirm: frozenset[str]) -> PDObservation:
+    async def scenario() -> PDObservation:
+        async with serving(app) as url:
+            return await read_stores(url, 5.0, confirm=confirm)
+
+    return asyncio.run(scenario())
+
+
+def test_a_ticketed_store_missing_from_the_list_is_confirmed_as_tombstone_with_one_more_request() -> None:
+    app, asked = _pd_with_tombstones(listed=[1, 2], tombstones=[3, 9])
+    observation = _read_confirming(app, frozenset({"1", "3", "4"}))
+
+    assert asked == ["", "state=2"]
+    assert observation.reachable
+    assert [s.id for s in observation.stores] == ["1", "2"]
+    assert [(s.id, s.state_name) for s in observation.tombstones] == [("3", "Tombstone")]  # 9 has no ticket
+    assert observation.unlisted == ("4",)  # neither listed nor a Tombstone: PD lost track of it
+
+
+def test_no_extra_request_while_every_ticketed_store_is_listed() -> None:
+    app, asked = _pd_with_tombstones(listed=[1, 2], tombstones=[3])
+    observation = _read_confirming(app, frozenset({"1", "2"}))
+
+    assert asked == [""]
+    assert (observation.tombstones, observation.unlisted) == ((), ())
+
+
+def test_a_failing_tombstone_request_leaves_the_missing_store_unknown_and_pd_reachable() -> None:
+    app, asked = _pd_with_tombstones(listed=[1], tombstones=[3], tombstone_status=500)
+    observation = _read_confirming(app, frozenset({"3"}))
+
+    assert asked == ["", "state=2"]
+    assert observation.reachable
+    assert (observation.tombstones, observation.unlisted) == ((), ())

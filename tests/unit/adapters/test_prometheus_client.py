@@ -17,10 +17,11 @@ from aiohttp import web
 from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
 from tikv_operator.adapters.prometheus_client import query_metrics
-from tikv_operator.core.observation import MetricsObservation
-from tikv_operator.core.queries import AVAILABLE, CAPACITY, P99_LATENCY, check_queries
+from tikv_operator.core.observation import MetricsObservation, Series
+from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE, check_queries
 
 MATCHERS = {"tidb_cluster": "prod-basic"}
+QUERIES = check_queries(MATCHERS)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -42,55 +43,61 @@ class FakePrometheus:
         return app
 
 
-def vector(samples: dict[str, str]) -> web.Response:
-    result = [{"metric": {"instance": i}, "value": [1764000000.123, value]} for i, value in samples.items()]
+def vector(samples: dict[str, str], **labels: str) -> web.Response:
+    result = [{"metric": {"instance": i, **labels}, "value": [1764000000.123, value]} for i, value in samples.items()]
     return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
+def values(series: tuple[Series, ...]) -> dict[str, float]:
+    return {s.labels.get("instance", ""): s.value for s in series}
 
 
 def run(app: web.Application, timeout_s: float = 5.0, auth: PrometheusAuth | None = None) -> MetricsObservation:
     async def scenario() -> MetricsObservation:
         async with serving(app) as url:
-            return await query_metrics(url, MATCHERS, timeout_s, auth)
+            return await query_metrics(url, QUERIES, timeout_s, auth)
 
     return asyncio.run(scenario())
 
 
-def test_one_check_is_three_queries_grouped_by_instance_with_the_matchers() -> None:
-    answers = {P99_LATENCY: {"a:20180": "0.25", "b:20180": "NaN"}, CAPACITY: {"a:20180": "1e11", "b:20180": "1e11"},
-               AVAILABLE: {"a:20180": "2.5e10", "b:20180": "+Inf"}}
-    by_promql = {promql: answers[name] for name, promql in check_queries(MATCHERS).items()}
-    prometheus = FakePrometheus(lambda q: vector(by_promql[q]))
+def test_one_check_is_two_queries_with_the_matchers_and_every_label_kept() -> None:
+    answers = {P99_LATENCY: vector({"a:20180": "0.25", "b:20180": "NaN"}, type="kv_get", tikvops_key="a"),
+               STORE_SIZE: vector({"a:20180": "1e11", "b:20180": "+Inf"}, type="capacity", pod="basic-tikv-0")}
+    by_promql = {promql: answers[name] for name, promql in QUERIES.items()}
+    prometheus = FakePrometheus(lambda q: by_promql[q])
 
     observation = run(prometheus.app(), timeout_s=7)
 
     assert observation.reachable, observation.error
-    assert len(prometheus.requests) == 3
-    assert {r["query"] for r in prometheus.requests} == set(check_queries(MATCHERS).values())
-    assert all('tidb_cluster="prod-basic"' in r["query"] and "by (instance" in r["query"] for r in prometheus.requests)
+    assert len(prometheus.requests) == 2
+    assert {r["query"] for r in prometheus.requests} == set(QUERIES.values())
+    assert all('tidb_cluster="prod-basic"' in r["query"] for r in prometheus.requests)
     assert all(r["timeout"] == "7" for r in prometheus.requests)  # Prometheus stops evaluating too
-    assert dict(observation.queries) == check_queries(MATCHERS)
-    assert observation.values[P99_LATENCY]["a:20180"] == 0.25
-    assert math.isnan(observation.values[P99_LATENCY]["b:20180"])  # no samples in the window: kept as NaN
-    assert observation.values[CAPACITY] == {"a:20180": 1e11, "b:20180": 1e11}
-    assert observation.values[AVAILABLE]["b:20180"] == math.inf
+    assert dict(observation.queries) == QUERIES
+    assert values(observation.values[P99_LATENCY])["a:20180"] == 0.25
+    assert math.isnan(values(observation.values[P99_LATENCY])["b:20180"])  # no samples in the window: kept as NaN
+    assert observation.values[P99_LATENCY][0].labels == {"instance": "a:20180", "type": "kv_get", "tikvops_key": "a"}
+    assert values(observation.values[STORE_SIZE]) == {"a:20180": 1e11, "b:20180": math.inf}
+    assert observation.values[STORE_SIZE][1].labels["pod"] == "basic-tikv-0"
+    assert observation.failures == {}
 
 
 def test_an_empty_vector_is_an_answer_without_values() -> None:
     observation = run(FakePrometheus(lambda _q: vector({})).app())
 
     assert observation.reachable
-    assert observation.values == {P99_LATENCY: {}, CAPACITY: {}, AVAILABLE: {}}
+    assert observation.values == {P99_LATENCY: (), STORE_SIZE: ()}
 
 
 def test_closed_port_fails_fast_without_retries() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     started = time.monotonic()
-    observation = asyncio.run(query_metrics(url, MATCHERS, 5.0))
+    observation = asyncio.run(query_metrics(url, QUERIES, 5.0))
 
     assert time.monotonic() - started < 1.0  # the library's default would retry with backoff for seconds
     assert observation == MetricsObservation(
-        url=url, reachable=False, queries=check_queries(MATCHERS), values={},
-        error="cannot connect: Connection refused",
+        url=url, reachable=False, queries=QUERIES, values={}, error="cannot connect: Connection refused",
+        failures=dict.fromkeys(QUERIES, "cannot connect: Connection refused"),
     )
 
 
@@ -122,11 +129,11 @@ def test_garbage_answers_make_the_query_api_unreachable(response: Callable[[], w
     assert not observation.reachable
     assert observation.error == error
     assert observation.values == {}
-    assert dict(observation.queries) == check_queries(MATCHERS)
+    assert dict(observation.queries) == QUERIES
 
 
-def test_one_failing_query_names_itself_and_keeps_the_others() -> None:
-    latency = check_queries(MATCHERS)[P99_LATENCY]
+def test_one_failing_query_names_itself_and_the_query_api_still_answers() -> None:
+    latency = QUERIES[P99_LATENCY]
 
     def answer(query: str) -> web.Response:
         if query == latency:
@@ -135,9 +142,10 @@ def test_one_failing_query_names_itself_and_keeps_the_others() -> None:
 
     observation = run(FakePrometheus(answer).app())
 
-    assert not observation.reachable
+    assert observation.reachable  # only the invariants that read the failed query are blind
+    assert observation.failures == {P99_LATENCY: "HTTP 400 Bad Request: bad_data: parse error"}
     assert observation.error == "p99_latency_seconds: HTTP 400 Bad Request: bad_data: parse error"
-    assert observation.values == {CAPACITY: {"a:20180": 100.0}, AVAILABLE: {"a:20180": 100.0}}
+    assert {name: values(v) for name, v in observation.values.items()} == {STORE_SIZE: {"a:20180": 100.0}}
 
 
 def test_hung_query_api_times_out_at_the_spec_timeout() -> None:
@@ -189,11 +197,11 @@ def test_queries_run_concurrently() -> None:
     observation = run(app)
 
     assert observation.reachable, observation.error
-    assert time.monotonic() - started < 1.0  # three 0.4 s queries one after the other would take 1.2 s
+    assert time.monotonic() - started < 0.75  # two 0.4 s queries one after the other would take 0.8 s
 
 
-def test_answers_are_parsed_by_instance_even_without_the_label() -> None:
+def test_a_series_without_labels_is_kept() -> None:
     body = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "2"]}]}}
     observation = run(FakePrometheus(lambda _q: web.Response(text=json.dumps(body))).app())
 
-    assert observation.values[CAPACITY] == {"": 2.0}
+    assert observation.values[STORE_SIZE] == (Series({}, 2.0),)

@@ -31,7 +31,8 @@ def test_degraded_with_open_tickets_and_store_counts() -> None:
     assert status.pending_violations == list(pending)
     conditions = {c.type: (c.status, c.reason, c.observed_generation) for c in status.conditions}
     assert conditions == {"Ready": ("False", "Degraded", 3), "PDReachable": ("True", "Answering", 3),
-                          "PrometheusReachable": ("True", "Answering", 3)}
+                          "PrometheusReachable": ("True", "Answering", 3),
+                          "MetricsAvailable": ("True", "SeriesFound", 3)}
     assert status.message == "2/3 stores up, 1 open tickets, 1 violations"
 
 
@@ -48,7 +49,7 @@ def test_unknown_when_pd_cannot_be_read_and_store_counts_are_kept() -> None:
 def test_condition_transition_time_moves_only_with_its_status() -> None:
     first = next_status(None, observation(), [], Plan((), ()), 1)
     later = next_status(first, observation(T0 + timedelta(minutes=5)), [], Plan((), ()), 1)
-    assert [c.last_transition_time for c in later.conditions] == ["2026-11-25T03:00:00Z"] * 3
+    assert [c.last_transition_time for c in later.conditions] == ["2026-11-25T03:00:00Z"] * 4
 
 
 def test_steady_state_writes_once_per_refresh_interval() -> None:
@@ -70,3 +71,41 @@ def test_heartbeat_line_names_the_violations() -> None:
     line = heartbeat([ok, down("2"), down("3"), unknown], Plan((), (), open_tickets=2))
     assert line == ("check complete: 3 invariants, 2 violations (store_down@2, store_down@3), 1 unknown; "
                     "2 open tickets")
+
+
+def blind(store: str, cause: str = "no-data", invariant: str = "low_disk_space") -> Finding:
+    return Finding(invariant, store, "unknown", "warning",  # type: ignore[arg-type]
+                   f"no tikv_store_size_bytes series in Prometheus for store {store}", cause=cause)  # type: ignore[arg-type]
+
+
+def test_blind_is_not_healthy_prometheus_answers_but_has_no_series_for_the_stores() -> None:
+    status = next_status(None, observation(), [blind("1"), blind("3"), blind("3", invariant="high_latency")],
+                         Plan((), ()), 1)
+    assert status.health == "Unknown"
+    metrics = next(c for c in status.conditions if c.type == "MetricsAvailable")
+    assert (metrics.status, metrics.reason) == ("False", "NoSeries")
+    assert metrics.message.startswith("high_latency, low_disk_space cannot be judged for stores 1, 3: no tikv_")
+    assert status.message is not None
+    assert "; blind: high_latency, low_disk_space cannot be judged" in status.message
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "Unknown")
+
+
+def test_inhibited_and_idle_unknowns_are_not_blind() -> None:
+    quiet = [blind("2", cause="inhibited"), blind("1", cause="idle", invariant="high_latency")]
+    status = next_status(None, observation(), quiet, Plan((), ()), 1)
+    assert status.health == "Healthy"
+    metrics = next(c for c in status.conditions if c.type == "MetricsAvailable")
+    assert metrics.status == "True"
+
+
+def test_the_most_actionable_blindness_is_named_first_and_open_tickets_still_say_degraded() -> None:
+    found = [blind("1"), blind("2", cause="ambiguous"), blind("3", cause="query-failed", invariant="high_latency")]
+    status = next_status(None, observation(), found, Plan((), (), open_tickets=1), 1)
+    assert status.health == "Degraded"
+    metrics = next(c for c in status.conditions if c.type == "MetricsAvailable")
+    assert (metrics.status, metrics.reason) == ("False", "QueryFailed")
+    unreachable = next_status(None, observation(prom_ok=False), [], Plan((), ()), 1)
+    assert next(c for c in unreachable.conditions if c.type == "MetricsAvailable").reason == "PrometheusNotAnswering"
+    no_pd = next_status(None, observation(pd_ok=False), [], Plan((), ()), 1)
+    assert next(c for c in no_pd.conditions if c.type == "MetricsAvailable").status == "Unknown"

@@ -26,8 +26,13 @@ CONFIGS = configure(SPEC)
 POLICY = LifecyclePolicy.from_spec(SPEC)
 
 
-def finding(verdict: Verdict, invariant: str = "store_down", store: str = "4", severity: str = "critical") -> Finding:
-    return Finding(invariant, store, verdict, severity, f"{invariant} {store} {verdict}", {"v": 1})  # type: ignore[arg-type]
+def finding(verdict: Verdict, invariant: str = "store_down", store: str = "4", severity: str = "critical",
+            grace: timedelta | None = None, clears: bool = True) -> Finding:
+    """store_down findings default to a Down store's: no grace period of their own."""
+    if grace is None and invariant == "store_down":
+        grace = timedelta(0)
+    return Finding(invariant, store, verdict, severity, f"{invariant} {store} {verdict}", {"v": 1},  # type: ignore[arg-type]
+                   grace_period=grace, clears=clears)
 
 
 def ticket(name: str = "basic-store-down-s4-1", phase: str | None = "Open", **kw: Any) -> TicketView:
@@ -72,7 +77,7 @@ def test_rule1_an_active_ticket_is_never_duplicated_and_numbers_follow_history()
     assert not any(isinstance(op, CreateTicket) for op in result.operations)
     resolved = ticket("basic-store-down-s4-2", "Resolved", resolution="auto", resolved_at=T0)
     (op,) = plan([finding("violated")], [ticket("basic-store-down-s4-1", "Resolved", resolved_at=T0), resolved],
-                 now=T0 + timedelta(seconds=10)).operations
+                 now=T0 + timedelta(minutes=11)).operations
     assert isinstance(op, CreateTicket)
     assert op.name == "basic-store-down-s4-3"
 
@@ -126,7 +131,8 @@ def test_rule4_auto_resolve_flushes_unwritten_counts() -> None:
                  unwritten={"basic-store-down-s4-1": 2}).operations
     assert isinstance(op, PatchTicket)
     at = to_rfc3339(T0 + timedelta(seconds=30))
-    assert op.status == {"phase": "Resolved", "resolution": "auto", "resolvedAt": at, "occurrences": 5}
+    assert op.status == {"phase": "Resolved", "resolution": "auto", "resolvedAt": at, "occurrences": 5,
+                         "resolutionMessage": "store_down 4 ok"}
     assert op.labels == {"tikvops.io/phase": "resolved"}
     assert op.event is not None
     assert op.event.reason == "TicketResolved"
@@ -157,16 +163,131 @@ def test_rule7_tickets_opened_in_one_check_share_a_batch() -> None:
     assert [op.status["batch"] for op in ops if isinstance(op, CreateTicket)] == ["b1", "b1"]
 
 
-def test_rule8_flapping_after_count_tickets_in_window() -> None:
-    earlier = [ticket(f"basic-store-down-s4-{n}", "Resolved", resolution="auto", resolved_at=T0,
+def test_rule8_flapping_after_count_openings_in_window() -> None:
+    earlier = [ticket(f"basic-store-down-s4-{n}", "Resolved", resolution="manual", resolved_at=T0,
                       created=T0 - timedelta(minutes=m)) for n, m in ((1, 20), (2, 5), (3, 2))]
     (op,) = plan([finding("violated")], earlier).operations
     assert isinstance(op, CreateTicket)
     assert op.name == "basic-store-down-s4-4"
     assert op.status["flapping"] is True  # tickets 2 and 3 are within 10m; this one makes three
+    assert op.event.message.endswith("(flapping: 3 tickets within 10m)")
     (op,) = plan([finding("violated")], earlier[:2]).operations
     assert isinstance(op, CreateTicket)
     assert op.status["flapping"] is False
+
+
+def test_rule13_a_violation_back_within_the_window_after_an_auto_resolve_reopens_its_ticket() -> None:
+    done = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0 - timedelta(minutes=3),
+                  created=T0 - timedelta(minutes=30), occurrences=7, first_seen=T0 - timedelta(minutes=30))
+    (op,) = plan([finding("violated")], [done]).operations
+    assert isinstance(op, PatchTicket)
+    assert op.name == "basic-store-down-s4-1"
+    assert op.status is not None
+    assert op.status["phase"] == "Open"
+    assert op.status["occurrences"] == 8
+    assert op.status["reopenedAt"] == [to_rfc3339(T0)]
+    assert (op.status["resolvedAt"], op.status["resolution"], op.status["resolutionMessage"]) == (None, None, None)
+    assert "firstSeen" not in op.status  # the incident began when it was first seen
+    assert op.status["flapping"] is False  # created 30 min ago: this is the window's second opening
+    assert op.labels == {"tikvops.io/phase": "open", "tikvops.io/severity": "critical", "tikvops.io/held": "false"}
+    assert op.annotations == {"tikvops.io/recorded": "Open/unheld"}
+    assert op.event is not None
+    assert op.event.reason == "TicketReopened"
+    assert plan([finding("violated")], [done]).open_tickets == 1
+    # A third opening within the window marks it flapping (count 3).
+    again = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0 - timedelta(minutes=1),
+                   created=T0 - timedelta(minutes=30), reopened_at=(T0 - timedelta(minutes=4),))
+    (op,) = plan([finding("violated")], [again]).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["flapping"] is False  # created long ago; two reopenings in the window
+    three = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0 - timedelta(minutes=1),
+                   created=T0 - timedelta(minutes=8), reopened_at=(T0 - timedelta(minutes=4),))
+    (op,) = plan([finding("violated")], [three]).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["flapping"] is True
+
+
+def test_rule13_past_the_window_or_after_a_manual_resolve_a_new_ticket_opens() -> None:
+    old = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0 - timedelta(minutes=11))
+    (op,) = plan([finding("violated")], [old]).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-store-down-s4-2"
+    manual = ticket("basic-store-down-s4-1", "Resolved", resolution="manual", resolved_at=T0 - timedelta(minutes=1))
+    (op,) = plan([finding("violated")], [manual]).operations
+    assert isinstance(op, CreateTicket)
+    assert op.name == "basic-store-down-s4-2"
+
+
+def test_rule13_a_reopened_ticket_is_not_deleted_by_retention_in_the_same_check() -> None:
+    short = LifecyclePolicy(refresh_interval=timedelta(minutes=1), resolved_retention=timedelta(seconds=5),
+                            flapping_window=timedelta(minutes=10), flapping_count=3)
+    done = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0 - timedelta(seconds=30))
+    (op,) = plan([finding("violated")], [done], policy=short).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["phase"] == "Open"
+
+
+def test_rule13_a_value_hovering_at_the_threshold_opens_one_ticket_in_ten_minutes_of_checks() -> None:
+    """30 s checks for 10 minutes of a disk swinging 60 % <-> 80 % every other check, and one hovering
+    69 % <-> 71 %: the clear margin holds the second, reopening holds the first."""
+    for low_clears in (True, False):  # 60 % is below the clear margin; 69 % is inside it
+        tickets: dict[str, TicketView] = {}
+        created = 0
+        for step in range(20):
+            now = T0 + timedelta(seconds=30 * step)
+            high = step % 2 == 0
+            f = finding("violated" if high else "ok", "low_disk_space", "2", "warning", clears=low_clears or high)
+            for op in plan([f], list(tickets.values()), now=now).operations:
+                if isinstance(op, CreateTicket):
+                    created += 1
+                    tickets[op.name] = ticket(op.name, "Open", invariant="low_disk_space", store="2",
+                                              severity="warning", created=now, last_seen=now)
+                elif isinstance(op, PatchTicket) and op.status is not None and "phase" in op.status:
+                    old = tickets[op.name]
+                    resolved = op.status["phase"] == "Resolved"
+                    tickets[op.name] = TicketView(
+                        **{**old.__dict__, "phase": op.status["phase"],
+                           "resolution": "auto" if resolved else None, "resolved_at": now if resolved else None,
+                           "reopened_at": old.reopened_at + (() if resolved else (now,))})
+        assert created == 1
+        assert len(tickets) == 1
+
+
+def test_rule3_severity_only_rises_within_a_ticket() -> None:
+    disconnected = ticket(severity="warning")
+    (op,) = plan([finding("violated", severity="critical")], [disconnected],
+                 now=T0 + timedelta(seconds=5)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["severity"] == "critical"
+    # Back to warning: the ticket keeps the severity it paged with, only counters are refreshed.
+    (op,) = plan([finding("violated", severity="warning")], [ticket(severity="critical", last_seen=T0)],
+                 now=T0 + timedelta(minutes=2)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert "severity" not in op.status
+    assert op.labels is None
+
+
+def test_a_findings_own_grace_period_overrides_the_invariants() -> None:
+    disconnected = finding("violated", severity="warning", grace=None)
+    disconnected = Finding(**{**disconnected.__dict__, "grace_period": None})
+    first = plan([disconnected])
+    assert first.operations == ()  # store_down's catalogue grace: 1m
+    down = finding("violated")  # grace 0
+    (op,) = plan([down], pending=list(first.pending), now=T0 + timedelta(seconds=5)).operations
+    assert isinstance(op, CreateTicket)
+    assert op.status["firstSeen"] == to_rfc3339(T0)  # the incident began when it was first Disconnected
+
+
+def test_ok_inside_the_clear_margin_keeps_the_ticket_and_drops_the_grace_clock() -> None:
+    margin = finding("ok", clears=False)
+    assert plan([margin], [ticket()], now=T0 + timedelta(seconds=30)).operations == ()
+    pending = [PendingViolation(invariant="store_down", store="4", first_seen=to_rfc3339(T0))]
+    assert plan([margin], pending=pending).pending == ()
 
 
 def test_rule11_resolved_tickets_are_deleted_after_retention() -> None:
