@@ -31,7 +31,7 @@ RESULTS_FILE = BENCH / "RESULTS.md"
 DEFAULT_PLATFORM_DIR = REPO / ".platform-bench"
 RUN_DIR = Path(os.environ.get("BENCH_RUN_DIR") or Path(tempfile.gettempdir()) / "tikv-operator-bench")
 # Order of the sections in RESULTS.md.
-SECTIONS = ("check_cost", "detection_latency", "api_writes", "scale")
+SECTIONS = ("check_cost", "detection_latency", "api_writes", "scale", "query_cost")
 
 T = TypeVar("T")
 
@@ -258,13 +258,14 @@ class SimHost:
     @classmethod
     def start(cls, *, stores: int, clusters: int = 1, name: str = "bench", labels: Mapping[str, str] | None = None,
               file_sd: Path | None = None, fake_prometheus: bool = False, scrape_interval: str | None = None,
-              heartbeat_interval: float = 0.5, disconnect_after: float = 1.5, max_seconds: float = 3600,
-              timeout: float = 120) -> SimHost:
+              heartbeat_interval: float = 0.5, disconnect_after: float = 1.5, down_after: float = 1800.0,
+              max_seconds: float = 3600, grpc_series: str = "lean", timeout: float = 120) -> SimHost:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         state_file = RUN_DIR / f"sim-{secrets.token_hex(4)}.json"
         argv = [sys.executable, "-m", "bench.sim_host", "--stores", str(stores), "--clusters", str(clusters),
                 "--name", name, "--state-file", str(state_file), "--heartbeat-interval", str(heartbeat_interval),
-                "--disconnect-after", str(disconnect_after), "--max-seconds", str(max_seconds)]
+                "--disconnect-after", str(disconnect_after), "--max-seconds", str(max_seconds),
+                "--down-after", str(down_after), "--grpc-series", grpc_series]
         for key, value in (labels or {}).items():
             argv += ["--label", f"{key}={value}"]
         if file_sd is not None:

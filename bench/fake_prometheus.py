@@ -5,40 +5,41 @@ What it supports, exactly (anything else is answered 400 bad_data, as Prometheus
 
 - `GET` or `POST` (form) `/api/v1/query` with `query=`; `time` and `timeout` are accepted and ignored
   (answers are "now"). `GET /-/healthy` answers 200.
-- Only the three instant queries of `tikv_operator.core.queries.check_queries()`, in exactly that form:
-    histogram_quantile(0.99, sum by (instance, le) (rate(tikv_grpc_msg_duration_seconds_bucket{type!="kv_gc",<m>}[1m])))
-    sum by (instance) (tikv_store_size_bytes{type="capacity",<m>})
-    sum by (instance) (tikv_store_size_bytes{type="available",<m>})
-  where <m> is zero or more exact matchers `k="v"` (the TiKVCluster's spec.prometheus.labelMatchers).
+- Only the instant queries of `tikv_operator.core.queries.check_queries(matchers, window)`, exactly as
+  that function writes them (any window), where the matchers are zero or more exact `k="v"` (the
+  TiKVCluster's spec.prometheus.labelMatchers).
 - The matchers select series as Prometheus would select the scraped series of the simulator: every
   target carries `<cluster_label>="<cluster name>"` plus the host's extra labels; a matcher on any other
   label, or with another value, selects nothing (an empty vector). No matcher on the cluster label
   selects the stores of every cluster.
-- Values, one sample per running store (a stopped store's series are absent, as after a failed scrape),
-  labelled only `instance` (the store's status address, the tiup convention):
-  p99 = the store's configured p99 (a real Prometheus interpolates it from the buckets: close, not equal);
-  capacity = the store's capacity; available = its current available bytes.
+- Values, per running store (a stopped store's series are absent, as after a failed scrape), labelled
+  with the store key only (`tikvops_key` = the store's status address, the tiup convention): the latency
+  query gives one sample, type="kv_get", the store's configured p99 (a real Prometheus interpolates it
+  from the buckets: close, not equal); the size query gives type="capacity" (the store's capacity) and
+  type="available" (its current available bytes).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["p99", "capacity", "available"]
+from tikv_operator.core.queries import DEFAULT_RATE_WINDOW, KEY_LABEL, P99_LATENCY, STORE_SIZE, check_queries
 
-_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=|!=)\s*"((?:[^"\\]|\\.)*)"\s*')
-_P99 = re.compile(
-    r"^histogram_quantile\(0\.99, sum by \(instance, le\) "
-    r"\(rate\(tikv_grpc_msg_duration_seconds_bucket\{(?P<m>.*)\}\[1m\]\)\)\)$"
-)
-_SIZE = re.compile(r"^sum by \(instance\) \(tikv_store_size_bytes\{(?P<m>.*)\}\)$")
+Kind = Literal["p99", "sizes"]
+
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=|!=|=~)\s*"((?:[^"\\]|\\.)*)"\s*')
+_SELECTOR = {
+    "p99": re.compile(r"rate\(tikv_grpc_msg_duration_seconds_bucket\{(?P<m>.*)\}\[(?P<window>[0-9a-z.]+)\]\)"),
+    "sizes": re.compile(r"\(tikv_store_size_bytes\{(?P<m>.*)\}, "),
+}
+_QUERY_NAME: dict[Kind, str] = {"p99": P99_LATENCY, "sizes": STORE_SIZE}
 
 
 class UnsupportedQuery(ValueError):
-    """Not one of the three queries this endpoint answers."""
+    """Not one of the queries this endpoint answers."""
 
 
 @dataclass(frozen=True)
@@ -69,28 +70,22 @@ def _matchers(text: str) -> list[tuple[str, str, str]]:
 
 
 def parse_query(expr: str) -> Query:
+    """Which of the operator's queries `expr` is: its selector gives the matchers (and the window), and
+    the operator's own check_queries() with those must write exactly `expr`."""
     expr = expr.strip()
-    if (match := _P99.match(expr)) is not None:
-        matchers = _matchers(match.group("m"))
-        if ("type", "!=", "kv_gc") not in matchers:
-            raise UnsupportedQuery('the p99 query must exclude type!="kv_gc"')
-        kind: Kind = "p99"
-        rest = [m for m in matchers if m != ("type", "!=", "kv_gc")]
-    elif (match := _SIZE.match(expr)) is not None:
-        matchers = _matchers(match.group("m"))
-        types = [m for m in matchers if m[0] == "type"]
-        if types == [("type", "=", "capacity")]:
-            kind = "capacity"
-        elif types == [("type", "=", "available")]:
-            kind = "available"
-        else:
-            raise UnsupportedQuery('the size query must have exactly type="capacity" or type="available"')
-        rest = [m for m in matchers if m[0] != "type"]
-    else:
-        raise UnsupportedQuery("only the three queries of tikv_operator.core.queries are supported")
-    if any(op != "=" for _, op, _ in rest):
-        raise UnsupportedQuery("only exact (=) matchers are supported besides type")
-    return Query(kind, {k: v for k, _, v in rest})
+    for kind, pattern in _SELECTOR.items():
+        match = pattern.search(expr)
+        if match is None:
+            continue
+        rest = [m for m in _matchers(match.group("m")) if m[0] != "type"]
+        if any(op != "=" for _, op, _ in rest):
+            raise UnsupportedQuery("only exact (=) matchers are supported besides type")
+        matchers = {k: v for k, _, v in rest}
+        window = match.groupdict().get("window") or DEFAULT_RATE_WINDOW
+        if check_queries(matchers, window)[_QUERY_NAME[kind]] != expr:
+            raise UnsupportedQuery("not exactly a query of tikv_operator.core.queries.check_queries()")
+        return Query(kind, matchers)
+    raise UnsupportedQuery("only the queries of tikv_operator.core.queries are supported")
 
 
 @dataclass(frozen=True)
@@ -117,12 +112,13 @@ def select(query: Query, stores: Iterable[StoreSeries], cluster_label: str, labe
 
 
 def vector(query: Query, stores: Iterable[StoreSeries], at: float) -> list[dict[str, Any]]:
-    value: Callable[[StoreSeries], float] = {
-        "p99": lambda s: s.p99_seconds,
-        "capacity": lambda s: s.capacity_bytes,
-        "available": lambda s: s.available_bytes,
-    }[query.kind]
-    return [{"metric": {"instance": s.instance}, "value": [at, repr(float(value(s)))]} for s in stores]
+    def sample(store: StoreSeries, kind: str, value: float) -> dict[str, Any]:
+        return {"metric": {KEY_LABEL: store.instance, "type": kind}, "value": [at, repr(float(value))]}
+
+    if query.kind == "p99":
+        return [sample(s, "kv_get", s.p99_seconds) for s in stores]
+    return [sample(s, kind, value) for s in stores
+            for kind, value in (("capacity", s.capacity_bytes), ("available", s.available_bytes))]
 
 
 def answer(expr: str, stores: Iterable[StoreSeries], cluster_label: str, labels: Mapping[str, str],

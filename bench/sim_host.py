@@ -106,9 +106,11 @@ class FakePrometheus:
 
 async def serve(args: argparse.Namespace) -> None:
     labels = _labels(args.label)
-    timing = Timing(heartbeat_interval=args.heartbeat_interval, disconnect_after=args.disconnect_after)
+    timing = Timing(heartbeat_interval=args.heartbeat_interval, disconnect_after=args.disconnect_after,
+                    down_after=args.down_after)
+    # "lean" unless told: the scale benchmarks run hundreds of stores through one Prometheus.
     config = SimConfig(stores=args.stores, clusters=args.clusters, name=args.name, control_port=0,
-                       timing=timing, extra_labels=labels)
+                       timing=timing, extra_labels=labels, grpc_series=args.grpc_series)
     sim = Simulator(config)
     started = time.monotonic()
     await sim.start()
@@ -165,6 +167,9 @@ def main() -> None:
     parser.add_argument("--fake-prometheus", action="store_true")
     parser.add_argument("--heartbeat-interval", type=float, default=0.5)
     parser.add_argument("--disconnect-after", type=float, default=1.5)
+    parser.add_argument("--down-after", type=float, default=1800.0)
+    parser.add_argument("--grpc-series", choices=("full", "lean"), default="lean",
+                        help="tikv_sim's gRPC histogram profile (full: about 4.6k series per store)")
     parser.add_argument("--state-file", required=True)
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop by itself after this long")
     asyncio.run(serve(parser.parse_args()))
