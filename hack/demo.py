@@ -1,8 +1,13 @@
 """`make demo`: the whole product on this machine, as a short story told through kubectl.
 
 Starts the local platform (its own state directory), a 3-store tikv-sim cluster scraped by the platform's
-Prometheus, and the operator; then a store goes down, its ticket is held, the store comes back, the ticket
-is unheld and auto-resolves, a disk fills, and a person resolves that ticket by hand. Everything started
+Prometheus, and the operator; then the routine operations of a real cluster (a PD leader change, a rolling
+restart) open no ticket; a store goes down, its ticket opens as a warning and escalates when PD calls the
+store Down, it is held, the store comes back, the ticket is unheld and auto-resolves, a disk fills, and a
+person resolves that ticket by hand.
+
+PD's clocks run fast (heartbeat 1 s, Disconnected after 3 s, Down after 20 s instead of 30 min) and
+store_down's grace period is 10 s instead of 1 m, so the story takes two minutes, not an hour. Everything started
 is stopped at the end, unless KEEP=1 (then it prints the exports to explore with kubectl).
 """
 
@@ -20,10 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
 NAMESPACE = "tikv-demo"
 STEP_TIMEOUT_S = 60
+GRACE = "10s"  # store_down's grace period for a Disconnected store (1m by default)
 
 
 def say(text: str) -> None:
@@ -88,7 +96,8 @@ class Demo:
         state.unlink(missing_ok=True)
         file_sd = Path(self.env["PROMETHEUS_FILE_SD_DIR"]) / "tikv-demo.json"
         self.start([str(BIN / "tikv-sim"), "run", "--stores", "3", "--file-sd", str(file_sd), "--state-file",
-                    str(state), "--heartbeat-interval", "1", "--disconnect-after", "3"], "tikv-sim.log")
+                    str(state), "--heartbeat-interval", "1", "--disconnect-after", "3", "--down-after", "20"],
+                   "tikv-sim.log")
         self.wait("tikv-sim", lambda: state.exists() and state.stat().st_size > 0)
         self.env["TIKV_SIM_STATE"] = str(state)
         self.pd_url = json.loads(state.read_text())["clusters"][0]["pd_url"]
@@ -102,7 +111,8 @@ class Demo:
 
         say("Telling the operator about the cluster: a TiKVCluster")
         manifest = (f"apiVersion: tikvops.io/v1alpha1\nkind: TiKVCluster\nmetadata:\n  name: basic\nspec:\n"
-                    f"  pd:\n    url: {self.pd_url}\n  prometheus:\n    url: {self.env['PROMETHEUS_URL']}\n")
+                    f"  pd:\n    url: {self.pd_url}\n  prometheus:\n    url: {self.env['PROMETHEUS_URL']}\n"
+                    f"  invariants:\n    store_down:\n      gracePeriod: {GRACE}\n")
         print(manifest, flush=True)
         subprocess.run(["kubectl", "-n", NAMESPACE, "apply", "-f", "-"], input=manifest, text=True, env=self.env,
                        check=True, timeout=60)
@@ -129,39 +139,56 @@ class Demo:
     def phase(self, name: str) -> str:
         return str((self.json("get", "operatorticket", name).get("status") or {}).get("phase"))
 
+    def timelines_running(self) -> int:
+        control = json.loads(Path(self.env["TIKV_SIM_STATE"]).read_text())["control_url"]
+        return int(httpx.get(f"{control}/api/v1/clusters", timeout=5).json()["timelines_running"])
+
     def story(self) -> None:
-        say("1. Store 2 goes down")
+        say("1. Routine operations: a PD leader change, then a rolling restart of every store")
+        self.sh(str(BIN / "tikv-sim"), "fault", "pd-leader-change")
+        self.sh(str(BIN / "tikv-sim"), "fault", "rolling-restart", "--downtime", "5", "--gap", "2")
+        self.wait("the rolling restart to finish", lambda: self.timelines_running() == 0
+                  and self.cluster_status().get("storesUp") == "3/3")
+        time.sleep(4)  # two more checks
+        print(f"(each store was silent for 5 s, inside store_down's {GRACE} grace period: no ticket)")
+        self.kubectl("get", "operatortickets")
+        self.kubectl("get", "tikvclusters")
+
+        say("2. Store 2 goes down and stays down: a warning ticket, critical once PD calls it Down")
         self.sh(str(BIN / "tikv-sim"), "fault", "stop-store", "2")
         ticket = self.wait("a store_down ticket", lambda: self.open_ticket("store_down", "2"))
         down = ticket["metadata"]["name"]
         self.kubectl("get", "operatortickets")
+        self.wait("the ticket to escalate", lambda: (self.json("get", "operatorticket", down).get("status") or {})
+                  .get("severity") == "critical")
+        self.kubectl("get", "operatortickets")
         self.kubectl("get", "tikvclusters")
 
-        say("2. An SRE holds the ticket: it will not auto-resolve")
+        say("3. An SRE holds the ticket: it will not auto-resolve")
         self.kubectl("patch", "operatorticket", down, "--type=merge", "-p", '{"spec":{"held":true}}')
         self.wait("the held label", lambda: self.json("get", "operatorticket", down)["metadata"]["labels"]
                   .get("tikvops.io/held") == "true")
         self.kubectl("get", "operatortickets", "-l", "tikvops.io/held=true")
 
-        say("3. Store 2 comes back: the held ticket stays open")
+        say("4. Store 2 comes back: the held ticket stays open")
         self.sh(str(BIN / "tikv-sim"), "fault", "start-store", "2")
         self.wait("all stores Up", lambda: self.cluster_status().get("storesUp") == "3/3")
         time.sleep(4)  # two more checks see the store Up
         self.kubectl("get", "operatortickets")
 
-        say("4. Unhold: the ticket auto-resolves at the next check")
+        say("5. Unhold: the ticket auto-resolves at the next check")
         self.kubectl("patch", "operatorticket", down, "--type=merge", "-p", '{"spec":{"held":false}}')
         self.wait("the ticket to resolve", lambda: self.phase(down) == "Resolved")
         self.kubectl("get", "operatortickets")
 
-        say("5. Store 1's disk fills to 85 %: low_disk_space opens")
+        say("6. Store 1's disk fills to 85 %: low_disk_space opens")
         self.sh(str(BIN / "tikv-sim"), "fault", "disk", "1", "--percent", "85")
         disk = self.wait("a low_disk_space ticket", lambda: self.open_ticket("low_disk_space", "1"))
         name = disk["metadata"]["name"]
         self.kubectl("get", "operatortickets", "-l", "tikvops.io/phase=open")
         print(f"message: {disk['status']['message']}")
 
-        say("6. A person resolves it by hand")
+        say("7. A person resolves it by hand")
         self.kubectl("patch", "operatorticket", name, "--subresource=status", "--type=merge",
                      "-p", '{"status":{"phase":"Resolved"}}')
         self.wait("the manual resolution", lambda: (self.json("get", "operatorticket", name).get("status") or {})

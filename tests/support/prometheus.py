@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,33 +36,22 @@ class Prometheus:
     def wait_for_addresses(self, addresses: set[str], timeout: float = 30) -> None:
         """Wait until every target address (host:port) is healthy and has been scraped at least once,
         whatever instance label relabeling gave it."""
-        deadline = time.monotonic() + timeout
-        healthy: set[str] = set()
-        while time.monotonic() < deadline:
-            healthy = {
-                t["discoveredLabels"].get("__address__", "")
-                for t in self.targets()
-                if t["health"] == "up" and not t["lastScrape"].startswith("0001-")
-            }
-            if addresses <= healthy:
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"Prometheus never scraped {sorted(addresses - healthy)} within {timeout}s")
+        self._wait_for_scraped(addresses, lambda t: t["discoveredLabels"].get("__address__", ""), timeout)
 
     def wait_for_targets(self, instances: set[str], timeout: float = 30) -> None:
         """Wait until every instance has a healthy target that has been scraped at least once."""
+        self._wait_for_scraped(instances, lambda t: t["labels"].get("instance", ""), timeout)
+
+    def _wait_for_scraped(self, wanted: set[str], key: Callable[[dict[str, Any]], str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         healthy: set[str] = set()
         while time.monotonic() < deadline:
-            healthy = {
-                t["labels"].get("instance", "")
-                for t in self.targets()
-                if t["health"] == "up" and not t["lastScrape"].startswith("0001-")
-            }
-            if instances <= healthy:
+            healthy = {key(t) for t in self.targets()
+                       if t["health"] == "up" and not t["lastScrape"].startswith("0001-")}
+            if wanted <= healthy:
                 return
             time.sleep(0.25)
-        raise AssertionError(f"Prometheus never scraped {sorted(instances - healthy)} within {timeout}s")
+        raise AssertionError(f"Prometheus never scraped {sorted(wanted - healthy)} within {timeout}s")
 
 
 @dataclass

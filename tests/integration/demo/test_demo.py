@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,13 @@ STEPS = [
     "Starting the local platform",
     "Starting a simulated TiKV cluster",
     "Starting the operator",
-    "1. Store 2 goes down",
-    "2. An SRE holds the ticket",
-    "3. Store 2 comes back: the held ticket stays open",
-    "4. Unhold: the ticket auto-resolves",
-    "5. Store 1's disk fills to 85 %: low_disk_space opens",
-    "6. A person resolves it by hand",
+    "1. Routine operations: a PD leader change, then a rolling restart",
+    "2. Store 2 goes down and stays down",
+    "3. An SRE holds the ticket",
+    "4. Store 2 comes back: the held ticket stays open",
+    "5. Unhold: the ticket auto-resolves",
+    "6. Store 1's disk fills to 85 %: low_disk_space opens",
+    "7. A person resolves it by hand",
     "Story complete",
     "demo: stopped the operator, tikv-sim and the platform",
 ]
@@ -50,15 +52,20 @@ def test_make_demo_tells_the_whole_story_and_leaves_nothing_running(platform: Pl
     positions = [output.find(step) for step in STEPS]
     assert all(p >= 0 for p in positions), [s for s, p in zip(STEPS, positions, strict=True) if p < 0]
     assert positions == sorted(positions), "the steps came out of order"
-    story = output[output.find("1. Store 2 goes down"):]
-    held_step = story.split("3. Store 2 comes back")[1].split("4. Unhold")[0]
+    routine = output[output.find("1. Routine operations"):output.find("2. Store 2 goes down")]
+    assert "No resources found in tikv-demo namespace." in routine  # no ticket for a restart or an election
+    story = output[output.find("2. Store 2 goes down"):]
+    down_step = story.split("3. An SRE holds")[0]
+    rows = [line.split() for line in down_step.splitlines() if line.startswith("basic-store-down-s2-1 ")]
+    assert [row[2] for row in rows] == ["warning", "critical"], rows  # opened as a warning, then escalated
+    held_step = story.split("4. Store 2 comes back")[1].split("5. Unhold")[0]
     row = next(line.split() for line in held_step.splitlines() if line.startswith("basic-store-down-s2-1 "))
     assert (row[1], row[7]) == ("Open", "true"), row  # phase and Held after the store came back
-    unheld_step = story.split("4. Unhold")[1].split("5. Store 1")[0]
+    unheld_step = story.split("5. Unhold")[1].split("6. Store 1")[0]
     row = next(line.split() for line in unheld_step.splitlines() if line.startswith("basic-store-down-s2-1 "))
     assert (row[1], row[7]) == ("Resolved", "false"), row
     assert "basic-low-disk-space-s1-1   Open" in story
-    assert "Resolution:           manual" in story
+    assert re.search(r"^  Resolution:\s+manual$", story, re.MULTILINE), story
     assert "TicketResolvedManually" in story
     assert "Traceback" not in output
     assert processes_mentioning(str(demo_dir)) == []
