@@ -445,7 +445,7 @@ def status(control: ControlOption = None, state_file: StateOption = None) -> Non
 
 @app.command("play")
 def play_command(
-    scenario: Annotated[Path, typer.Argument(help="YAML scenario file.")],
+    scenario: Annotated[Path, typer.Argument(help="YAML scenario file.", exists=True, dir_okay=False)],
     control: ControlOption = None,
     state_file: StateOption = None,
 ) -> None:
@@ -454,8 +454,11 @@ def play_command(
     steps = parse_scenario(scenario.read_text())
 
     async def apply(fault: Fault) -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(f"{url}/api/v1/faults", json=fault.to_mapping())
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(f"{url}/api/v1/faults", json=fault.to_mapping())
+        except httpx.HTTPError as error:
+            _fail(f"cannot reach tikv-sim at {url}: {error}")
         if response.status_code != 200:
             typer.echo(f"error: {response.json().get('error')}", err=True)
             raise typer.Exit(1)

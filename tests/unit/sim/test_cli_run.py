@@ -100,12 +100,16 @@ def test_a_missing_or_stale_state_file_is_a_clear_error_not_a_traceback(tmp_path
     missing = tmp_path / "nothing-here.json"
     garbled = tmp_path / "garbled.json"
     garbled.write_text("{not json")
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text("- at: 0s\n  fault: stop-store\n  store: 1\n")
     for argv, says in [
         (["fault", "stop-store", "1", "--state-file", str(missing)], f"cannot read {missing}"),
         (["status", "--state-file", str(missing)], f"cannot read {missing}"),
         (["fault", "disk", "1", "--percent", "80", "--state-file", str(garbled)],
          f"{garbled} is not a tikv-sim state file"),
         (["status", "--control", "http://127.0.0.1:9"], "cannot reach tikv-sim at http://127.0.0.1:9"),
+        (["play", str(scenario), "--control", "http://127.0.0.1:9"], "cannot reach tikv-sim at http://127.0.0.1:9"),
+        (["play", str(missing), "--control", "http://127.0.0.1:9"], "does not exist"),
     ]:
         result = subprocess.run([TIKV_SIM, *argv], capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode != 0, argv
