@@ -52,11 +52,8 @@ class ClusterChecker:
 
     def resume(self, status: Mapping[str, Any] | None) -> None:
         """Take up where the last process left off: the grace clocks live in the status (rule 2)."""
-        if self.last_status is None and status:
-            try:
-                self.last_status = TiKVClusterStatus.model_validate(status)
-            except ValidationError:
-                self.last_status = None
+        if self.last_status is None:
+            self.last_status = parse_status({"status": status})
         if self.pending is None:
             self.pending = list(self.last_status.pending_violations) if self.last_status else []
 
@@ -95,3 +92,22 @@ def interval_of(spec: TiKVClusterSpec, default: timedelta) -> timedelta:
 
 def parse_spec(body: Mapping[str, Any]) -> TiKVClusterSpec:
     return TiKVClusterSpec.model_validate(body.get("spec") or {})
+
+
+def parse_status(body: Mapping[str, Any]) -> TiKVClusterStatus | None:
+    """The status as last written, or None when there is none or it no longer parses."""
+    status = body.get("status")
+    if not status:
+        return None
+    try:
+        return TiKVClusterStatus.model_validate(status)
+    except ValidationError:
+        return None
+
+
+def spec_error(error: ValidationError) -> str:
+    """Which field of the spec is wrong and why, in one line (pydantic's loc is snake_case Python names)."""
+    first = error.errors()[0]
+    where = ".".join(["spec", *(str(part) for part in first["loc"])])
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tikv_operator.core.cluster_resource import TiKVClusterSpec, TiKVClusterStatus
+from tikv_operator.core.cluster_resource import CLUSTER_NAME_MAX, TiKVClusterSpec, TiKVClusterStatus
 from tikv_operator.core.ticket_resource import OperatorTicketSpec, OperatorTicketStatus
 from tikv_operator.core.vocabulary import CATEGORY, GROUP, VERSION
 
@@ -60,7 +60,12 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _resource_schema(description: str, spec: type[BaseModel], status: type[BaseModel]) -> dict[str, Any]:
+def _resource_schema(description: str, spec: type[BaseModel], status: type[BaseModel],
+                     name_max: int | None = None) -> dict[str, Any]:
+    # Structural schemas may restrict metadata.name (and nothing else of metadata).
+    metadata: dict[str, Any] = {"type": "object"}
+    if name_max is not None:
+        metadata["properties"] = {"name": {"type": "string", "maxLength": name_max}}
     return {
         "type": "object",
         "description": description,
@@ -68,7 +73,7 @@ def _resource_schema(description: str, spec: type[BaseModel], status: type[BaseM
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": metadata,
             "spec": structural_schema(spec),
             "status": structural_schema(status),
         },
@@ -114,7 +119,7 @@ def _column(name: str, type_: str, path: str, description: str, priority: int = 
 def tikvcluster_crd() -> dict[str, Any]:
     schema = _resource_schema(
         "A TiKV cluster watched by tikv-operator: its PD and Prometheus, and how to check it.",
-        TiKVClusterSpec, TiKVClusterStatus,
+        TiKVClusterSpec, TiKVClusterStatus, name_max=CLUSTER_NAME_MAX,
     )
     conditions = schema["properties"]["status"]["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"

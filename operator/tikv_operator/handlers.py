@@ -20,8 +20,9 @@ from tikv_operator import self_metrics
 from tikv_operator.adapters.credentials import load_credentials
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
-from tikv_operator.checker import ClusterChecker, interval_of, parse_spec
+from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status, spec_error
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.cluster_status import spec_rejected_status
 from tikv_operator.core.lifecycle import react_to_edit
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
@@ -88,7 +89,8 @@ async def watch_cluster(
         try:
             spec = parse_spec(body)
         except ValidationError as error:
-            log.error("%s/%s: spec rejected: %s", namespace, name, error.errors()[0]["msg"])
+            await _note_spec_rejected(memo.writer, namespace, name, body, spec_error(error))
+            checker.last_status = None  # the first check after the fix rewrites the status
             await stopped.wait(SPEC_POLL_S * 10)
             continue
         interval = interval_of(spec, default).total_seconds()
@@ -141,6 +143,16 @@ async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVCluste
 def _tickets(index: kopf.Index[Any, TicketView], namespace: str, name: str) -> Iterable[TicketView]:
     key = (namespace, name)
     return list(index[key]) if key in index else []
+
+
+async def _note_spec_rejected(writer: KubeWriter, namespace: str, name: str, body: kopf.Body, reason: str) -> None:
+    previous = parse_status(body)
+    if previous is not None and previous.message == f"spec rejected: {reason}":
+        return
+    log.error("%s/%s: spec rejected: %s", namespace, name, reason)
+    generation = body.get("metadata", {}).get("generation")
+    status = spec_rejected_status(previous, reason, generation, datetime.now(UTC))
+    await writer.patch_cluster_status(namespace, name, status.wire())
 
 
 async def _note_paused(writer: KubeWriter, namespace: str, name: str, body: kopf.Body) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.durations import format_duration, parse_duration
+from tikv_operator.core.cluster_resource import URL_PATTERN, TiKVClusterSpec
+from tikv_operator.core.durations import AT_LEAST_A_SECOND_PATTERN, format_duration, parse_duration
 from tikv_operator.core.ticket_resource import OperatorTicketSpec, OperatorTicketStatus
+
+MINIMAL = {"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}}
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -66,3 +69,41 @@ def test_ticket_models_reject_what_the_crd_rejects() -> None:
 def test_unknown_fields_from_a_newer_operator_are_ignored() -> None:
     status = OperatorTicketStatus.model_validate({"phase": "Open", "occurrences": 3, "futureField": 1})
     assert status.wire() == {"phase": "Open", "occurrences": 3}
+
+
+@pytest.mark.parametrize("text", ["1s", "1.5s", "1000ms", "2500ms", "0m30s", "2m", "1h", "0s1s", "010s"])
+def test_a_second_or_more_matches_the_crd_pattern_and_the_model(text: str) -> None:
+    assert re.fullmatch(AT_LEAST_A_SECOND_PATTERN, text)
+    assert TiKVClusterSpec.model_validate({**MINIMAL, "interval": text}).interval == text
+
+
+@pytest.mark.parametrize("text", ["0s", "0ms", "999ms", "500ms", "0.5s", "0m0s", "0h", "00s"])
+def test_under_a_second_is_refused_by_the_crd_pattern_and_the_model(text: str) -> None:
+    assert not re.fullmatch(AT_LEAST_A_SECOND_PATTERN, text)
+    with pytest.raises(ValidationError):
+        TiKVClusterSpec.model_validate({**MINIMAL, "interval": text})
+    with pytest.raises(ValidationError):
+        TiKVClusterSpec.model_validate({**MINIMAL, "tickets": {"refreshInterval": text}})
+
+
+@pytest.mark.parametrize("url", [
+    "http://admin:secret@pd:2379", "http://token@pd:2379", "http://pd:2379/?x=1", "http://pd:2379#top",
+    "http://pd:2379/pd?x", "http://pd:2379/a#b",
+])
+def test_urls_with_credentials_queries_or_fragments_are_refused(url: str) -> None:
+    assert not re.fullmatch(URL_PATTERN, url)
+    with pytest.raises(ValidationError):
+        TiKVClusterSpec.model_validate({**MINIMAL, "pd": {"url": url}})
+
+
+@pytest.mark.parametrize("key", ["", "1zone", "tidb-cluster", "zone name", "__name__x!"])
+def test_label_matcher_keys_must_be_prometheus_label_names(key: str) -> None:
+    with pytest.raises(ValidationError, match="label name"):
+        TiKVClusterSpec.model_validate({**MINIMAL, "prometheus": {"url": "http://p:9090", "labelMatchers": {key: "x"}}})
+
+
+def test_label_matcher_keys_that_prometheus_accepts_are_kept() -> None:
+    spec = TiKVClusterSpec.model_validate(
+        {**MINIMAL, "prometheus": {"url": "http://p:9090", "labelMatchers": {"tidb_cluster": "a", "_x9": "b"}}}
+    )
+    assert spec.prometheus.label_matchers == {"tidb_cluster": "a", "_x9": "b"}

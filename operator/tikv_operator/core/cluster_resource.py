@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from tikv_operator.core.durations import Duration
+from tikv_operator.core.durations import AtLeastASecond, Duration
 from tikv_operator.core.queries import DEFAULT_RATE_WINDOW
 from tikv_operator.core.vocabulary import Health, Severity
 from tikv_operator.core.wire import SecretName, Timestamp, WireModel
 
-URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s]*)?$"
+# No userinfo (user:pass@ would be copied into logs, Events and tickets; credentials belong in Secrets), no
+# query string and no fragment (the operator appends its own paths and parameters).
+URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
+# The cluster's name is the value of the tikvops.io/cluster label on its tickets: at most 63 characters.
+CLUSTER_NAME_MAX = 63
+LABEL_NAME_PATTERN = r"[a-zA-Z_][a-zA-Z0-9_]*"
 
 
 class SecretRef(WireModel):
@@ -57,6 +63,16 @@ class PrometheusSpec(WireModel):
         "kube-prometheus' 30s default, 1m tiup's and TidbMonitor's 15s.",
     )
 
+    # The CRD cannot check map keys without CEL (Kubernetes 1.20); the operator refuses the spec instead,
+    # rather than sending Prometheus a selector it rejects on every check.
+    @field_validator("label_matchers")
+    @classmethod
+    def _keys_are_label_names(cls, matchers: dict[str, str]) -> dict[str, str]:
+        bad = sorted(key for key in matchers if not re.fullmatch(LABEL_NAME_PATTERN, key))
+        if bad:
+            raise ValueError(f"labelMatchers keys must be Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*): {bad}")
+        return matchers
+
 
 class InvariantOverride(WireModel):
     """Per-cluster changes to one invariant's defaults; unset fields keep the default."""
@@ -91,10 +107,10 @@ class FlappingSpec(WireModel):
 class TicketPolicy(WireModel):
     """How often ticket counters are written and how long resolved tickets are kept."""
 
-    refresh_interval: Duration = Field(
+    refresh_interval: AtLeastASecond = Field(
         "1m",
         description="At most one write per ticket per interval for counters (occurrences, lastSeen); "
-        "transitions are written at once.",
+        "transitions are written at once. At least 1s; below the check interval it means every check.",
     )
     resolved_retention: Duration = Field(
         "168h", description="Resolved tickets are deleted this long after they resolved."
@@ -108,8 +124,10 @@ class TiKVClusterSpec(WireModel):
     prometheus: PrometheusSpec
     # No schema default: an unset interval follows the operator's --default-interval (Helm value
     # checkInterval), so one setting changes it for every cluster that did not choose its own.
-    interval: Duration | None = Field(
-        None, description="Time between two checks; unset means the operator's default (30s unless configured)."
+    interval: AtLeastASecond | None = Field(
+        None,
+        description="Time between two checks, at least 1s; unset means the operator's default (30s unless "
+        "configured).",
     )
     paused: bool = Field(False, description="true stops checks; tickets stay as they are.")
     # `default: {}` in the CRD makes the API server fill in the nested defaults when the whole object

@@ -112,3 +112,16 @@ def needs_write(previous: TiKVClusterStatus | None, new: TiKVClusterStatus, refr
         return True
     last, now = from_rfc3339(previous.last_check_time), from_rfc3339(new.last_check_time)
     return last is None or now is None or now - last >= refresh_interval
+
+
+def spec_rejected_status(previous: TiKVClusterStatus | None, message: str, generation: int | None,
+                         now: datetime) -> TiKVClusterStatus:
+    """A spec the operator cannot use: no verdict (Unknown), and why, where `kubectl describe` shows it.
+    The other conditions are kept: they still say what the last good check saw."""
+    ready = _condition(previous, "Ready", "False", "InvalidSpec", message, generation, now)
+    kept = [c for c in (previous.conditions if previous else []) if c.type != "Ready"]
+    base = previous or TiKVClusterStatus()
+    return base.model_copy(update={
+        "health": "Unknown", "message": f"spec rejected: {message}", "conditions": [ready, *kept],
+        "observed_generation": generation,
+    })

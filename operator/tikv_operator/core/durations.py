@@ -40,8 +40,30 @@ def _check(text: str) -> str:
     return text
 
 
+# A duration of at least one second, as a pattern the API server can check without CEL (Kubernetes 1.20):
+# some part is a whole number of seconds, minutes or hours above zero, or 1000ms and more. It refuses a
+# few spellings of a second or more ("0.5m"); people write 30s.
+_ANY_PART = r"[0-9]+(\.[0-9]+)?(ms|s|m|h)"
+_SECOND_OR_MORE_PART = r"(0*[1-9][0-9]*(\.[0-9]+)?(s|m|h)|0*[1-9][0-9]{3,}(\.[0-9]+)?ms)"
+AT_LEAST_A_SECOND_PATTERN = rf"^({_ANY_PART})*{_SECOND_OR_MORE_PART}({_ANY_PART})*$"
+
+
+def _check_at_least_a_second(text: str) -> str:
+    if parse_duration(text) < timedelta(seconds=1):
+        raise ValueError(f"{text!r} is shorter than 1s")
+    return text
+
+
 Duration = Annotated[
     str,
     Field(pattern=DURATION_PATTERN, examples=["30s", "1m30s", "24h"]),
     AfterValidator(_check),
 ]
+
+AtLeastASecond = Annotated[
+    str,
+    Field(pattern=AT_LEAST_A_SECOND_PATTERN, examples=["30s", "1m"]),
+    AfterValidator(_check_at_least_a_second),
+]
+"""A period that drives requests (a check, a write): zero would be a hot loop against PD, Prometheus and the
+API server."""

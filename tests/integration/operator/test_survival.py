@@ -69,3 +69,29 @@ def wait_for_ticket_of(kubectl: Cli, cluster: str, store: int) -> str:
                                 if t["spec"]["cluster"] == cluster], timeout=30,
                        what=f"a store_down ticket of {cluster} store {store}")
     return str(found[0]["metadata"]["name"])
+
+
+def test_a_spec_the_operator_cannot_use_is_said_on_the_cluster_and_checks_resume_once_fixed(
+    kubectl: Cli, operator: OperatorProcess,
+) -> None:
+    # The CRD cannot check map keys (no CEL on Kubernetes 1.20), so the API server stores this one.
+    kubectl.apply({
+        "apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster", "metadata": {"name": "typo"},
+        "spec": {"pd": {"url": CLOSED, "timeout": "1s"},
+                 "prometheus": {"url": CLOSED, "timeout": "1s", "labelMatchers": {"tidb-cluster": "basic"}}},
+    })
+    status = eventually(lambda: kubectl.json("get", "tkc", "typo").get("status", {}).get("conditions") and
+                        kubectl.json("get", "tkc", "typo")["status"], what="a status on the rejected cluster")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.prometheus.labelMatchers" in ready["message"]
+    assert "tidb-cluster" in ready["message"]
+    assert status["health"] == "Unknown"
+    assert status["message"].startswith("spec rejected: spec.prometheus.labelMatchers")
+    assert kubectl("get", "tkc", "typo").stdout.splitlines()[1].split()[1] == "Unknown"
+
+    kubectl("patch", "tkc", "typo", "--type=json", "-p",
+            '[{"op": "replace", "path": "/spec/prometheus/labelMatchers", "value": {"tidb_cluster": "basic"}}]')
+    eventually(lambda: not kubectl.json("get", "tkc", "typo")["status"]["message"].startswith("spec rejected"),
+               timeout=30, what="checks of the fixed cluster")
+    assert "Traceback" not in operator.log()

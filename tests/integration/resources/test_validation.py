@@ -80,6 +80,20 @@ INVALID = [
      ["spec.flapping.window", "should match"]),
     ("retention-forever", with_change(VALID_CLUSTER, "spec.tickets", {"resolvedRetention": "forever"}),
      ["spec.tickets.resolvedRetention", "should match"]),
+    # Issue 13: a hot loop, credentials in a URL, a name too long for the labels its tickets carry.
+    ("interval-zero", with_change(VALID_CLUSTER, "spec.interval", "0s"), ["spec.interval", "should match"]),
+    ("interval-under-a-second", with_change(VALID_CLUSTER, "spec.interval", "500ms"),
+     ["spec.interval", "should match"]),
+    ("refresh-zero", with_change(VALID_CLUSTER, "spec.tickets", {"refreshInterval": "0s"}),
+     ["spec.tickets.refreshInterval", "should match"]),
+    ("pd-url-with-userinfo", with_change(VALID_CLUSTER, "spec.pd.url", "http://admin:s3cret@pd:2379"),
+     ["spec.pd.url", "should match"]),
+    ("prometheus-url-with-query", with_change(VALID_CLUSTER, "spec.prometheus.url", "http://prom:9090/?token=x"),
+     ["spec.prometheus.url", "should match"]),
+    ("prometheus-url-with-fragment", with_change(VALID_CLUSTER, "spec.prometheus.url", "http://prom:9090/#x"),
+     ["spec.prometheus.url", "should match"]),
+    ("cluster-name-over-63", with_change(VALID_CLUSTER, "metadata.name", "c" * 64),
+     ["metadata.name", "63"]),
     ("ticket-without-cluster", with_change(VALID_TICKET, "spec.cluster", DELETE),
      ["spec.cluster", "Required value"]),
     ("ticket-unknown-invariant", with_change(VALID_TICKET, "spec.invariant", "disk_full"),
@@ -129,6 +143,17 @@ def test_an_invalid_status_patch_is_rejected_and_the_status_is_kept(
     for fragment in expected:
         assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
     assert kubectl.json("get", "otk", name)["status"] == {"phase": "Open"}
+
+
+@pytest.mark.usefixtures("tikvops_crds")
+@pytest.mark.parametrize(("path", "value"), [
+    ("spec.interval", "1s"), ("spec.interval", "1000ms"), ("spec.interval", "1.5s"), ("spec.interval", "2m"),
+    ("spec.interval", "0m30s"), ("spec.tickets", {"refreshInterval": "10s"}),
+    ("spec.prometheus.url", "https://prom.example:9090/prometheus"), ("metadata.name", "c" * 63),
+])
+def test_the_limits_accept_what_people_write(kubectl: Cli, path: str, value: Any) -> None:
+    result = kubectl.apply(with_change(VALID_CLUSTER, path, value), check=False)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.usefixtures("tikvops_crds")
