@@ -56,10 +56,15 @@ ensures by installing crds/ first). The chart README explains each rule.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
-# Only to read the PD TLS and Prometheus auth Secrets that a TiKVCluster names.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
+{{- end -}}
+
+{{/*
+Namespaces whose Secrets the operator may read (the PD TLS and Prometheus auth Secrets a TiKVCluster
+names): credentialNamespaces, else the watched namespaces. Never cluster-wide: a ClusterRole with
+secrets get would reach every ServiceAccount token of kube-system.
+*/}}
+{{- define "tikv-operator.credentialNamespaces" -}}
+{{- .Values.credentialNamespaces | default .Values.watchNamespaces | toJson -}}
 {{- end -}}
 
 {{/* The operator's arguments (after the image's `tikv-operator run`). */}}

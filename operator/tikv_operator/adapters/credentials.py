@@ -3,6 +3,10 @@
 Values never appear in a repr, a log line or an error: errors name the Secret and the key, nothing more.
 A Secret that cannot be read is not an exception but an error text, which the probes turn into
 pd_unreachable / prometheus_unreachable evidence (the check still runs, and says why it cannot connect).
+
+Trust: whoever may create a TiKVCluster may name any Secret of its namespace and point a URL at their own
+server. So only Secrets labelled tikvops.io/credentials=true are used, ServiceAccount tokens never, and a
+refused Secret sends nothing anywhere.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from kubernetes_asyncio.client import CoreV1Api, V1Secret
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.vocabulary import LABEL_CREDENTIALS
 
 TLS_KEYS = ("ca.crt", "tls.crt", "tls.key")
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"  # noqa: S105 (a Secret type, not a value)
 BEARER_KEY = "token"
 BASIC_KEYS = ("username", "password")
 HIDDEN = "<hidden>"
@@ -118,16 +124,30 @@ def auth_from_secret(secret: V1Secret, where: str) -> PrometheusAuth:
     raise CredentialsError(f"Secret {where} has neither key {BEARER_KEY} nor keys username and password")
 
 
+def opted_in(secret: V1Secret, where: str) -> V1Secret:
+    """The Secret, if it may be sent; else why not (no value in the message)."""
+    if secret.type == SERVICE_ACCOUNT_TOKEN:
+        raise CredentialsError(f"Secret {where} is a ServiceAccount token ({SERVICE_ACCOUNT_TOKEN}), "
+                               "which the operator never sends")
+    labels = (secret.metadata.labels if secret.metadata else None) or {}
+    if labels.get(LABEL_CREDENTIALS) != "true":
+        raise CredentialsError(f"Secret {where} is not labelled {LABEL_CREDENTIALS}=true, so the operator "
+                               f"does not send it (kubectl label secret {where.split('/', 1)[1]} "
+                               f"{LABEL_CREDENTIALS}=true)")
+    return secret
+
+
 async def read_secret(api: CoreV1Api, namespace: str, name: str) -> V1Secret:
     where = f"{namespace}/{name}"
     try:
-        return await api.read_namespaced_secret(name, namespace)
+        return opted_in(await api.read_namespaced_secret(name, namespace), where)
     except ApiException as error:
         # The body of an ApiException is a Status object, never the Secret, but say only what is needed.
         if error.status == 404:
             raise CredentialsError(f"Secret {where} not found") from None
         if error.status == 403:
-            raise CredentialsError(f"the operator is not allowed to read Secret {where} (403 Forbidden)") from None
+            raise CredentialsError(f"the operator is not allowed to read Secret {where} (403 Forbidden; the "
+                                   "chart grants it in credentialNamespaces)") from None
         raise CredentialsError(f"cannot read Secret {where}: HTTP {error.status} {error.reason}") from None
     except (aiohttp.ClientError, TimeoutError) as error:
         raise CredentialsError(f"cannot read Secret {where}: {type(error).__name__}") from None

@@ -15,6 +15,9 @@ LABEL_STORE = f"{GROUP}/store"
 LABEL_PHASE = f"{GROUP}/phase"
 LABEL_SEVERITY = f"{GROUP}/severity"
 LABEL_HELD = f"{GROUP}/held"
+# A Secret opts in to being sent by the operator (as a client certificate or an Authorization header) with
+# this label set to "true": naming a Secret in a TiKVCluster is not enough (confused deputy).
+LABEL_CREDENTIALS = f"{GROUP}/credentials"
 
 InvariantName = Literal[
     "store_down",

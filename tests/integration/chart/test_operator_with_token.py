@@ -50,7 +50,9 @@ def test_the_ticket_scenario_passes_with_only_the_service_account_token(
     tikvops_crds: None, tikv: SimulatedCluster, prometheus: Prometheus, prom_targets: ScrapeTargets,
     tmp_path: Path,
 ) -> None:
-    scope = [] if mode == "all-namespaces" else ["--set", f"watchNamespaces={{{watched}}}"]
+    # All namespaces: Secrets are readable only where credentialNamespaces says; namespaced: in the watched ones.
+    scope = (["--set", f"credentialNamespaces={{{watched}}}"] if mode == "all-namespaces"
+             else ["--set", f"watchNamespaces={{{watched}}}"])
     helm("install", RELEASE, str(CHART), *scope)
     kubeconfig = token_kubeconfig(kubectl_admin, namespace, ACCOUNT, tmp_path / "operator.kubeconfig")
     env = {**platform.env(), "KUBECONFIG": str(kubeconfig)}
@@ -60,6 +62,7 @@ def test_the_ticket_scenario_passes_with_only_the_service_account_token(
         operator.start()
         # A Secret the TiKVCluster names: the operator reads it (secrets get) for Prometheus' bearer token.
         kubectl("create", "secret", "generic", "prometheus-auth", "--from-literal=token=not-checked-here")
+        kubectl("label", "secret", "prometheus-auth", "tikvops.io/credentials=true")
         manifest = cluster_manifest("basic", tikv.pd_url, prometheus.url, prom_targets.labels)
         manifest["spec"]["prometheus"]["authSecret"] = {"name": "prometheus-auth"}
         kubectl.apply(manifest)

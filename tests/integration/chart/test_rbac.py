@@ -163,12 +163,18 @@ def exercise_ticket_lifecycle(account: Cli, namespace: str) -> None:
     ns("delete", "operatorticket", name)
 
 
-def test_requests_made_with_the_token_all_namespaces(all_namespaces: Install, kubectl_admin: Cli) -> None:
+def test_requests_made_with_the_token_all_namespaces(all_namespaces: Install, kubectl_admin: Cli, helm: Cli) -> None:
     account, namespace = all_namespaces.account, all_namespaces.namespace
     exercise_ticket_lifecycle(account, namespace)
     make_secret(kubectl_admin, namespace)
+    # The default install reads no Secret anywhere: a ClusterRole with secrets get would reach kube-system.
+    for where in (namespace, "kube-system", "default"):
+        assert forbidden(account("get", "secret", "pd-tls", "--namespace", where, check=False))
+    assert not can_i_all(account, [("get", "secrets", "--namespace", "kube-system")])[0]
+    helm("upgrade", RELEASE, str(CHART), "--reuse-values", "--set", f"credentialNamespaces={{{namespace}}}")
     assert account("get", "secret", "pd-tls", "--namespace", namespace, "-o", "name").stdout.strip()
     assert forbidden(account("get", "secrets", "--namespace", namespace, check=False))  # get by name only
+    assert forbidden(account("get", "secret", "pd-tls", "--namespace", "kube-system", check=False))
     assert forbidden(account("delete", "pod", "anything", "--namespace", namespace, check=False))
     assert forbidden(account("label", "crd", "tikvclusters.tikvops.io", "edited=yes", check=False))
 

@@ -50,6 +50,11 @@ def load(platform: PlatformInfo, namespace: str, cluster: TiKVClusterSpec) -> Cl
     return asyncio.run(scenario())
 
 
+def opt_in(kubectl: Cli, *names: str) -> None:
+    for name in names:
+        kubectl("label", "secret", name, "tikvops.io/credentials=true")
+
+
 def test_tls_and_token_secrets_are_read(platform: PlatformInfo, kubectl: Cli, namespace: str,
                                         tmp_path: Path) -> None:
     key = b"-----BEGIN PRIVATE KEY-----\nMIIE\xffbinary-safe\n-----END PRIVATE KEY-----\n"
@@ -58,6 +63,7 @@ def test_tls_and_token_secrets_are_read(platform: PlatformInfo, kubectl: Cli, na
     kubectl("create", "secret", "generic", "basic-cluster-client-secret", "--from-literal=ca.crt=CA",
             "--from-literal=tls.crt=CERT", f"--from-file=tls.key={tmp_path / 'tls.key'}")
     kubectl("create", "secret", "generic", "prom-token", f"--from-file=token={tmp_path / 'token'}")
+    opt_in(kubectl, "basic-cluster-client-secret", "prom-token")
 
     credentials = load(platform, namespace, spec("basic-cluster-client-secret", "prom-token"))
 
@@ -74,6 +80,7 @@ def test_tls_and_token_secrets_are_read(platform: PlatformInfo, kubectl: Cli, na
 def test_basic_auth_secret_is_read(platform: PlatformInfo, kubectl: Cli, namespace: str) -> None:
     kubectl("create", "secret", "generic", "prom-basic", "--from-literal=username=ops",
             "--from-literal=password=s3cret")
+    opt_in(kubectl, "prom-basic")
 
     credentials = load(platform, namespace, spec(prometheus_secret="prom-basic"))
 
@@ -89,6 +96,7 @@ def test_no_secrets_named_means_no_credentials(platform: PlatformInfo, namespace
 def test_missing_secret_and_missing_key_are_named(platform: PlatformInfo, kubectl: Cli, namespace: str) -> None:
     kubectl("create", "secret", "generic", "half-client-secret", "--from-literal=ca.crt=CA",
             "--from-literal=tls.crt=CERT")
+    opt_in(kubectl, "half-client-secret")
 
     credentials = load(platform, namespace, spec("half-client-secret", "no-such-secret"))
 
@@ -112,3 +120,15 @@ def test_missing_secret_is_pd_unreachable_evidence(platform: PlatformInfo, names
         f"PD client certificate: Secret {namespace}/absent-client-secret not found"
     )
     assert findings["prometheus_unreachable"].verdict == "ok"
+
+
+def test_a_secret_that_did_not_opt_in_is_refused_by_name(platform: PlatformInfo, kubectl: Cli,
+                                                          namespace: str) -> None:
+    kubectl("create", "secret", "generic", "unlabelled", "--from-literal=token=x")
+
+    credentials = load(platform, namespace, spec(prometheus_secret="unlabelled"))
+
+    assert credentials.prometheus_auth is None
+    assert credentials.prometheus_error.startswith(
+        f"Prometheus credentials: Secret {namespace}/unlabelled is not labelled tikvops.io/credentials=true"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from kubernetes_asyncio.client import V1Secret
+from kubernetes_asyncio.client import V1ObjectMeta, V1Secret
 
 from tikv_operator.adapters.credentials import (
     BasicAuth,
@@ -15,6 +15,7 @@ from tikv_operator.adapters.credentials import (
     CredentialsError,
     TLSClientCredentials,
     auth_from_secret,
+    opted_in,
     tls_from_secret,
 )
 
@@ -115,3 +116,22 @@ def test_tls_credentials_are_comparable_for_caching() -> None:
 
     assert one == TLSClientCredentials(secret=WHERE, ca=b"a", cert=b"b", key=b"c")
     assert hash(one) == hash(TLSClientCredentials(secret=WHERE, ca=b"a", cert=b"b", key=b"c"))
+
+
+def labelled(kind: str = "Opaque", **labels: str) -> V1Secret:
+    return V1Secret(type=kind, metadata=V1ObjectMeta(name="s", labels=labels or None),
+                    data={"token": base64.b64encode(b"SECRETVALUE").decode()})
+
+
+def test_only_secrets_that_opt_in_are_used() -> None:
+    assert opted_in(labelled(**{"tikvops.io/credentials": "true"}), WHERE).data
+    for refused in (labelled(), labelled(**{"tikvops.io/credentials": "yes"}), V1Secret(data={"token": "eA=="})):
+        with pytest.raises(CredentialsError, match=r"not labelled tikvops\.io/credentials=true") as error:
+            opted_in(refused, WHERE)
+        assert "SECRETVALUE" not in str(error.value)
+
+
+def test_service_account_tokens_are_never_used_even_when_labelled() -> None:
+    token = labelled("kubernetes.io/service-account-token", **{"tikvops.io/credentials": "true"})
+    with pytest.raises(CredentialsError, match="ServiceAccount token"):
+        opted_in(token, WHERE)

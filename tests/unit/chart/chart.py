@@ -32,8 +32,9 @@ OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
     | {("tikvops.io", "operatortickets", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")}
     | {("tikvops.io", "operatortickets/status", verb) for verb in ("get", "patch")}
     | {("", "events", "create"), ("events.k8s.io", "events", "create")}
-    | {("", "secrets", "get")}
 )
+# Secrets only by name, only in the credential namespaces (a Role of its own), never in a ClusterRole.
+CREDENTIAL_RULES: frozenset[tuple[str, str, str]] = frozenset({("", "secrets", "get")})
 # kopf needs nothing beyond these: the operator runs it standalone (no peering objects) and with cluster
 # scanning disabled (no Namespace listing, no CRD watching), so in namespaced mode there is no ClusterRole.
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.unit.chart.chart import (
+    CREDENTIAL_RULES,
     FULLNAME,
     OPERATOR_RULES,
     RELEASE_NAMESPACE,
@@ -51,8 +52,9 @@ def test_namespaced_mode_has_a_role_per_watched_namespace_and_nothing_cluster_wi
 ) -> None:
     assert of_kind(namespaced, "ClusterRole") == []
     assert of_kind(namespaced, "ClusterRoleBinding") == []
-    roles = {r["metadata"]["namespace"]: r for r in of_kind(namespaced, "Role")}
-    bindings = {b["metadata"]["namespace"]: b for b in of_kind(namespaced, "RoleBinding")}
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(namespaced, "Role") if r["metadata"]["name"] == SCOPED}
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(namespaced, "RoleBinding")
+                if b["metadata"]["name"] == SCOPED}
     assert sorted(roles) == sorted(bindings) == WATCHED  # nothing in the release's own namespace
     for namespace in WATCHED:
         assert rule_set(roles[namespace]["rules"]) == OPERATOR_RULES
@@ -75,7 +77,7 @@ def test_no_wildcards_no_resource_names_no_escalation(mode: str, request: pytest
             assert not dangerous & {verb for _, _, verb in rule_set(role["rules"])}
     roles = of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
     granted = {triple for role in roles for triple in rule_set(role["rules"])}
-    assert {verb for _, resource, verb in granted if resource == "secrets"} == {"get"}
+    assert {verb for _, resource, verb in granted if resource == "secrets"} <= {"get"}
     untouchable = {"pods", "deployments", "roles", "clusterroles", "customresourcedefinitions", "namespaces"}
     assert not {triple for triple in granted if triple[1] in untouchable}
 
@@ -85,3 +87,38 @@ def test_two_releases_in_two_namespaces_do_not_share_cluster_scoped_names(helm_b
     second = render(helm_bin, namespace="ops-two")
     for kind in ("ClusterRole", "ClusterRoleBinding"):
         assert one(first, kind)["metadata"]["name"] != one(second, kind)["metadata"]["name"]
+
+
+def credential_roles(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")
+            if r["metadata"]["name"] == f"{SCOPED}-credentials"}
+
+
+def test_no_cluster_role_grants_secrets_and_the_default_install_reads_none(
+    all_namespaces: list[dict[str, Any]],
+) -> None:
+    for role in of_kind(all_namespaces, "ClusterRole"):
+        assert not [rule for rule in role["rules"] if "secrets" in rule["resources"]], role["rules"]
+    assert credential_roles(all_namespaces) == {}
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"credentialNamespaces": ["tidb-a", "tidb-b"]}, ["tidb-a", "tidb-b"]),
+    ({"watchNamespaces": WATCHED}, WATCHED),
+    ({"watchNamespaces": WATCHED, "credentialNamespaces": ["tikv-a"]}, ["tikv-a"]),
+])
+def test_secrets_are_readable_only_in_the_credential_namespaces(
+    helm_bin: str, values: dict[str, Any], expected: list[str],
+) -> None:
+    docs = render(helm_bin, values)
+    roles = credential_roles(docs)
+    assert sorted(roles) == expected
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")
+                if b["metadata"]["name"] == f"{SCOPED}-credentials"}
+    assert sorted(bindings) == expected
+    for namespace in expected:
+        assert rule_set(roles[namespace]["rules"]) == CREDENTIAL_RULES
+        assert bindings[namespace]["subjects"] == SUBJECT
+        assert bindings[namespace]["roleRef"]["name"] == f"{SCOPED}-credentials"
+    for role in of_kind(docs, "ClusterRole"):
+        assert not [rule for rule in role["rules"] if "secrets" in rule["resources"]]
