@@ -4,21 +4,32 @@ so a check costs the same number of queries whatever the number of stores.
 prometheus-api-client is synchronous (requests): each query runs in a worker thread, all of them at
 once, so the event loop never waits on a socket. Like the PD client, this never raises: a failing
 query API is an observation (reachable False and a readable reason).
+
+Isolation: requests' timeout bounds each socket read, not a query, so a Prometheus that trickles bytes
+would hold a worker for ever; and a shared pool of workers full of such queries would blind every other
+cluster. So each Prometheus has workers of its own (a bounded number), and each query has a total
+deadline from its start, at which its connection is shut down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
@@ -33,8 +44,91 @@ DEADLINE_SLACK_SECONDS = 1.0
 # Clients kept per worker thread (one per Prometheus URL and credentials), so checks reuse connections
 # instead of opening three new ones each time; bounded, since clusters can name many Prometheuses.
 CLIENTS_PER_THREAD = 16
+# Workers per Prometheus (scheme, host and port): a check runs 2 queries at once, and many clusters may
+# share one Prometheus; a stuck one can hold only its own workers. Pools kept: a bounded number.
+WORKERS_PER_PROMETHEUS = 8
+PROMETHEUS_POOLS = 64
 
 _local = threading.local()
+_pools: OrderedDict[str, ThreadPoolExecutor] = OrderedDict()
+_pools_lock = threading.Lock()
+
+
+class _Deadline:
+    """The total time of one query in this worker thread: when it is up, the sockets the query uses are
+    shut down, so a blocked read returns at once whatever the server trickles."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def watch(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.append(connection)
+            if self.expired:
+                _shut(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for connection in self._connections:
+                _shut(connection)
+
+    def __enter__(self) -> _Deadline:
+        _local.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        _local.deadline = None
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        deadline: _Deadline | None = getattr(_local, "deadline", None)
+        if deadline is not None:
+            deadline.watch(connection)
+        return connection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    _get_conn = _WatchedHTTPPool._get_conn
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connection pools whose connections a _Deadline can shut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def _executor(url: str) -> ThreadPoolExecutor:
+    """The workers of one Prometheus."""
+    parts = urlsplit(url)
+    key = f"{parts.scheme}://{parts.netloc}"
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(WORKERS_PER_PROMETHEUS, thread_name_prefix=f"prometheus {key}")
+            while len(_pools) > PROMETHEUS_POOLS:
+                _, old = _pools.popitem(last=False)
+                old.shutdown(wait=False)  # its running queries end at their deadlines
+        else:
+            _pools.move_to_end(key)
+        return pool
 
 
 class _Answer(Exception):
@@ -118,6 +212,7 @@ def _client(url: str, timeout_s: float, auth: PrometheusAuth | None) -> Promethe
     client = PrometheusConnect(
         url.rstrip("/"), headers=headers, auth=basic, retry=NO_RETRY, session=session, timeout=timeout_s,
     )
+    session.mount(client.url, _DeadlineAdapter(max_retries=NO_RETRY))  # replaces the library's adapter
     cache[key] = client
     while len(cache) > CLIENTS_PER_THREAD:
         _, old = cache.popitem(last=False)
@@ -126,14 +221,18 @@ def _client(url: str, timeout_s: float, auth: PrometheusAuth | None) -> Promethe
 
 
 def _query(url: str, expr: str, timeout_s: float, auth: PrometheusAuth | None) -> tuple[Series, ...] | _Failure:
-    """One instant query, in a worker thread."""
+    """One instant query, in a worker thread of this Prometheus, done or failed within `timeout_s`."""
+    deadline = _Deadline(timeout_s)
     try:
-        prometheus = _client(url, timeout_s, auth)
-        # `timeout` also asks Prometheus to give up evaluating at the same time (float seconds).
-        return instant_vector(prometheus.custom_query(expr, params={"timeout": f"{timeout_s:g}"}))
+        with deadline:
+            prometheus = _client(url, timeout_s, auth)
+            # `timeout` also asks Prometheus to give up evaluating at the same time (float seconds).
+            return instant_vector(prometheus.custom_query(expr, params={"timeout": f"{timeout_s:g}"}))
     except Exception as error:  # anything at all: a check must never raise for Prometheus' answers
-        if isinstance(error, requests.ConnectionError | requests.Timeout):
+        if deadline.expired or isinstance(error, requests.RequestException):
             _forget(url, timeout_s, auth)  # a broken pooled connection must not be reused
+        if deadline.expired:
+            return _Failure(f"no answer within {timeout_s:g}s")
         return _Failure(describe(error, timeout_s))
 
 
@@ -157,8 +256,9 @@ async def query_metrics(
     query API counts as unreachable when no query answered."""
     try:
         async with asyncio.timeout(timeout_s + DEADLINE_SLACK_SECONDS):
+            loop, workers = asyncio.get_running_loop(), _executor(url)
             answers = await asyncio.gather(
-                *(asyncio.to_thread(_query, url, expr, timeout_s, auth) for expr in queries.values())
+                *(loop.run_in_executor(workers, _query, url, expr, timeout_s, auth) for expr in queries.values())
             )
     except TimeoutError:
         return MetricsObservation(url=url, reachable=False, queries=queries, error=f"no answer within {timeout_s:g}s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import time
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
-from tikv_operator.adapters.prometheus_client import query_metrics
+from tikv_operator.adapters.prometheus_client import _Failure, _query, query_metrics
 from tikv_operator.core.observation import MetricsObservation, Series
 from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE, check_queries
 
@@ -205,3 +206,56 @@ def test_a_series_without_labels_is_kept() -> None:
     observation = run(FakePrometheus(lambda _q: web.Response(text=json.dumps(body))).app())
 
     assert observation.values[STORE_SIZE] == (Series({}, 2.0),)
+
+
+def trickling_app(seconds: float = 8.0) -> web.Application:
+    """A Prometheus that answers 200 and then a byte every 100 ms: each read is quick, the answer never ends
+    (within `seconds`)."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "100000"})
+        await response.prepare(request)
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(ConnectionError):
+            while time.monotonic() < deadline:
+                await response.write(b" ")
+                await asyncio.sleep(0.1)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", trickle)
+    return app
+
+
+def test_a_trickling_prometheus_frees_the_worker_at_the_query_deadline() -> None:
+    async def scenario() -> tuple[object, float]:
+        async with serving(trickling_app()) as url:
+            started = time.monotonic()
+            # The worker itself, not only the check's wait: the thread must be free again for other queries.
+            answer = await asyncio.to_thread(_query, url, "up", 0.5, None)
+            return answer, time.monotonic() - started
+
+    answer, took = asyncio.run(scenario())
+
+    assert answer == _Failure("no answer within 0.5s")
+    assert took < 2.0, f"the worker was held {took:.1f}s by a trickling answer"
+
+
+def test_a_trickling_prometheus_delays_only_its_own_clusters() -> None:
+    async def scenario() -> tuple[list[MetricsObservation], MetricsObservation, float]:
+        healthy = FakePrometheus(lambda _query: vector({"a:20180": "1"}))
+        async with serving(trickling_app()) as slow_url, serving(healthy.app()) as good_url:
+            # More queries to the slow Prometheus than Python's shared default pool has threads.
+            slow = [asyncio.create_task(query_metrics(slow_url, QUERIES, 3.0)) for _ in range(40)]
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            good = await query_metrics(good_url, QUERIES, 1.0)
+            took = time.monotonic() - started
+            return await asyncio.gather(*slow), good, took
+
+    slow, good, took = asyncio.run(scenario())
+
+    assert good.reachable, good.error
+    assert good.error == ""
+    assert took < 1.0
+    assert all(not observation.reachable for observation in slow)
