@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from tikv_operator import self_metrics
 from tikv_operator.adapters.credentials import load_credentials
+from tikv_operator.adapters.kube_api import TimedApiClient
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
 from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status, spec_error
@@ -50,7 +51,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config.load_incluster_config()
     except ConfigException:
         await config.load_kube_config()
-    memo.api = client.ApiClient()
+    memo.api = TimedApiClient()
     memo.writer = KubeWriter(memo.api)
     memo.core = client.CoreV1Api(memo.api)
 

@@ -20,6 +20,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
+from tikv_operator.adapters.kube_api import TimedApiClient
 from tikv_operator.core.vocabulary import GROUP, VERSION
 
 PLURAL = "operatortickets"
@@ -136,7 +137,7 @@ async def connect() -> AsyncIterator[TicketApi]:
         raise KubernetesError(_one_line(f"error: cannot use the kubeconfig {paths}: {reason}")) from error
     context = (loader.current_context or {}).get("context") or {}
     namespace = context.get("namespace") or DEFAULT_NAMESPACE
-    async with client.ApiClient(configuration) as api_client:
+    async with TimedApiClient(configuration) as api_client:
         yield TicketApi(client.CustomObjectsApi(api_client), str(namespace))
 
 
