@@ -53,7 +53,7 @@ class ClusterChecker:
     def resume(self, status: Mapping[str, Any] | None) -> None:
         """Take up where the last process left off: the grace clocks live in the status (rule 2)."""
         if self.last_status is None:
-            self.last_status = parse_status({"status": status})
+            self.last_status = parse_status(status)
         if self.pending is None:
             self.pending = list(self.last_status.pending_violations) if self.last_status else []
 
@@ -94,9 +94,8 @@ def parse_spec(body: Mapping[str, Any]) -> TiKVClusterSpec:
     return TiKVClusterSpec.model_validate(body.get("spec") or {})
 
 
-def parse_status(body: Mapping[str, Any]) -> TiKVClusterStatus | None:
+def parse_status(status: Mapping[str, Any] | None) -> TiKVClusterStatus | None:
     """The status as last written, or None when there is none or it no longer parses."""
-    status = body.get("status")
     if not status:
         return None
     try:

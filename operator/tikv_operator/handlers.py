@@ -147,7 +147,7 @@ def _tickets(index: kopf.Index[Any, TicketView], namespace: str, name: str) -> I
 
 
 async def _note_spec_rejected(writer: KubeWriter, namespace: str, name: str, body: kopf.Body, reason: str) -> None:
-    previous = parse_status(body)
+    previous = parse_status(body.get("status"))
     if previous is not None and previous.message == f"spec rejected: {reason}":
         return
     log.error("%s/%s: spec rejected: %s", namespace, name, reason)
