@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +20,14 @@ from tikv_operator.core.cluster_status import heartbeat, needs_write, next_statu
 from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import configure, evaluate
-from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, plan_check
+from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, open_tickets_written, plan_check
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
 
 # (cluster, namespace, spec, now, stores with open tickets) -> what PD and Prometheus say.
 Observer = Callable[[str, str, TiKVClusterSpec, datetime, frozenset[str]], Awaitable[Observation]]
+# The cluster's tickets as they are now (the operator's index): asked again after the probes.
+TicketSource = Callable[[], Iterable[TicketView]]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class CheckResult:
     status_written: bool
     failed_writes: int
     seconds: float
+    conflicts: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -57,25 +60,27 @@ class ClusterChecker:
         if self.pending is None:
             self.pending = list(self.last_status.pending_violations) if self.last_status else []
 
-    async def check(self, body: Mapping[str, Any], spec: TiKVClusterSpec, tickets: Iterable[TicketView],
+    async def check(self, body: Mapping[str, Any], spec: TiKVClusterSpec, tickets: TicketSource,
                     now: datetime | None = None) -> CheckResult:
         started = time.perf_counter()
         self.resume(body.get("status"))
         now = now or datetime.now(UTC)
-        tickets = list(tickets)
-        ticketed = frozenset(t.store for t in tickets if t.active and t.store)
+        ticketed = frozenset(t.store for t in tickets() if t.active and t.store)
         observation = await self.observer(self.name, self.namespace, spec, now, ticketed)
         configs = configure(spec)
         findings = evaluate(observation, configs)
         policy = LifecyclePolicy.from_spec(spec)
         plan = plan_check(
             cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
-            configs=configs, tickets=tickets, pending=self.pending or [], unwritten=self.unwritten,
+            # Read after the probes (which may take seconds): a hold or resolve made meanwhile is planned on,
+            # not overwritten; one made after this line makes its ticket's patches fail with 409.
+            configs=configs, tickets=list(tickets()), pending=self.pending or [], unwritten=self.unwritten,
             policy=policy,
         )
-        failed = await self.writer.apply(self.namespace, body, plan.operations)
+        applied = await self.writer.apply(self.namespace, body, plan.operations)
         self.pending = list(plan.pending)
-        self.unwritten = dict(plan.unwritten)
+        self.unwritten = {**{k: v for k, v in self.unwritten.items() if k in applied.failed}, **plan.unwritten}
+        plan = replace(plan, open_tickets=open_tickets_written(plan, applied.failed))
         generation = body.get("metadata", {}).get("generation")
         status = next_status(self.last_status, observation, findings, plan, generation)
         written = needs_write(self.last_status, status, policy.refresh_interval)
@@ -83,7 +88,8 @@ class ClusterChecker:
             await self.writer.patch_cluster_status(self.namespace, self.name, status.wire())
             self.last_status = status
         log.info("%s/%s %s", self.namespace, self.name, heartbeat(findings, plan))
-        return CheckResult(observation, findings, plan, written, failed, time.perf_counter() - started)
+        return CheckResult(observation, findings, plan, written, len(applied.failed), time.perf_counter() - started,
+                           applied.conflicts)
 
 
 def interval_of(spec: TiKVClusterSpec, default: timedelta) -> timedelta:

@@ -3,9 +3,10 @@ recorded; an index of tickets per cluster spares every check a LIST call."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,21 +19,27 @@ from pydantic import ValidationError
 
 from tikv_operator import self_metrics
 from tikv_operator.adapters.credentials import load_credentials
-from tikv_operator.adapters.kube_api import TimedApiClient
+from tikv_operator.adapters.kube_api import TimedApiClient, server_message
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
 from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status, spec_error
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.cluster_status import spec_rejected_status
+from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.lifecycle import react_to_edit
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.vocabulary import GROUP, VERSION
+from tikv_operator.watchdog import WATCHDOG
 
 FINALIZER = f"{GROUP}/finalizer"
 # How often a sleeping daemon looks at its spec again, so a shorter interval or `paused: false`
 # takes effect quickly without a restart.
 SPEC_POLL_S = 1.0
+# Recording a person's edit: a few quick tries inside the handler (kopf does not retry on.event handlers);
+# past them the next check records it, from the `recorded` annotation.
+RECORD_ATTEMPTS = 3
+RECORD_BACKOFF_S = 1.0
 
 log = logging.getLogger("tikv_operator")
 
@@ -52,7 +59,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except ConfigException:
         await config.load_kube_config()
     memo.api = TimedApiClient()
-    memo.writer = KubeWriter(memo.api)
+    memo.writer = KubeWriter.connect(memo.api)
     memo.core = client.CoreV1Api(memo.api)
 
 
@@ -83,7 +90,16 @@ async def watch_cluster(
         return await observe(cluster, spec, credentials, now, ticketed)
 
     checker = ClusterChecker(namespace, name, observer, memo.writer)
-    self_metrics.OPEN_TICKETS.source = lambda: [t for key in list(tickets_by_cluster) for t in tickets_by_cluster[key]]
+    try:
+        await _watch(checker, body, stopped, memo, tickets_by_cluster)
+    finally:
+        # Also when kopf cancels the daemon: a deleted cluster leaves no series behind.
+        self_metrics.forget_cluster(namespace, name)
+
+
+async def _watch(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+                 index: kopf.Index[Any, TicketView]) -> None:
+    namespace, name = checker.namespace, checker.name
     default: timedelta = memo.default_interval
     last_start: float | None = None
     while not stopped:
@@ -107,12 +123,14 @@ async def watch_cluster(
             continue
         last_start = now
         self_metrics.CHECK_LAG.observe(now - due)
-        await _check_once(checker, body, spec, _tickets(tickets_by_cluster, namespace, name))
-    self_metrics.forget_cluster(namespace, name)
+        budget = (parse_duration(spec.pd.timeout) + parse_duration(spec.prometheus.timeout)).total_seconds()
+        with WATCHDOG.check(namespace, name, budget):
+            await _check_once(checker, body, spec, lambda: _tickets(index, namespace, name))
+        self_metrics.OPEN_TICKETS.count(t for key in list(index) for t in index[key])
 
 
 async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVClusterSpec,
-                      tickets: Iterable[TicketView]) -> None:
+                      tickets: Callable[[], Iterable[TicketView]]) -> None:
     namespace, name = checker.namespace, checker.name
     self_metrics.CHECKS.labels(namespace, name).inc()
     try:
@@ -135,7 +153,7 @@ async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVCluste
     for finding in result.findings:
         if finding.verdict == "violated":
             self_metrics.VIOLATIONS.labels(finding.invariant).inc()
-    if result.failed_writes:
+    if result.failed_writes > len(result.conflicts):
         self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
     else:
         self_metrics.LAST_SUCCESS.labels(namespace, name).set(time.time())
@@ -164,28 +182,53 @@ async def _note_paused(writer: KubeWriter, namespace: str, name: str, body: kopf
 
 @kopf.on.event(GROUP, VERSION, "operatortickets")
 async def ticket_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """A person held, unheld, acknowledged or resolved a ticket: record it (rule 6) and post the Event."""
+    """A person held, unheld, acknowledged or resolved a ticket: record it (rule 6) and post the Event.
+
+    Never raises: kopf does not retry on.event handlers. What is not recorded here is recorded by the next
+    check of the cluster, which plans the same edit from the same `recorded` annotation."""
     if type == "DELETED" or not hasattr(memo, "writer"):
         return
     view = TicketView.from_resource(body)
     op = react_to_edit(view, datetime.now(UTC))
     if op is None:
         return
-    cluster = None
-    if op.event is not None:
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
-            cluster = await memo.writer.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "tikvclusters", view.cluster)
-        except ApiException:
-            cluster = None
+            cluster = await _cluster_of(memo.writer, namespace, view.cluster) if op.event is not None else None
+            await memo.writer.patch_ticket(namespace, cluster, op)
+            return
+        except ApiException as error:
+            if error.status in (404, 409):
+                return  # deleted, or changed again: its newer version comes as an event of its own
+            failure = server_message(error)
+        except (TimeoutError, OSError, aiohttp.ClientError) as error:
+            failure = _short(error)
+        if attempt == RECORD_ATTEMPTS:
+            log.warning("ticket %s: edit not recorded (%s); the next check records it", view.name, failure)
+            return
+        await asyncio.sleep(RECORD_BACKOFF_S * attempt)
+
+
+async def _cluster_of(writer: KubeWriter, namespace: str, name: str) -> Any:
+    """The ticket's TiKVCluster, for the Event on it; None if it is gone."""
     try:
-        await memo.writer.patch_ticket(namespace, cluster, op, labels_first=True)
+        return await writer.objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "tikvclusters", name)
     except ApiException as error:
-        if error.status != 404:
-            raise kopf.TemporaryError(f"ticket {view.name}: {error.status} {error.reason}", delay=2) from None
+        if error.status == 404:
+            return None
+        raise
+
+
+@kopf.on.probe(id="checks")
+def checks_alive(**_: Any) -> str:
+    """/healthz: fails (500) while a check has run far past its budget (see watchdog)."""
+    stalled = WATCHDOG.stalled()
+    if stalled:
+        raise kopf.PermanentError("; ".join(stalled))
+    return f"{len(WATCHDOG.running)} checks running, none stalled"
 
 
 def _short(error: BaseException) -> str:
     if isinstance(error, ApiException):
-        return f"{error.status} {error.reason}"
+        return server_message(error)
     return f"{type(error).__name__}: {error}"[:300]

@@ -21,6 +21,9 @@ def run(
     log_format: Annotated[str, typer.Option(help="text or json.")] = "text",
     default_interval: Annotated[str, typer.Option(
         help="Check interval of TiKVClusters that set no spec.interval, e.g. 30s.")] = "30s",
+    stall_timeout: Annotated[str, typer.Option(
+        help="Fail /healthz when a check runs this long past its PD and Prometheus timeouts "
+             "(the operator itself is stuck; a restart is the cure).")] = "5m",
     standalone: Annotated[bool, typer.Option(
         help="Accepted for kopf familiarity; the operator always runs standalone (no peering).")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -32,6 +35,7 @@ def run(
         raise typer.BadParameter("--log-format must be text or json")
     try:
         interval = parse_duration(default_interval)
+        stall = parse_duration(stall_timeout)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     # Imported here: kopf and the Kubernetes client take a second to import, which `--help` need not pay.
@@ -41,7 +45,7 @@ def run(
     run_operator(RunOptions(
         namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, health_port=health_port,
         metrics_port=metrics_port, bind_address=bind_address, log_format=fmt, default_interval=interval,
-        verbose=verbose,
+        verbose=verbose, stall_timeout=stall,
     ))
 
 

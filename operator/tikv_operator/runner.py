@@ -22,6 +22,7 @@ class RunOptions:
     metrics_port: int | None = 8080
     log_format: LogFormat = "text"
     default_interval: timedelta = timedelta(seconds=30)
+    stall_timeout: timedelta = timedelta(minutes=5)
     verbose: bool = False
     extra_memo: dict[str, object] = field(default_factory=dict)
 
@@ -32,6 +33,9 @@ def run_operator(options: RunOptions) -> None:
         handlers,  # noqa: F401  (registers the handlers)
         self_metrics,
     )
+    from tikv_operator.watchdog import WATCHDOG
+
+    WATCHDOG.stall_timeout_s = options.stall_timeout.total_seconds()
 
     kopf.configure(
         verbose=options.verbose,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -36,13 +36,18 @@ for _target in ("pd", "prometheus"):
 
 
 class OpenTickets(Collector):
-    """Open tickets by severity, counted from the operator's ticket index at scrape time."""
+    """Open tickets by severity. Counted on the event loop (which owns kopf's ticket index) after each check
+    and only read at scrape time: the metrics endpoint runs on a thread of its own, and iterating the index
+    there while the loop changes it can fail the scrape."""
 
     def __init__(self) -> None:
-        self.source: Callable[[], Iterable[TicketView]] = list
+        self.counts: Mapping[str, int] = {}
+
+    def count(self, tickets: Iterable[TicketView]) -> None:
+        self.counts = dict(Tally(t.severity or "unknown" for t in tickets if t.active))  # one atomic swap
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        counts = Tally(t.severity or "unknown" for t in self.source() if t.active)
+        counts = self.counts
         family = GaugeMetricFamily("tikv_operator_open_tickets", "Tickets not resolved, by severity.",
                                    labels=["severity"])
         for severity in (*SEVERITIES, *sorted(set(counts) - set(SEVERITIES))):

@@ -304,7 +304,8 @@ def test_hold_sets_spec_and_label() -> None:
     assert outcome.message == "Holding ticket prod-store-down-s1-1 - will not auto-resolve"
     assert outcome.exit_code == EXIT_OK
     assert outcome.status_patch is None
-    assert outcome.object_patch == {"metadata": {"labels": {"tikvops.io/held": "true"}}, "spec": {"held": True}}
+    assert outcome.object_patch == {"metadata": {"labels": {"tikvops.io/phase": "open", "tikvops.io/held": "true"}},
+                                    "spec": {"held": True}}
 
 
 def test_hold_of_a_held_ticket_changes_nothing() -> None:
@@ -329,7 +330,8 @@ def test_unhold_clears_spec_and_label() -> None:
     assert outcome.message == "Ticket prod-store-down-s1-1 unheld - will auto-resolve when the condition clears"
     assert outcome.exit_code == EXIT_OK
     assert outcome.status_patch is None
-    assert outcome.object_patch == {"metadata": {"labels": {"tikvops.io/held": "false"}}, "spec": {"held": False}}
+    assert outcome.object_patch == {"metadata": {"labels": {"tikvops.io/phase": "open", "tikvops.io/held": "false"}},
+                                    "spec": {"held": False}}
 
 
 def test_unhold_of_a_ticket_that_is_not_held_changes_nothing() -> None:
@@ -346,7 +348,8 @@ def test_ack_moves_an_open_ticket_to_acknowledged(status: dict[str, Any] | None)
     assert outcome.message == "Acknowledged ticket prod-store-down-s1-1"
     assert outcome.exit_code == EXIT_OK
     assert outcome.status_patch == {"status": {"phase": "Acknowledged"}}
-    assert outcome.object_patch == {"metadata": {"labels": {"tikvops.io/phase": "acknowledged"}}}
+    assert outcome.object_patch == {
+        "metadata": {"labels": {"tikvops.io/phase": "acknowledged", "tikvops.io/held": "false"}}}
 
 
 @pytest.mark.parametrize(("phase", "word"), [("Acknowledged", "acknowledged"), ("Diagnosed", "diagnosed")])

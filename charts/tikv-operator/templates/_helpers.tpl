@@ -81,4 +81,7 @@ secrets get would reach every ServiceAccount token of kube-system.
 - --health-port={{ .Values.health.port }}
 - --log-format={{ .Values.logFormat }}
 - --default-interval={{ .Values.checkInterval }}
+{{- if .Values.stallTimeout }}
+- --stall-timeout={{ .Values.stallTimeout }}
+{{- end }}
 {{- end -}}

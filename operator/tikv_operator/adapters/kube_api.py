@@ -7,9 +7,11 @@ default has no limit: a half-open connection to the API server would stall a clu
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 # Long enough for a busy API server (its own request timeout is 60 s for mutations, but a write that
 # takes 10 s is already a failing control plane); short enough that the next check retries soon.
@@ -26,3 +28,21 @@ class TimedApiClient(client.ApiClient):
 
     def call_api(self, *args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
         return super().call_api(*args, _request_timeout=_request_timeout or self.timeout_s, **kwargs)
+
+
+def server_message(error: ApiException, limit: int = 500) -> str:
+    """kubectl's wording, in one line: `Error from server (Forbidden): <the Status message>`. The API
+    server's message says which field of which object it refused (a 422 names the label that is invalid);
+    a Status never holds a Secret's data."""
+    message = ""
+    reason = error.reason or ""
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict):
+        message = str(body.get("message") or "")
+        reason = str(body.get("reason") or reason)
+    if not message:
+        message = f"HTTP {error.status}"
+    return " ".join(f"Error from server ({reason}): {message}".split())[:limit]

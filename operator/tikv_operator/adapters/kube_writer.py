@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tikv_operator.adapters.kube_api import server_message
 from tikv_operator.core.lifecycle import CreateTicket, DeleteTicket, Operation, PatchTicket, TicketEvent
-from tikv_operator.core.tickets import TicketView, ticket_name, ticket_number, ticket_prefix
+from tikv_operator.core.tickets import TicketView, next_ticket_name
 from tikv_operator.core.timestamps import to_rfc3339
 from tikv_operator.core.vocabulary import API_VERSION, GROUP, VERSION
 
@@ -26,32 +28,59 @@ MAX_NAME_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 
 
-class KubeWriter:
-    def __init__(self, api: client.ApiClient) -> None:
-        self.objects = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
+@dataclass(frozen=True)
+class Applied:
+    """What became of a plan: the tickets whose operation failed, and of those the ones that changed
+    under the plan (409: a person edited them meanwhile; the next check plans from their edit)."""
 
-    async def apply(self, namespace: str, cluster: Mapping[str, Any], operations: tuple[Operation, ...]) -> int:
+    failed: frozenset[str] = frozenset()
+    conflicts: frozenset[str] = frozenset()
+
+    def __len__(self) -> int:
+        return len(self.failed)
+
+
+class KubeWriter:
+    def __init__(self, objects: client.CustomObjectsApi, core: client.CoreV1Api) -> None:
+        self.objects = objects
+        self.core = core
+
+    @classmethod
+    def connect(cls, api: client.ApiClient) -> KubeWriter:
+        return cls(client.CustomObjectsApi(api), client.CoreV1Api(api))
+
+    async def apply(self, namespace: str, cluster: Mapping[str, Any], operations: tuple[Operation, ...]) -> Applied:
         """Apply a plan's operations in order; one failing operation does not stop the others (the next
-        check plans again from what is really there). Returns how many failed."""
-        failures = 0
+        check plans again from what is really there)."""
+        failed: set[str] = set()
+        conflicts: set[str] = set()
+        # Several operations on one ticket (record a person's edit, then resolve): each applies to the
+        # version the one before wrote, the first to the version the plan was made from.
+        versions: dict[str, str] = {}
         for op in operations:
+            if op.name in failed:
+                continue  # what follows was planned on top of what did not happen
             try:
                 if isinstance(op, CreateTicket):
                     await self._create(namespace, cluster, op)
                 elif isinstance(op, PatchTicket):
-                    await self.patch_ticket(namespace, cluster, op)
+                    version = await self.patch_ticket(namespace, cluster, op, versions.get(op.name))
+                    if version:
+                        versions[op.name] = version
                 else:
-                    await self._delete(namespace, cluster, op)
+                    await self._delete(namespace, cluster, op, versions.get(op.name))
             except ApiException as error:
-                failures += 1
-                log.warning("ticket %s: %s %s", op.name, error.status, error.reason)
-        return failures
+                failed.add(op.name)
+                if error.status == 409 and not isinstance(op, CreateTicket):
+                    conflicts.add(op.name)
+                    log.info("ticket %s changed since this check read it: planned again next check", op.name)
+                else:
+                    log.warning("ticket %s: %s", op.name, server_message(error))
+        return Applied(frozenset(failed), frozenset(conflicts))
 
     async def _create(self, namespace: str, cluster: Mapping[str, Any], op: CreateTicket) -> None:
         meta = cluster["metadata"]
         name = op.name
-        prefix = ticket_prefix(meta["name"], op.invariant, op.store)
         for _ in range(MAX_NAME_ATTEMPTS):
             body = {
                 "apiVersion": API_VERSION,
@@ -81,7 +110,7 @@ class KubeWriter:
                     # first. Adopt its ticket; the next check keeps it up to date.
                     log.info("ticket %s already exists: adopted", name)
                     return
-                name = ticket_name(meta["name"], op.invariant, op.store, (ticket_number(name, prefix) or 0) + 1)
+                name = next_ticket_name(meta["name"], op.invariant, op.store, [name])
                 continue
             # The status subresource ignores status on create: write it right after.
             ticket = await self._patch_status(namespace, name, op.status)
@@ -90,15 +119,18 @@ class KubeWriter:
         raise ApiException(status=409, reason=f"no free ticket name after {name}")
 
     async def patch_ticket(self, namespace: str, cluster: Mapping[str, Any] | None, op: PatchTicket,
-                           labels_first: bool = False) -> None:
-        """Status before labels for the operator's own transitions: a watcher that sees the new labels
-        finds the status they describe. Labels first when recording a person's edit (the status already
-        says what happened), so the edit handler does not see the same edit twice."""
+                           version: str | None = None) -> str:
+        """Status first, then labels, spec and the `recorded` annotation: a watcher that sees the new
+        labels finds the status they describe, and a recording cut short is done again (its annotation
+        was not written). Each patch applies only to the version it was planned on (`version`, else the
+        op's): the API server answers 409 if the ticket changed. Returns the version written last."""
+        version = version if version is not None else op.resource_version
         ticket: Mapping[str, Any] | None = None
-        if op.status and not labels_first:
-            ticket = await self._patch_status(namespace, op.name, op.status)
+        if op.status:
+            ticket = await self._patch_status(namespace, op.name, op.status, version)
+            version = _version_of(ticket, version)
         if op.spec or op.labels or op.annotations:
-            body: dict[str, Any] = {"metadata": {}}
+            body: dict[str, Any] = {"metadata": _precondition(version)}
             if op.spec:
                 body["spec"] = without_empty_strings(op.spec)
             if op.labels:
@@ -107,20 +139,26 @@ class KubeWriter:
                 body["metadata"]["annotations"] = dict(op.annotations)
             ticket = await self.objects.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, TICKETS, op.name, body, _content_type=MERGE_PATCH)
-        if op.status and labels_first:
-            ticket = await self._patch_status(namespace, op.name, op.status)
+            version = _version_of(ticket, version)
         if op.event and ticket is not None:
             await self.post_event(namespace, ticket, cluster, op.event)
+        return version
 
-    async def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any],
+                            version: str = "") -> Mapping[str, Any]:
+        body = {"metadata": _precondition(version), "status": without_empty_strings(status)}
         result: Mapping[str, Any] = await self.objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, TICKETS, name, {"status": without_empty_strings(status)},
-            _content_type=MERGE_PATCH)
+            GROUP, VERSION, namespace, TICKETS, name, body, _content_type=MERGE_PATCH)
         return result
 
-    async def _delete(self, namespace: str, cluster: Mapping[str, Any], op: DeleteTicket) -> None:
+    async def _delete(self, namespace: str, cluster: Mapping[str, Any], op: DeleteTicket,
+                      version: str | None = None) -> None:
+        version = version if version is not None else op.resource_version
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=version) if version else None)
         try:
-            await self.objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, TICKETS, op.name)
+            await self.objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, TICKETS, op.name,
+                                                               body=options)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -141,8 +179,18 @@ class KubeWriter:
                 await self.core.create_namespaced_event(namespace, _event_body(namespace, target, event))
             except ApiException as error:
                 # An Event is a courtesy: losing one must not fail the check.
-                log.warning("event %s on %s: %s %s", event.reason, target["metadata"]["name"],
-                            error.status, error.reason)
+                log.warning("event %s on %s: %s", event.reason, target["metadata"]["name"], server_message(error))
+
+
+def _precondition(version: str) -> dict[str, Any]:
+    # A merge patch that carries metadata.resourceVersion is applied only to that version (else 409).
+    return {"resourceVersion": version} if version else {}
+
+
+def _version_of(ticket: Mapping[str, Any] | None, default: str) -> str:
+    if ticket is None:
+        return default
+    return str((ticket.get("metadata") or {}).get("resourceVersion") or default)
 
 
 def without_empty_strings(value: Any) -> Any:

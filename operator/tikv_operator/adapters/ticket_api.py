@@ -7,7 +7,6 @@ Every failure leaves this module as a KubernetesError whose text is one readable
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from tikv_operator.adapters.kube_api import TimedApiClient
+from tikv_operator.adapters.kube_api import TimedApiClient, server_message
 from tikv_operator.core.vocabulary import GROUP, VERSION
 
 PLURAL = "operatortickets"
@@ -147,8 +146,8 @@ async def _call(request: Awaitable[T]) -> T:
         return await request
     except ApiException as error:
         if error.status == 404:
-            raise TicketNotFound(_server_message(error)) from error
-        raise KubernetesError(_server_message(error)) from error
+            raise TicketNotFound(server_message(error)) from error
+        raise KubernetesError(server_message(error)) from error
     except TimeoutError as error:
         # Before OSError, of which TimeoutError is a subclass; its own text is usually empty.
         raise KubernetesError(
@@ -156,22 +155,6 @@ async def _call(request: Awaitable[T]) -> T:
         ) from error
     except (aiohttp.ClientError, OSError) as error:
         raise KubernetesError(f"Unable to connect to the server: {error}") from error
-
-
-def _server_message(error: ApiException) -> str:
-    """kubectl's wording: `Error from server (Forbidden): <the Status message>`."""
-    message = ""
-    reason = error.reason or ""
-    try:
-        body = json.loads(error.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict):
-        message = str(body.get("message") or "")
-        reason = str(body.get("reason") or reason)
-    if not message:
-        message = f"HTTP {error.status}"
-    return _one_line(f"Error from server ({reason}): {message}")
 
 
 def _one_line(text: str) -> str:

@@ -7,7 +7,7 @@ adapter only carries the operations out. Rules decided when a person edits a tic
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -20,14 +20,16 @@ from tikv_operator.core.tickets import (
     ANNOTATION_RECORDED,
     RESOLVED,
     TicketView,
+    manual_resolve,
+    next_ticket_name,
     record_of,
+    state_labels,
     ticket_labels,
-    ticket_name,
     ticket_number,
     ticket_prefix,
 )
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
-from tikv_operator.core.vocabulary import LABEL_HELD, LABEL_PHASE, LABEL_SEVERITY, SEVERITIES
+from tikv_operator.core.vocabulary import SEVERITIES
 
 Identity = tuple[str, str]
 # Reopen times kept on a ticket (enough for any flapping.count in the window).
@@ -56,7 +58,10 @@ class CreateTicket:
 
 @dataclass(frozen=True)
 class PatchTicket:
-    """Merge patches: `status` goes to the status subresource, `spec`/`labels`/`annotations` to the object."""
+    """Merge patches: `status` goes to the status subresource, `spec`/`labels`/`annotations` to the object.
+
+    `resource_version` is the version of the ticket the plan was made from: the patch applies only to that
+    version (a 409 says someone changed the ticket meanwhile, and the next plan starts from their change)."""
 
     name: str
     status: Mapping[str, Any] | None = None
@@ -64,12 +69,14 @@ class PatchTicket:
     labels: Mapping[str, str] | None = None
     annotations: Mapping[str, str] | None = None
     event: TicketEvent | None = None
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
 class DeleteTicket:
     name: str
     event: TicketEvent
+    resource_version: str = ""
 
 
 Operation = CreateTicket | PatchTicket | DeleteTicket
@@ -116,7 +123,9 @@ def plan_check(
     history = _history(cluster, tickets)
     active = {ident: _active(ts) for ident, ts in history.items() if _active(ts) is not None}
     waiting = {(p.invariant, p.store): p for p in pending}
-    ops: list[Operation] = []
+    # An edit the edit handler did not get to record (an API blip, a restart) is recorded by the check:
+    # the `recorded` annotation, not the handler's memory, says what is still to do.
+    ops: list[Operation] = [op for ts in history.values() for t in ts if (op := react_to_edit(t, now)) is not None]
     still_pending: dict[Identity, PendingViolation] = {}
     still_unwritten: dict[str, int] = {}
     seen: set[Identity] = set()
@@ -199,11 +208,6 @@ def _active(tickets: Sequence[TicketView]) -> TicketView | None:
     return next((t for t in tickets if t.active), None)
 
 
-def _next_number(cluster: str, ident: Identity, tickets: Sequence[TicketView]) -> int:
-    prefix = ticket_prefix(cluster, *ident)
-    return 1 + max((ticket_number(t.name, prefix) or 0 for t in tickets), default=0)
-
-
 def _resolved_by_hand_within(tickets: Sequence[TicketView], now: datetime, grace: timedelta) -> bool:
     """Rule 6: after a manual resolve of a condition that is still there, a new ticket opens at once;
     the violation already served its grace period."""
@@ -261,8 +265,8 @@ def _reopen(ticket: TicketView, finding: Finding, now: datetime, batch: str, pol
     }
     return PatchTicket(
         ticket.name, status=status,
-        labels={LABEL_PHASE: "open", LABEL_SEVERITY: finding.severity, LABEL_HELD: "false"},
-        annotations={ANNOTATION_RECORDED: record_of("Open", False)},
+        labels=state_labels("Open", False, finding.severity),
+        annotations={ANNOTATION_RECORDED: record_of("Open", False)}, resource_version=ticket.resource_version,
         event=TicketEvent("TicketReopened", f"{ticket.name}: back within {format_duration(policy.flapping_window)} of "
                           f"resolving, reopened ({openings} openings in the window): {finding.message}", "Warning"),
     )
@@ -270,10 +274,9 @@ def _reopen(ticket: TicketView, finding: Finding, now: datetime, batch: str, pol
 
 def _create(cluster: str, finding: Finding, first_seen: datetime, now: datetime, batch: str,
             earlier: Sequence[TicketView], policy: LifecyclePolicy) -> CreateTicket:
-    ident = finding.identity
     recent = _openings_within(earlier, now, policy.flapping_window)
     flapping = recent + 1 >= policy.flapping_count
-    name = ticket_name(cluster, finding.invariant, finding.store, _next_number(cluster, ident, earlier))
+    name = next_ticket_name(cluster, finding.invariant, finding.store, (t.name for t in earlier))
     note = f" (flapping: {recent + 1} tickets within {format_duration(policy.flapping_window)})" if flapping else ""
     return CreateTicket(
         name=name,
@@ -296,9 +299,10 @@ def _refresh(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
         event = TicketEvent("SeverityChanged", f"{ticket.name}: severity {ticket.severity} -> {finding.severity}",
                             "Warning")
         return [PatchTicket(ticket.name, status={**counters, "severity": finding.severity},
-                            labels={LABEL_SEVERITY: finding.severity}, event=event)], 0
+                            labels=state_labels(ticket.phase, ticket.held, finding.severity), event=event,
+                            resource_version=ticket.resource_version)], 0
     if ticket.last_seen is None or now - ticket.last_seen >= policy.refresh_interval:
-        return [PatchTicket(ticket.name, status=counters)], 0
+        return [PatchTicket(ticket.name, status=counters, resource_version=ticket.resource_version)], 0
     return [], unwritten + 1
 
 
@@ -318,19 +322,23 @@ def _resolve(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
         status.update(severity=finding.severity, message=finding.message, occurrences=max(1, ticket.occurrences),
                       firstSeen=to_rfc3339(ticket.created or now), lastSeen=to_rfc3339(now))
     return PatchTicket(
-        ticket.name, status=status, labels={LABEL_PHASE: "resolved"},
+        ticket.name, status=status, labels=state_labels(RESOLVED, False),
         annotations={ANNOTATION_RECORDED: record_of(RESOLVED, False)},
         event=TicketEvent("TicketResolved", f"{ticket.name}: condition cleared ({finding.message})"),
+        resource_version=ticket.resource_version,
     )
 
 
 def _repair(ticket: TicketView, finding: Finding, now: datetime, batch: str) -> list[Operation]:
-    """A ticket created by a process that died before writing its status gets its status now."""
+    """A ticket created by a process that died before writing its status gets its status now, and the
+    TicketOpened Event that process never posted."""
     if ticket.phase is not None:
         return []
     first_seen = ticket.created or now
     return [PatchTicket(ticket.name, status=_open_status(finding, first_seen, now, max(1, ticket.occurrences),
-                                                         batch, flapping=False))]
+                                                         batch, flapping=False),
+                        event=TicketEvent("TicketOpened", f"{ticket.name}: {finding.message}", "Warning"),
+                        resource_version=ticket.resource_version)]
 
 
 def _expired(history: Mapping[Identity, Sequence[TicketView]], now: datetime,
@@ -342,14 +350,16 @@ def _expired(history: Mapping[Identity, Sequence[TicketView]], now: datetime,
             resolved_at = t.resolved_at or t.last_seen or t.created
             if t.phase == RESOLVED and resolved_at is not None and now - resolved_at >= policy.resolved_retention:
                 ops.append(DeleteTicket(t.name, TicketEvent(
-                    "TicketDeleted", f"{t.name}: resolved {to_rfc3339(resolved_at)}, past the retention period")))
+                    "TicketDeleted", f"{t.name}: resolved {to_rfc3339(resolved_at)}, past the retention period"),
+                    resource_version=t.resource_version))
     return ops
 
 
 def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
     """What the operator does when a person (kubectl patch, the CLI) changed a ticket's phase or hold:
     record the transition (rule 6: a manual resolve wins over hold), keep the labels in step and post
-    the Event (rule 10). The `recorded` annotation says what the operator saw last."""
+    the Event (rule 10). The `recorded` annotation says what the operator saw last; it is written last,
+    so an edit whose recording failed half-way is recorded again."""
     if ticket.phase is None:
         return None  # still being created; the check that created it writes its status
     old_phase, old_held = ticket.recorded
@@ -358,23 +368,38 @@ def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
     spec: dict[str, Any] = {}
     reason, what = "", ""
     if phase == RESOLVED and old_phase != RESOLVED and ticket.resolution != "auto":
-        status = {"resolution": "manual"}
-        if ticket.resolved_at is None:
-            status["resolvedAt"] = to_rfc3339(now)
+        rule = manual_resolve(ticket.resolved_at, now)
+        status = {k: v for k, v in rule.status.items() if k != "phase"}
         if held:
-            spec, held = {"held": False}, False
+            spec, held = dict(rule.spec), False
         reason, what = "TicketResolvedManually", "resolved by hand" + (" (the hold is cleared)" if spec else "")
     elif phase != old_phase and phase != RESOLVED:
         reason, what = f"Ticket{phase}", f"phase is now {phase}"
     elif held != old_held and phase != RESOLVED:
         reason = "TicketHeld" if held else "TicketUnheld"
         what = "held: it will not auto-resolve" if held else "unheld: it auto-resolves when the condition clears"
-    labels = {LABEL_PHASE: phase.lower(), LABEL_HELD: "true" if held else "false"}
-    labels = {k: v for k, v in labels.items() if ticket.labels.get(k) != v}
+    labels = {k: v for k, v in state_labels(phase, held).items() if ticket.labels.get(k) != v}
     record = record_of(phase, held)
     annotations = {ANNOTATION_RECORDED: record} if ticket.annotations.get(ANNOTATION_RECORDED) != record else {}
+    if not (status or spec or labels or reason) and ANNOTATION_RECORDED not in ticket.annotations:
+        return None  # nothing happened: a ticket from before the annotation is not rewritten for it
     if not (status or spec or labels or annotations):
         return None
     event = TicketEvent(reason, f"{ticket.name}: {what}") if reason else None
     return PatchTicket(ticket.name, status=status or None, spec=spec or None, labels=labels or None,
-                       annotations=annotations or None, event=event)
+                       annotations=annotations or None, event=event, resource_version=ticket.resource_version)
+
+
+def open_tickets_written(plan: Plan, failed: Collection[str]) -> int:
+    """`openTickets` counts tickets that exist: an opening that was not written does not count, and a
+    resolve that was not written leaves its ticket open."""
+    count = plan.open_tickets
+    for op in plan.operations:
+        if op.name not in failed or isinstance(op, DeleteTicket):
+            continue
+        phase = op.status.get("phase") if isinstance(op, PatchTicket) and op.status else None
+        if isinstance(op, CreateTicket) or phase == "Open":
+            count -= 1
+        elif phase == RESOLVED:
+            count += 1
+    return max(count, 0)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
-from tikv_operator.core.vocabulary import LABEL_HELD, LABEL_PHASE, PHASES
+from tikv_operator.core.tickets import RESOLVED, TicketView, manual_resolve, state_labels
+from tikv_operator.core.timestamps import from_rfc3339
+from tikv_operator.core.vocabulary import PHASES
 
 # A command that changed nothing, or reported what was already true, succeeds; a refusal or an ID that
 # names no (or more than one) ticket is the user's error. Exit 2 is kept for Kubernetes failures.
@@ -49,21 +50,22 @@ class Ticket:
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Ticket:
-        # Read field by field rather than through the pydantic models: a listing must still show a ticket
-        # that a newer operator wrote with a value this version does not know.
+        # What the ticket is and where it stands is read by the one parser the operator uses too
+        # (TicketView); the rest is shown as stored, not through the pydantic models, so a listing still
+        # shows a ticket that a newer operator wrote with a value this version does not know.
+        view = TicketView.from_resource(obj)
         metadata = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         return cls(
-            name=str(metadata.get("name", "")),
-            namespace=str(metadata.get("namespace", "")),
-            cluster=str(spec.get("cluster", "")),
-            invariant=str(spec.get("invariant", "")),
-            store=str(spec.get("store") or ""),
-            held=spec.get("held") is True,
+            name=view.name,
+            namespace=view.namespace,
+            cluster=view.cluster,
+            invariant=view.invariant,
+            store=view.store,
+            held=view.held,
             # The operator creates a ticket and then writes its status (the API server ignores status on
             # create), so a ticket without a phase yet is an open one.
-            phase=str(status.get("phase") or "Open"),
+            phase=view.phase or "Open",
             severity=status.get("severity"),
             occurrences=status.get("occurrences"),
             first_seen=status.get("firstSeen"),
@@ -75,14 +77,14 @@ class Ticket:
             flapping=status.get("flapping"),
             evidence=status.get("evidence"),
             created=metadata.get("creationTimestamp"),
-            labels=dict(metadata.get("labels") or {}),
+            labels=dict(view.labels),
             resolution_message=status.get("resolutionMessage"),
             reopened_at=tuple(status.get("reopenedAt") or ()),
         )
 
     @property
     def resolved(self) -> bool:
-        return self.phase == "Resolved"
+        return self.phase == RESOLVED
 
     def to_json(self) -> dict[str, Any]:
         """The `tickets list --json` form of one ticket (camelCase, as `kubectl get -o json` spells fields)."""
@@ -228,23 +230,20 @@ class Outcome:
         return self.exit_code != EXIT_OK
 
 
-def _labels_patch(**labels: str) -> dict[str, Any]:
-    return {"metadata": {"labels": labels}}
+def _labels_patch(phase: str, held: bool) -> dict[str, Any]:
+    return {"metadata": {"labels": state_labels(phase, held)}}
 
 
 def plan_resolve(ticket: Ticket, now: datetime) -> Outcome:
     if ticket.resolved:
         return Outcome(f"Ticket {ticket.name} is already resolved")
-    # A manual resolve wins over hold (design rule 6), so the hold is released in the same command.
     # The status is patched first: it is what counts, and a running operator brings the labels and
     # `held` in step with it even if the second patch never lands.
+    rule = manual_resolve(None, now)
     return Outcome(
         f"Resolved ticket {ticket.name}",
-        status_patch={"status": {"phase": "Resolved", "resolution": "manual", "resolvedAt": to_rfc3339(now)}},
-        object_patch={
-            "metadata": {"labels": {LABEL_PHASE: "resolved", LABEL_HELD: "false"}},
-            "spec": {"held": False},
-        },
+        status_patch={"status": dict(rule.status)},
+        object_patch={"metadata": {"labels": dict(rule.labels)}, "spec": dict(rule.spec)},
     )
 
 
@@ -258,7 +257,7 @@ def plan_hold(ticket: Ticket) -> Outcome:
         return Outcome(f"Ticket {ticket.name} is already held")
     return Outcome(
         f"Holding ticket {ticket.name} - will not auto-resolve",
-        object_patch={**_labels_patch(**{LABEL_HELD: "true"}), "spec": {"held": True}},
+        object_patch={**_labels_patch(ticket.phase, True), "spec": {"held": True}},
     )
 
 
@@ -267,7 +266,7 @@ def plan_unhold(ticket: Ticket) -> Outcome:
         return Outcome(f"Ticket {ticket.name} is not held")
     return Outcome(
         f"Ticket {ticket.name} unheld - will auto-resolve when the condition clears",
-        object_patch={**_labels_patch(**{LABEL_HELD: "false"}), "spec": {"held": False}},
+        object_patch={**_labels_patch(ticket.phase, False), "spec": {"held": False}},
     )
 
 
@@ -280,5 +279,5 @@ def plan_ack(ticket: Ticket) -> Outcome:
     return Outcome(
         f"Acknowledged ticket {ticket.name}",
         status_patch={"status": {"phase": "Acknowledged"}},
-        object_patch=_labels_patch(**{LABEL_PHASE: "acknowledged"}),
+        object_patch=_labels_patch("Acknowledged", ticket.held),
     )

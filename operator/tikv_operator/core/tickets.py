@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tikv_operator.core.timestamps import from_rfc3339
+from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
 from tikv_operator.core.vocabulary import (
     GROUP,
     LABEL_CLUSTER,
@@ -48,15 +48,44 @@ def ticket_number(name: str, prefix: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def next_ticket_name(cluster: str, invariant: str, store: str, taken: Iterable[str]) -> str:
+    """The name after every numbered name of this identity in `taken`: a new ticket never takes an old
+    one's name, and a writer that collides (409) moves on to the next number."""
+    prefix = ticket_prefix(cluster, invariant, store)
+    return ticket_name(cluster, invariant, store, 1 + max((ticket_number(n, prefix) or 0 for n in taken), default=0))
+
+
+def state_labels(phase: str, held: bool, severity: str | None = None) -> dict[str, str]:
+    """The labels that copy a ticket's phase, hold (and severity) so `kubectl get -l` can select on them.
+    Every writer (operator and CLI) sets them through this one function."""
+    labels = {LABEL_PHASE: phase.lower(), LABEL_HELD: "true" if held else "false"}
+    if severity is not None:
+        labels[LABEL_SEVERITY] = severity
+    return labels
+
+
 def ticket_labels(cluster: str, invariant: str, store: str, phase: str, severity: str, held: bool) -> dict[str, str]:
-    return {
-        LABEL_CLUSTER: cluster,
-        LABEL_INVARIANT: invariant,
-        LABEL_STORE: store,
-        LABEL_PHASE: phase.lower(),
-        LABEL_SEVERITY: severity,
-        LABEL_HELD: "true" if held else "false",
-    }
+    return {LABEL_CLUSTER: cluster, LABEL_INVARIANT: invariant, LABEL_STORE: store,
+            **state_labels(phase, held, severity)}
+
+
+@dataclass(frozen=True)
+class ManualResolve:
+    """Rule 6: what resolving a ticket by hand writes. A manual resolve wins over hold, so the hold goes."""
+
+    status: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str]
+
+
+def manual_resolve(resolved_at: datetime | None, now: datetime) -> ManualResolve:
+    """The same for `tikv-operator tickets resolve` and for the operator recording a `kubectl patch` to
+    Resolved; a resolvedAt the person already wrote is kept."""
+    return ManualResolve(
+        status={"phase": RESOLVED, "resolution": "manual", "resolvedAt": to_rfc3339(resolved_at or now)},
+        spec={"held": False},
+        labels=state_labels(RESOLVED, held=False),
+    )
 
 
 def _moments(value: Any) -> tuple[datetime, ...]:
@@ -85,6 +114,10 @@ class TicketView:
     reopened_at: tuple[datetime, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The version this view was read at: the operator's patches are conditional on it (a 409 means a
+    # person changed the ticket since, and the next check plans from what they did).
+    resource_version: str = ""
+    namespace: str = ""
 
     @property
     def recorded(self) -> tuple[str, bool]:
@@ -104,13 +137,13 @@ class TicketView:
 
     @classmethod
     def from_resource(cls, body: Mapping[str, Any]) -> TicketView:
-        meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
+        meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
         return cls(
-            name=meta.get("name", ""),
-            cluster=spec.get("cluster", ""),
-            invariant=spec.get("invariant", ""),
-            store=spec.get("store", "") or "",
-            held=bool(spec.get("held", False)),
+            name=str(meta.get("name", "")),
+            cluster=str(spec.get("cluster", "")),
+            invariant=str(spec.get("invariant", "")),
+            store=str(spec.get("store") or ""),
+            held=spec.get("held") is True,
             phase=status.get("phase"),
             severity=status.get("severity"),
             occurrences=int(status.get("occurrences") or 0),
@@ -122,4 +155,6 @@ class TicketView:
             reopened_at=_moments(status.get("reopenedAt")),
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
+            resource_version=str(meta.get("resourceVersion") or ""),
+            namespace=str(meta.get("namespace") or ""),
         )

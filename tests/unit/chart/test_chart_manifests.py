@@ -134,7 +134,7 @@ def test_liveness_and_readiness_probe_healthz_on_the_health_port(rendered: dict[
 def test_the_operator_arguments_follow_the_values(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert container_of(rendered["defaults"])["args"] == [
         "--all-namespaces", "--standalone", "--metrics-port=8080", "--health-port=8081",
-        "--log-format=text", "--default-interval=30s",
+        "--log-format=text", "--default-interval=30s", "--stall-timeout=5m",
     ]
     assert container_of(rendered["namespaced"])["args"][:3] == [
         "--namespace=tikv-a", "--namespace=tikv-b", "--standalone",

@@ -14,6 +14,7 @@ from tikv_operator.core.lifecycle import (
     LifecyclePolicy,
     PatchTicket,
     Plan,
+    open_tickets_written,
     plan_check,
     react_to_edit,
 )
@@ -38,7 +39,8 @@ def finding(verdict: Verdict, invariant: str = "store_down", store: str = "4", s
 def ticket(name: str = "basic-store-down-s4-1", phase: str | None = "Open", **kw: Any) -> TicketView:
     fields: dict[str, Any] = {"cluster": "basic", "invariant": "store_down", "store": "4", "severity": "critical",
                               "occurrences": 1, "last_seen": T0, "created": T0, "first_seen": T0,
-                              "labels": {"tikvops.io/phase": (phase or "open").lower(), "tikvops.io/held": "false"}}
+                              "labels": {"tikvops.io/phase": (phase or "open").lower(),
+                                         "tikvops.io/held": "true" if kw.get("held") else "false"}}
     fields.update(kw)
     return TicketView(name=name, phase=phase, **fields)
 
@@ -121,7 +123,7 @@ def test_rule3_severity_change_is_written_at_once() -> None:
     assert isinstance(op, PatchTicket)
     assert op.status is not None
     assert op.status["severity"] == "emergency"
-    assert op.labels == {"tikvops.io/severity": "emergency"}
+    assert op.labels == {"tikvops.io/severity": "emergency", "tikvops.io/phase": "open", "tikvops.io/held": "false"}
     assert op.event is not None
     assert op.event.reason == "SeverityChanged"
 
@@ -133,7 +135,7 @@ def test_rule4_auto_resolve_flushes_unwritten_counts() -> None:
     at = to_rfc3339(T0 + timedelta(seconds=30))
     assert op.status == {"phase": "Resolved", "resolution": "auto", "resolvedAt": at, "occurrences": 5,
                          "resolutionMessage": "store_down 4 ok"}
-    assert op.labels == {"tikvops.io/phase": "resolved"}
+    assert op.labels == {"tikvops.io/phase": "resolved", "tikvops.io/held": "false"}
     assert op.event is not None
     assert op.event.reason == "TicketResolved"
 
@@ -337,7 +339,7 @@ def test_edit_manual_resolve_wins_over_hold() -> None:
 def test_edit_by_the_cli_which_already_set_labels_still_posts_the_event() -> None:
     op = react_to_edit(edited("Open/unheld", "Resolved", resolution="manual", resolved_at=T0), T0)
     assert op is not None
-    assert op.status == {"resolution": "manual"}
+    assert op.status == {"resolution": "manual", "resolvedAt": to_rfc3339(T0)}  # kept as the person wrote it
     assert op.labels is None
     assert op.event is not None
     assert op.event.reason == "TicketResolvedManually"
@@ -377,3 +379,55 @@ def test_a_ticket_from_before_the_record_annotation_falls_back_to_its_labels() -
     assert op is not None
     assert op.event is not None
     assert op.event.reason == "TicketHeld"
+
+
+def test_a_check_records_an_edit_the_edit_handler_missed() -> None:
+    # A person resolved a held ticket by hand; the API blipped while the edit handler recorded it.
+    missed = edited("Open/held", "Resolved", held=True, resource_version="41",
+                    labels={"tikvops.io/phase": "open", "tikvops.io/held": "true"})
+    result = plan([finding("violated", severity="critical")], [missed], now=T0 + timedelta(seconds=30))
+    record = next(op for op in result.operations if isinstance(op, PatchTicket) and op.name == missed.name)
+    assert record.event is not None
+    assert record.event.reason == "TicketResolvedManually"
+    assert record.spec == {"held": False}
+    assert record.labels == {"tikvops.io/phase": "resolved", "tikvops.io/held": "false"}
+    assert record.annotations == {"tikvops.io/recorded": "Resolved/unheld"}
+    assert record.resource_version == "41"
+    # Rule 6 still holds in the same check: the condition is there, so a new ticket opens at once.
+    assert [op.name for op in result.operations if isinstance(op, CreateTicket)] == ["basic-store-down-s4-2"]
+
+
+def test_a_recorded_edit_is_not_recorded_again_by_the_check() -> None:
+    done = edited("Resolved/unheld", "Resolved", resolution="manual", resolved_at=T0)
+    assert plan([finding("ok")], [done], now=T0 + timedelta(seconds=30)).operations == ()
+
+
+def test_patches_apply_only_to_the_version_they_were_planned_on() -> None:
+    open_ticket = ticket(resource_version="7")
+    (resolve,) = plan([finding("ok")], [open_ticket], now=T0 + timedelta(seconds=30)).operations
+    assert isinstance(resolve, PatchTicket)
+    assert resolve.resource_version == "7"
+    (refresh,) = plan([finding("violated")], [open_ticket], now=T0 + timedelta(minutes=10)).operations
+    assert isinstance(refresh, PatchTicket)
+    assert refresh.resource_version == "7"
+    old = ticket("basic-store-down-s4-1", "Resolved", resolution="auto", resolved_at=T0, resource_version="9")
+    (delete,) = plan([], [old], now=T0 + timedelta(days=30)).operations
+    assert isinstance(delete, DeleteTicket)
+    assert delete.resource_version == "9"
+
+
+def test_a_ticket_created_by_a_process_killed_before_its_status_gets_its_opened_event() -> None:
+    half = ticket(phase=None, occurrences=0, last_seen=None, severity=None)
+    (op,) = plan([finding("violated")], [half], now=T0 + timedelta(seconds=10)).operations
+    assert isinstance(op, PatchTicket)
+    assert op.event is not None
+    assert op.event.reason == "TicketOpened"
+
+
+def test_open_tickets_counts_only_what_was_written() -> None:
+    result = plan([finding("violated"), finding("ok", store="5")], [ticket("basic-store-down-s5-1", store="5")],
+                  now=T0 + timedelta(seconds=30))
+    assert result.open_tickets == 1  # one created, one resolved
+    assert open_tickets_written(result, set()) == 1
+    assert open_tickets_written(result, {"basic-store-down-s4-1"}) == 0  # the create failed (a 422)
+    assert open_tickets_written(result, {"basic-store-down-s5-1"}) == 2  # the resolve failed: still open
