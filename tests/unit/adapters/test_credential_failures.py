@@ -1,0 +1,54 @@
+"""A Secret the operator cannot read or use means PD / Prometheus were not contacted: that is not
+"PD unreachable" (issue 13: a 429 from the API server became a false critical pd_unreachable)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.unit.adapters.fake_core import FakeCore, api_error
+from tests.unit.adapters.local_servers import closed_port
+from tikv_operator.adapters.credentials import load_credentials
+from tikv_operator.adapters.probe import observe
+from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.findings import Finding
+from tikv_operator.core.invariants import configure, evaluate
+
+NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
+NAMESPACE = "tidb"
+
+
+def spec() -> TiKVClusterSpec:
+    closed = f"127.0.0.1:{closed_port()}"
+    return TiKVClusterSpec.model_validate({
+        "pd": {"url": f"https://{closed}", "tlsSecret": {"name": "pd-client"}},
+        "prometheus": {"url": f"http://{closed}", "authSecret": {"name": "prom-auth"}},
+    })
+
+
+def findings_with(core: Any) -> dict[str, Finding]:
+    cluster = spec()
+
+    async def check() -> dict[str, Finding]:
+        credentials = await load_credentials(core, NAMESPACE, cluster)
+        observation = await observe("basic", cluster, credentials, NOW)
+        return {f.invariant: f for f in evaluate(observation, configure(cluster))}
+
+    return asyncio.run(check())
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13: a throttled Secret read is reported as pd_unreachable")
+@pytest.mark.parametrize("invariant", ["pd_unreachable", "prometheus_unreachable"])
+def test_a_throttled_secret_read_is_not_pd_or_prometheus_unreachable(invariant: str) -> None:
+    throttled = api_error(429, "Too Many Requests")
+    core = FakeCore({(NAMESPACE, "pd-client"): throttled, (NAMESPACE, "prom-auth"): throttled})
+
+    finding = findings_with(core)[invariant]
+
+    assert finding.verdict == "unknown", finding
+    assert finding.cause == "credentials"
+    assert "not contacted" in finding.message
+    assert "HTTP 429" in finding.message
