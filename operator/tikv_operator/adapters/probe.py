@@ -10,28 +10,29 @@ from tikv_operator.adapters.pd_client import read_stores
 from tikv_operator.adapters.prometheus_client import query_metrics
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.durations import parse_duration
-from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation
+from tikv_operator.core.observation import MetricsObservation, NotContacted, Observation, PDObservation
 from tikv_operator.core.queries import check_queries
 
 
 async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials, confirm: frozenset[str]) -> PDObservation:
     url = spec.pd.url
-    if credentials.pd_error:
-        return PDObservation(url=url, reachable=False, error=credentials.pd_error)
+    problem = credentials.pd_problem
     tls = credentials.pd_tls
-    if spec.pd.tls_secret is not None and tls is None and url.startswith("https://"):
+    if problem is None and spec.pd.tls_secret is not None and tls is None and url.startswith("https://"):
         # Connecting without the certificate would fail with a TLS error that hides the real cause.
-        return PDObservation(url=url, reachable=False,
-                             error=f"PD client certificate: Secret {spec.pd.tls_secret.name} was not loaded")
+        problem = NotContacted("unreadable", f"PD client certificate: Secret {spec.pd.tls_secret.name} was not loaded")
+    if problem is not None:
+        return PDObservation(url=url, reachable=False, error=problem.reason, not_contacted=problem)
     return await read_stores(url, parse_duration(spec.pd.timeout).total_seconds(), tls, confirm)
 
 
 async def _metrics(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> MetricsObservation:
     prometheus = spec.prometheus
     queries = check_queries(prometheus.label_matchers, prometheus.rate_window)
-    if credentials.prometheus_error:
-        return MetricsObservation(url=prometheus.url, reachable=False, queries=queries,
-                                  error=credentials.prometheus_error)
+    problem = credentials.prometheus_problem
+    if problem is not None:
+        return MetricsObservation(url=prometheus.url, reachable=False, queries=queries, error=problem.reason,
+                                  not_contacted=problem)
     return await query_metrics(prometheus.url, queries, parse_duration(prometheus.timeout).total_seconds(),
                                credentials.prometheus_auth)
 
@@ -40,8 +41,9 @@ async def observe(
     cluster: str, spec: TiKVClusterSpec, credentials: ClusterCredentials | None, now: datetime,
     ticketed_stores: frozenset[str] = frozenset(),
 ) -> Observation:
-    """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False).
+    """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False),
+    and a probe whose credentials could not be used is not attempted (not_contacted says why).
     `ticketed_stores`: stores with open tickets, which PD must account for if it stops listing them."""
     credentials = credentials or NO_CREDENTIALS
     pd, metrics = await asyncio.gather(_pd(spec, credentials, ticketed_stores), _metrics(spec, credentials))
-    return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics)
+    return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics, secrets=credentials.secrets)

@@ -143,7 +143,7 @@ class TiKVClusterSpec(WireModel):
 class Condition(WireModel):
     """metav1.Condition."""
 
-    type: str = Field(description="Ready, PDReachable, PrometheusReachable, ...")
+    type: str = Field(description="Ready, PDReachable, PrometheusReachable, MetricsAvailable, CredentialsAvailable")
     status: Literal["True", "False", "Unknown"]
     observed_generation: int | None = Field(None, ge=0)
     last_transition_time: Timestamp

@@ -9,7 +9,7 @@ from typing import Literal
 from tikv_operator.core.cluster_resource import Condition, StoreCounts, TiKVClusterStatus
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.lifecycle import Plan
-from tikv_operator.core.observation import Observation
+from tikv_operator.core.observation import NotContacted, Observation
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
 from tikv_operator.core.vocabulary import Health
 
@@ -42,10 +42,43 @@ def heartbeat(findings: Sequence[Finding], plan: Plan) -> str:
 _BLIND_REASONS = {"query-failed": "QueryFailed", "ambiguous": "AmbiguousSeries", "no-data": "NoSeries"}
 
 
+def credentials_available(obs: Observation) -> tuple[ConditionStatus, str, str]:
+    """Could the probes use the Secrets the spec names? (status, reason, message). SecretRefused: the
+    Secret was read and must be changed by its owner (not opted in, a ServiceAccount token, a key missing or
+    malformed); SecretUnreadable: the API server did not hand it over (not found, forbidden, throttled,
+    failing, timed out). When both probes have a problem, Refused wins: it is the one a person must fix."""
+    problems = [p for p in (obs.pd.not_contacted, obs.metrics.not_contacted) if p is not None]
+    if problems:
+        refused = any(p.failure == "refused" for p in problems)
+        return "False", "SecretRefused" if refused else "SecretUnreadable", "; ".join(p.reason for p in problems)
+    if obs.secrets:
+        return "True", "Loaded", f"loaded Secret{'s' * (len(obs.secrets) != 1)} {', '.join(obs.secrets)}"
+    return "True", "NotNeeded", "the spec names no Secret"
+
+
+def _reachable(url: str, reachable: bool, error: str, not_contacted: NotContacted | None
+               ) -> tuple[ConditionStatus, str, str]:
+    """PDReachable / PrometheusReachable: not contacted is Unknown, since nothing was asked."""
+    if not_contacted is not None:
+        return "Unknown", "NotContacted", f"not contacted: {not_contacted.reason}"
+    if reachable:
+        return "True", "Answering", url
+    return "False", "NotAnswering", error or url
+
+
+def _not_contacted_message(what: str, not_contacted: NotContacted) -> str:
+    return f"credentials unavailable, {what} not contacted: {not_contacted.reason}"
+
+
 def metrics_available(obs: Observation, findings: Sequence[Finding]) -> tuple[ConditionStatus, str, str]:
     """Rule 14: can the operator see the metrics its invariants need? (status, reason, message)."""
+    if obs.pd.not_contacted is not None:
+        return "Unknown", "PDNotContacted", ("which stores to look for is not known while PD is not contacted "
+                                             f"(credentials unavailable: {obs.pd.not_contacted.reason})")
     if not obs.pd.reachable:
         return "Unknown", "PDNotAnswering", "which stores to look for is not known while PD does not answer"
+    if obs.metrics.not_contacted is not None:
+        return "Unknown", "PrometheusNotContacted", _not_contacted_message("Prometheus", obs.metrics.not_contacted)
     if not obs.metrics.reachable:
         return "False", "PrometheusNotAnswering", obs.metrics.error
     for cause, reason in _BLIND_REASONS.items():
@@ -66,11 +99,15 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
     blind = not (obs.pd.reachable and obs.metrics.reachable) or any(f.blind for f in findings)
     health: Health = "Degraded" if plan.open_tickets else ("Unknown" if blind else "Healthy")
     violated = sum(f.verdict == "violated" for f in findings)
-    if obs.pd.reachable:
+    if obs.pd.not_contacted is not None:
+        message = _not_contacted_message("PD", obs.pd.not_contacted)
+    elif obs.pd.reachable:
         message = f"{up}/{total} stores up, {plan.open_tickets} open tickets, {violated} violations"
     else:
         message = f"PD does not answer: {obs.pd.error}"
-    if not obs.metrics.reachable:
+    if obs.metrics.not_contacted is not None:
+        message += f"; {_not_contacted_message('Prometheus', obs.metrics.not_contacted)}"
+    elif not obs.metrics.reachable:
         message += f"; Prometheus does not answer: {obs.metrics.error}"
     metrics_status, metrics_reason, metrics_message = metrics_available(obs, findings)
     if obs.metrics.reachable and metrics_status == "False":
@@ -82,12 +119,13 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
     conditions = [
         _condition(previous, "Ready", "True" if health == "Healthy" else "False", health,
                    message, generation, now),
-        _condition(previous, "PDReachable", "True" if obs.pd.reachable else "False",
-                   "Answering" if obs.pd.reachable else "NotAnswering", obs.pd.error or obs.pd.url, generation, now),
-        _condition(previous, "PrometheusReachable", "True" if obs.metrics.reachable else "False",
-                   "Answering" if obs.metrics.reachable else "NotAnswering", obs.metrics.error or obs.metrics.url,
+        _condition(previous, "PDReachable",
+                   *_reachable(obs.pd.url, obs.pd.reachable, obs.pd.error, obs.pd.not_contacted), generation, now),
+        _condition(previous, "PrometheusReachable",
+                   *_reachable(obs.metrics.url, obs.metrics.reachable, obs.metrics.error, obs.metrics.not_contacted),
                    generation, now),
         _condition(previous, "MetricsAvailable", metrics_status, metrics_reason, metrics_message, generation, now),
+        _condition(previous, "CredentialsAvailable", *credentials_available(obs), generation, now),
     ]
     return TiKVClusterStatus(
         observed_generation=generation,

@@ -11,9 +11,10 @@ from tikv_operator.core.vocabulary import InvariantName, Severity
 
 Verdict = Literal["violated", "ok", "unknown"]
 # Why a verdict is unknown. The blind ones mean the operator cannot see what it should (the cluster's
-# health is then Unknown, rule 14); the others are unknown on purpose.
-Cause = Literal["", "inhibited", "idle", "no-data", "query-failed", "ambiguous", "prometheus", "pd"]
-BLIND: frozenset[str] = frozenset({"no-data", "query-failed", "ambiguous", "prometheus", "pd"})
+# health is then Unknown, rule 14); the others are unknown on purpose. "credentials": PD or Prometheus was
+# not contacted because a Secret it needs could not be used, so whether it answers is not known.
+Cause = Literal["", "inhibited", "idle", "no-data", "query-failed", "ambiguous", "prometheus", "pd", "credentials"]
+BLIND: frozenset[str] = frozenset({"no-data", "query-failed", "ambiguous", "prometheus", "pd", "credentials"})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from tikv_operator.core.cluster_resource import InvariantOverride, TiKVClusterSp
 from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.findings import Cause, Finding, Verdict
 from tikv_operator.core.instances import InstanceMap, describe_split, index_by_key, map_instances, origin
-from tikv_operator.core.observation import TOMBSTONE, Observation, Series, Store
+from tikv_operator.core.observation import TOMBSTONE, NotContacted, Observation, Series, Store
 from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE
 from tikv_operator.core.timestamps import to_rfc3339
 from tikv_operator.core.vocabulary import SEVERITIES, InvariantName, Severity
@@ -167,6 +167,9 @@ def _metric_rule(query: str, metric: str, judge: MetricJudge) -> Rule:
             return _finding(config, store.id, "unknown",
                             f"store {store.id} is {store.state_name}: {config.name} is not judged while it is not Up",
                             cause="inhibited", inhibitedBy="store_down", stateName=store.state_name)
+        if obs.metrics.not_contacted is not None:
+            return _finding(config, store.id, "unknown",
+                            f"Prometheus was not contacted: {obs.metrics.not_contacted.reason}", cause="prometheus")
         if not obs.metrics.reachable:
             return _finding(config, store.id, "unknown", f"Prometheus did not answer: {obs.metrics.error}",
                             cause="prometheus")
@@ -267,7 +270,16 @@ def _gib(value: float) -> str:
     return f"{value / 2**30:.2f} GiB"
 
 
+def _not_contacted(config: InvariantConfig, what: str, url: str, not_contacted: NotContacted) -> list[Finding]:
+    """Unknown, not violated: a Secret the operator could not use says nothing about PD or Prometheus, and
+    an API server that throttles Secret reads must not page anyone about PD (issue 13)."""
+    return [_finding(config, "", "unknown", f"{what} at {url} was not contacted: {not_contacted.reason}",
+                     cause="credentials", url=url, credentials=not_contacted.reason)]
+
+
 def _pd_unreachable(obs: Observation, _: MetricView, config: InvariantConfig) -> list[Finding]:
+    if obs.pd.not_contacted is not None:
+        return _not_contacted(config, "PD", obs.pd.url, obs.pd.not_contacted)
     if obs.pd.reachable:
         return [_finding(config, "", "ok", f"PD at {obs.pd.url} answers", url=obs.pd.url)]
     return [_finding(config, "", "violated", f"PD at {obs.pd.url} does not answer correctly: {obs.pd.error}",
@@ -276,6 +288,8 @@ def _pd_unreachable(obs: Observation, _: MetricView, config: InvariantConfig) ->
 
 def _prometheus_unreachable(obs: Observation, _: MetricView, config: InvariantConfig) -> list[Finding]:
     m = obs.metrics
+    if m.not_contacted is not None:
+        return _not_contacted(config, "Prometheus", m.url, m.not_contacted)
     if m.reachable:
         return [_finding(config, "", "ok", f"Prometheus at {m.url} answers", url=m.url)]
     return [_finding(config, "", "violated", f"Prometheus at {m.url} does not answer correctly: {m.error}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 STORE_UP = "Up"
 TOMBSTONE = "Tombstone"
@@ -41,9 +42,26 @@ class Store:
         return self.engine != TIFLASH
 
 
+# Who said no to a Secret. "refused": the operator read it and will not or cannot use it (not labelled to
+# opt in, a ServiceAccount token, a key missing or malformed): its owner must change the Secret.
+# "unreadable": the API server did not hand it over (404, 403, 429, 5xx, a timeout).
+CredentialsFailure = Literal["refused", "unreadable"]
+
+
+@dataclass(frozen=True)
+class NotContacted:
+    """A probe that was not attempted because its credentials could not be used. `reason` names the
+    Secret and the key, never a value."""
+
+    failure: CredentialsFailure
+    reason: str
+
+
 @dataclass(frozen=True)
 class PDObservation:
     """`reachable` False means PD did not answer correctly; `error` says how, `stores` is then empty.
+    `not_contacted` set means PD was never asked (its credentials could not be used): `reachable` is then
+    False too, so everything that needs PD stays unknown, but PD itself is not to blame.
 
     `tombstones` are stores PD confirmed as Tombstone (asked only when a store with a ticket went missing
     from the list); `unlisted` are such stores PD knows in neither list."""
@@ -54,6 +72,7 @@ class PDObservation:
     error: str = ""
     tombstones: tuple[Store, ...] = ()
     unlisted: tuple[str, ...] = ()
+    not_contacted: NotContacted | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,7 @@ class MetricsObservation:
     """The answers to the check's Prometheus queries, by query name.
 
     A query that failed is absent from `values` and its reason is in `failures`; `reachable` False means
-    the query API itself failed (no query answered)."""
+    the query API itself failed (no query answered), or, with `not_contacted`, was never asked."""
 
     url: str
     reachable: bool
@@ -77,11 +96,15 @@ class MetricsObservation:
     values: Mapping[str, tuple[Series, ...]] = field(default_factory=dict)
     error: str = ""
     failures: Mapping[str, str] = field(default_factory=dict)
+    not_contacted: NotContacted | None = None
 
 
 @dataclass(frozen=True)
 class Observation:
+    """`secrets`: the Secrets ("namespace/name") the check's probes were given, for the status."""
+
     cluster: str
     at: datetime
     pd: PDObservation
     metrics: MetricsObservation
+    secrets: tuple[str, ...] = ()

@@ -1,5 +1,5 @@
 """Credentials read from real Secrets through the platform's kube-apiserver, as the operator reads them;
-a Secret that is missing or incomplete surfaces as pd_unreachable / prometheus_unreachable evidence."""
+a Secret that is missing or incomplete means the probe is not attempted, and says why (never "unreachable")."""
 
 from __future__ import annotations
 
@@ -106,8 +106,9 @@ def test_missing_secret_and_missing_key_are_named(platform: PlatformInfo, kubect
     assert credentials.prometheus_error == f"Prometheus credentials: Secret {namespace}/no-such-secret not found"
 
 
-def test_missing_secret_is_pd_unreachable_evidence(platform: PlatformInfo, namespace: str,
-                                                    prometheus: Prometheus) -> None:
+def test_a_missing_secret_means_pd_was_not_contacted_not_that_it_is_unreachable(
+    platform: PlatformInfo, namespace: str, prometheus: Prometheus,
+) -> None:
     with SimulatorThread(SimConfig(stores=1, control_port=None)) as sim:
         cluster = spec("absent-client-secret", pd_url=sim.pd_url.replace("http:", "https:"),
                        prometheus_url=prometheus.url)
@@ -115,8 +116,11 @@ def test_missing_secret_is_pd_unreachable_evidence(platform: PlatformInfo, names
         observation = asyncio.run(observe("basic", cluster, credentials, datetime.now(UTC)))
 
     findings = {f.invariant: f for f in evaluate(observation, configure(cluster))}
-    assert findings["pd_unreachable"].verdict == "violated"
-    assert findings["pd_unreachable"].evidence["error"] == (
+    assert observation.pd.not_contacted is not None
+    assert observation.pd.not_contacted.failure == "unreadable"
+    assert findings["pd_unreachable"].verdict == "unknown"
+    assert findings["pd_unreachable"].cause == "credentials"
+    assert findings["pd_unreachable"].evidence["credentials"] == (
         f"PD client certificate: Secret {namespace}/absent-client-secret not found"
     )
     assert findings["prometheus_unreachable"].verdict == "ok"

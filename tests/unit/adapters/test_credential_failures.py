@@ -40,7 +40,6 @@ def findings_with(core: Any) -> dict[str, Finding]:
     return asyncio.run(check())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a throttled Secret read is reported as pd_unreachable")
 @pytest.mark.parametrize("invariant", ["pd_unreachable", "prometheus_unreachable"])
 def test_a_throttled_secret_read_is_not_pd_or_prometheus_unreachable(invariant: str) -> None:
     throttled = api_error(429, "Too Many Requests")

@@ -12,8 +12,9 @@ from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.adapters.credentials import ClusterCredentials
 from tikv_operator.adapters.probe import observe
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import configure, evaluate
-from tikv_operator.core.observation import Observation
+from tikv_operator.core.observation import NotContacted, Observation
 from tikv_operator.core.queries import check_queries
 
 NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
@@ -51,23 +52,57 @@ def test_pd_and_prometheus_are_asked_at_the_same_time() -> None:
     assert [s.id for s in observation.pd.stores] == ["1"]
 
 
-def test_unreadable_secrets_become_unreachable_evidence_without_connecting() -> None:
+def test_unusable_secrets_mean_not_contacted_and_unknown_not_unreachable() -> None:
     closed = f"http://127.0.0.1:{closed_port()}"
     cluster = spec({"url": closed.replace("http:", "https:"), "tlsSecret": {"name": "pd-client"}},
                    {"url": closed, "authSecret": {"name": "prom-auth"}})
-    credentials = ClusterCredentials(pd_error="PD client certificate: Secret tidb/pd-client not found",
-                                     prometheus_error="Prometheus credentials: Secret tidb/prom-auth not found")
+    pd_problem = NotContacted("unreadable", "PD client certificate: Secret tidb/pd-client not found")
+    prom_problem = NotContacted("refused", "Prometheus credentials: Secret tidb/prom-auth has no key token")
+    credentials = ClusterCredentials(pd_problem=pd_problem, prometheus_problem=prom_problem)
 
     observation = asyncio.run(observe("basic", cluster, credentials, NOW))
     findings = {f.invariant: f for f in evaluate(observation, configure(cluster))}
 
-    assert findings["pd_unreachable"].verdict == "violated"
-    assert findings["pd_unreachable"].evidence["error"] == "PD client certificate: Secret tidb/pd-client not found"
-    assert findings["prometheus_unreachable"].verdict == "violated"
-    assert findings["prometheus_unreachable"].evidence["error"] == (
-        "Prometheus credentials: Secret tidb/prom-auth not found"
+    assert observation.pd.not_contacted == pd_problem
+    assert observation.metrics.not_contacted == prom_problem
+    assert findings["pd_unreachable"].verdict == "unknown"
+    assert findings["pd_unreachable"].cause == "credentials"
+    assert findings["pd_unreachable"].blind
+    assert findings["pd_unreachable"].message == (
+        f"PD at {cluster.pd.url} was not contacted: PD client certificate: Secret tidb/pd-client not found"
+    )
+    assert findings["pd_unreachable"].evidence["credentials"] == pd_problem.reason
+    assert findings["prometheus_unreachable"].verdict == "unknown"
+    assert findings["prometheus_unreachable"].message == (
+        f"Prometheus at {closed} was not contacted: Prometheus credentials: Secret tidb/prom-auth has no key token"
     )
     assert dict(observation.metrics.queries) == check_queries({})
+    # PD was not read: no store has a finding, so every store ticket stays as it is (rule 5).
+    assert {f.invariant for f in findings.values()} == {"pd_unreachable", "prometheus_unreachable"}
+
+
+def test_prometheus_not_contacted_keeps_the_metric_invariants_unknown_for_its_own_cause() -> None:
+    async def stores(_request: web.Request) -> web.Response:
+        return web.json_response({"count": 1, "stores": [{"store": {"id": 1, "state_name": "Up"}}]})
+
+    app = web.Application()
+    app.router.add_get("/pd/api/v1/stores", stores)
+    problem = NotContacted("unreadable", "Prometheus credentials: cannot read Secret tidb/p: HTTP 429 Too Many")
+
+    async def scenario() -> list[Finding]:
+        async with serving(app) as url:
+            cluster = spec({"url": url}, {"url": url, "authSecret": {"name": "p"}})
+            obs = await observe("basic", cluster, ClusterCredentials(prometheus_problem=problem), NOW)
+            return evaluate(obs, configure(cluster))
+
+    by_identity = {(f.invariant, f.store): f for f in asyncio.run(scenario())}
+
+    assert by_identity[("store_down", "1")].verdict == "ok"
+    assert by_identity[("pd_unreachable", "")].verdict == "ok"
+    for invariant in ("high_latency", "low_disk_space"):
+        finding = by_identity[(invariant, "1")]
+        assert (finding.verdict, finding.cause) == ("unknown", "prometheus")
+        assert finding.message == f"Prometheus was not contacted: {problem.reason}"
 
 
 def test_named_tls_secret_that_was_not_loaded_is_said_so() -> None:

@@ -8,7 +8,7 @@ from tikv_operator.core.cluster_resource import PendingViolation
 from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.lifecycle import Plan
-from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Store
+from tikv_operator.core.observation import MetricsObservation, NotContacted, Observation, PDObservation, Store
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 STORES = (Store("1"), Store("2", state_name="Down"), Store("3"))
@@ -32,7 +32,8 @@ def test_degraded_with_open_tickets_and_store_counts() -> None:
     conditions = {c.type: (c.status, c.reason, c.observed_generation) for c in status.conditions}
     assert conditions == {"Ready": ("False", "Degraded", 3), "PDReachable": ("True", "Answering", 3),
                           "PrometheusReachable": ("True", "Answering", 3),
-                          "MetricsAvailable": ("True", "SeriesFound", 3)}
+                          "MetricsAvailable": ("True", "SeriesFound", 3),
+                          "CredentialsAvailable": ("True", "NotNeeded", 3)}
     assert status.message == "2/3 stores up, 1 open tickets, 1 violations"
 
 
@@ -49,7 +50,7 @@ def test_unknown_when_pd_cannot_be_read_and_store_counts_are_kept() -> None:
 def test_condition_transition_time_moves_only_with_its_status() -> None:
     first = next_status(None, observation(), [], Plan((), ()), 1)
     later = next_status(first, observation(T0 + timedelta(minutes=5)), [], Plan((), ()), 1)
-    assert [c.last_transition_time for c in later.conditions] == ["2026-11-25T03:00:00Z"] * 4
+    assert [c.last_transition_time for c in later.conditions] == ["2026-11-25T03:00:00Z"] * 5
 
 
 def test_steady_state_writes_once_per_refresh_interval() -> None:
@@ -109,3 +110,65 @@ def test_the_most_actionable_blindness_is_named_first_and_open_tickets_still_say
     assert next(c for c in unreachable.conditions if c.type == "MetricsAvailable").reason == "PrometheusNotAnswering"
     no_pd = next_status(None, observation(pd_ok=False), [], Plan((), ()), 1)
     assert next(c for c in no_pd.conditions if c.type == "MetricsAvailable").status == "Unknown"
+
+
+PD_404 = NotContacted("unreadable", "PD client certificate: Secret tidb/pd-client not found")
+PROM_REFUSED = NotContacted("refused", "Prometheus credentials: Secret tidb/prom is not labelled "
+                                       "tikvops.io/credentials=true")
+
+
+def not_contacted(pd: NotContacted | None = None, prom: NotContacted | None = None) -> Observation:
+    pd_obs = (PDObservation("https://pd:2379", False, error=pd.reason, not_contacted=pd) if pd
+              else PDObservation("https://pd:2379", True, STORES))
+    prom_obs = (MetricsObservation("http://prom:9090", False, error=prom.reason, not_contacted=prom) if prom
+                else MetricsObservation("http://prom:9090", True))
+    return Observation("basic", T0, pd_obs, prom_obs)
+
+
+def conditions_of(obs: Observation, open_tickets: int = 0) -> dict[str, tuple[str, str, str]]:
+    status = next_status(None, obs, [], Plan((), (), open_tickets=open_tickets), 1)
+    return {c.type: (c.status, c.reason, c.message) for c in status.conditions}
+
+
+def test_secrets_that_were_loaded_are_named() -> None:
+    obs = Observation("basic", T0, PDObservation("https://pd:2379", True, STORES),
+                      MetricsObservation("http://prom:9090", True), secrets=("tidb/pd-client", "tidb/prom"))
+
+    assert conditions_of(obs)["CredentialsAvailable"] == ("True", "Loaded", "loaded Secrets tidb/pd-client, tidb/prom")
+
+
+def test_an_unreadable_secret_is_its_own_condition_and_pd_was_not_contacted() -> None:
+    obs = not_contacted(pd=PD_404)
+    status = next_status(None, obs, [], Plan((), ()), 1)
+    conditions = {c.type: (c.status, c.reason, c.message) for c in status.conditions}
+
+    assert conditions["CredentialsAvailable"] == ("False", "SecretUnreadable", PD_404.reason)
+    assert conditions["PDReachable"] == ("Unknown", "NotContacted", f"not contacted: {PD_404.reason}")
+    assert conditions["MetricsAvailable"][:2] == ("Unknown", "PDNotContacted")
+    assert status.health == "Unknown"  # blind, not Degraded: nothing is known to be broken
+    assert status.message == f"credentials unavailable, PD not contacted: {PD_404.reason}"
+    assert status.stores is None
+
+
+def test_a_refused_secret_wins_the_reason_and_both_problems_are_said() -> None:
+    obs = not_contacted(pd=PD_404, prom=PROM_REFUSED)
+    status = next_status(None, obs, [], Plan((), ()), 1)
+    conditions = {c.type: (c.status, c.reason, c.message) for c in status.conditions}
+
+    assert conditions["CredentialsAvailable"] == ("False", "SecretRefused", f"{PD_404.reason}; {PROM_REFUSED.reason}")
+    assert conditions["PrometheusReachable"][:2] == ("Unknown", "NotContacted")
+    assert status.message.endswith(f"; credentials unavailable, Prometheus not contacted: {PROM_REFUSED.reason}")
+
+
+def test_prometheus_not_contacted_leaves_pd_judged_and_metrics_unknown() -> None:
+    conditions = conditions_of(not_contacted(prom=PROM_REFUSED))
+
+    assert conditions["PDReachable"][:2] == ("True", "Answering")
+    assert conditions["MetricsAvailable"][:2] == ("Unknown", "PrometheusNotContacted")
+    assert conditions["CredentialsAvailable"][:2] == ("False", "SecretRefused")
+
+
+def test_open_tickets_still_make_a_cluster_without_credentials_degraded() -> None:
+    status = next_status(None, not_contacted(pd=PD_404), [], Plan((), (), open_tickets=2), 1)
+
+    assert status.health == "Degraded"
