@@ -18,7 +18,7 @@ from kubernetes_asyncio.config import ConfigException
 from pydantic import ValidationError
 
 from tikv_operator import self_metrics
-from tikv_operator.adapters.credentials import load_credentials
+from tikv_operator.adapters.credentials import SecretCache, load_credentials
 from tikv_operator.adapters.kube_api import TimedApiClient, server_message
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
@@ -61,6 +61,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.api = TimedApiClient()
     memo.writer = KubeWriter.connect(memo.api)
     memo.core = client.CoreV1Api(memo.api)
+    # One cache for every cluster: Secrets are read once a minute per Secret, not once per check per cluster.
+    memo.credentials = SecretCache(memo.core)
 
 
 @kopf.on.cleanup()
@@ -86,7 +88,7 @@ async def watch_cluster(
 
     async def observer(cluster: str, ns: str, spec: TiKVClusterSpec, now: datetime,
                        ticketed: frozenset[str]) -> Observation:
-        credentials = await load_credentials(memo.core, ns, spec)
+        credentials = await load_credentials(memo.credentials, ns, spec)
         return await observe(cluster, spec, credentials, now, ticketed)
 
     checker = ClusterChecker(namespace, name, observer, memo.writer)
@@ -146,9 +148,11 @@ async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVCluste
         log.exception("%s/%s: check failed", namespace, name)
         return
     self_metrics.CHECK_DURATION.observe(result.seconds)
-    if not result.observation.pd.reachable:
+    # A probe not attempted (its Secret unusable) is no error of PD's or Prometheus'.
+    pd, metrics = result.observation.pd, result.observation.metrics
+    if not pd.reachable and pd.not_contacted is None:
         self_metrics.PROBE_ERRORS.labels("pd").inc()
-    if not result.observation.metrics.reachable:
+    if not metrics.reachable and metrics.not_contacted is None:
         self_metrics.PROBE_ERRORS.labels("prometheus").inc()
     for finding in result.findings:
         if finding.verdict == "violated":

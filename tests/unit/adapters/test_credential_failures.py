@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.adapters.fake_core import FakeCore, api_error
+from tests.unit.adapters.fake_core import FakeCore, api_error, opted_in_secret
 from tests.unit.adapters.local_servers import closed_port
 from tikv_operator.adapters.credentials import load_credentials
 from tikv_operator.adapters.probe import observe
@@ -51,3 +51,35 @@ def test_a_throttled_secret_read_is_not_pd_or_prometheus_unreachable(invariant: 
     assert finding.cause == "credentials"
     assert "not contacted" in finding.message
     assert "HTTP 429" in finding.message
+
+
+TLS = {"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY-SECRETVALUE"}
+
+
+@pytest.mark.parametrize(("answer", "failure", "said"), [
+    (api_error(404, "Not Found"), "unreadable", "Secret tidb/pd-client not found"),
+    (api_error(403, "Forbidden"), "unreadable", "403 Forbidden"),
+    (api_error(429, "Too Many Requests"), "unreadable", "HTTP 429 Too Many Requests"),
+    (api_error(500, "Internal Server Error"), "unreadable", "HTTP 500"),
+    (TimeoutError(), "unreadable", "cannot read Secret tidb/pd-client: TimeoutError"),
+    (opted_in_secret(labels={}, **TLS), "refused", "is not labelled tikvops.io/credentials=true"),
+    (opted_in_secret(kind="kubernetes.io/service-account-token", **TLS), "refused", "is a ServiceAccount token"),
+    (opted_in_secret(**{"ca.crt": "CA", "tls.crt": "CERT"}), "refused", "has no key tls.key"),
+])
+def test_every_credentials_problem_is_not_contacted_with_who_said_no(answer: Any, failure: str, said: str) -> None:
+    core = FakeCore({(NAMESPACE, "pd-client"): answer, (NAMESPACE, "prom-auth"): opted_in_secret(token="t")})
+    cluster = spec()
+
+    async def check() -> Any:
+        credentials = await load_credentials(core, NAMESPACE, cluster)
+        return await observe("basic", cluster, credentials, NOW)
+
+    observation = asyncio.run(check())
+
+    assert observation.pd.not_contacted is not None
+    assert observation.pd.not_contacted.failure == failure
+    assert said in observation.pd.not_contacted.reason
+    assert observation.pd.not_contacted.reason.startswith("PD client certificate: ")
+    assert "SECRETVALUE" not in repr(observation)
+    assert observation.metrics.not_contacted is None  # Prometheus' own Secret was fine: it was asked
+    assert observation.secrets == (f"{NAMESPACE}/prom-auth",)
