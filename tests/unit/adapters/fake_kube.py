@@ -1,15 +1,22 @@
-"""An in-memory stand-in for the two Kubernetes API groups KubeWriter calls, with the API server's
-resourceVersion rules: a merge patch that names a version applies only to it (else 409), a create of a
-taken name is a 409. Integration tests run the real API server; this one lets unit tests inject faults."""
+"""In-memory stand-ins for the Kubernetes API calls of the operator, so unit tests can inject what the real
+API server does only under load or failure. FakeObjects keeps the API server's resourceVersion rules (a
+merge patch that names a version applies only to it, else 409; a create of a taken name is a 409);
+FakeCore answers Secret reads from a table (or throttles, forbids, loses them) and keeps the Events posted.
+Integration tests run the real API server."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from kubernetes_asyncio.client import V1ObjectMeta, V1Secret
 from kubernetes_asyncio.client.exceptions import ApiException
+
+OPT_IN = {"tikvops.io/credentials": "true"}
 
 Fault = Callable[[str, str], ApiException | None]  # (verb, name) -> the error to raise, or None
 
@@ -106,11 +113,36 @@ class FakeObjects:
         return {}
 
 
-class FakeCore:
-    """CoreV1Api: the Events posted."""
+def opted_in_secret(labels: Mapping[str, str] | None = None, kind: str = "Opaque", **values: bytes | str) -> V1Secret:
+    """A Secret as the API returns it (values base64-encoded under `data`), labelled to be used unless told."""
+    encoded = {k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() for k, v in values.items()}
+    return V1Secret(type=kind, metadata=V1ObjectMeta(labels=dict(OPT_IN if labels is None else labels)),
+                    data=encoded)
 
-    def __init__(self) -> None:
+
+def api_error(status: int, reason: str) -> ApiException:
+    return ApiException(status=status, reason=reason)
+
+
+class FakeCore:
+    """CoreV1Api: `answers[(namespace, name)]` is the Secret read (raised when it is an exception; 404 when
+    absent) and `reads` counts GETs, `delay` keeps each read in flight so concurrent readers overlap; `events`
+    are the Events posted."""
+
+    def __init__(self, answers: Mapping[tuple[str, str], V1Secret | BaseException] | None = None,
+                 delay: float = 0.0) -> None:
+        self.answers: dict[tuple[str, str], V1Secret | BaseException] = dict(answers or {})
+        self.delay = delay
+        self.reads: list[tuple[str, str]] = []
         self.events: list[dict[str, Any]] = []
+
+    async def read_namespaced_secret(self, name: str, namespace: str) -> V1Secret:
+        self.reads.append((namespace, name))
+        await asyncio.sleep(self.delay)
+        answer = self.answers.get((namespace, name), api_error(404, "Not Found"))
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     async def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.events.append(body)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.adapters.fake_core import FakeCore, api_error, opted_in_secret
+from tests.unit.adapters.fake_kube import FakeCore, api_error, opted_in_secret
 from tests.unit.adapters.local_servers import closed_port
 from tikv_operator.adapters.credentials import load_credentials
 from tikv_operator.adapters.probe import observe

@@ -11,7 +11,7 @@ import logging
 import pytest
 from kubernetes_asyncio.client import V1Secret
 
-from tests.unit.adapters.fake_core import FakeCore, api_error, opted_in_secret
+from tests.unit.adapters.fake_kube import FakeCore, api_error, opted_in_secret
 from tikv_operator.adapters.credentials import (
     ERROR_TTL_S,
     MAX_STALENESS_S,
