@@ -30,6 +30,7 @@ from tikv_operator.core.lifecycle import react_to_edit
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.vocabulary import GROUP, VERSION
+from tikv_operator.health import serve_health
 from tikv_operator.watchdog import WATCHDOG
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -61,6 +62,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.api = TimedApiClient()
     memo.writer = KubeWriter.connect(memo.api)
     memo.core = client.CoreV1Api(memo.api)
+    if memo.get("health_port") is not None:
+        memo.health = await serve_health(memo.bind_address, memo.health_port)
     # One cache for every cluster: Secrets are read once a minute per Secret, not once per check per cluster.
     memo.credentials = SecretCache(memo.core)
 
@@ -70,6 +73,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     api = getattr(memo, "api", None)
     if api is not None:
         await api.close()
+    health = getattr(memo, "health", None)
+    if health is not None:
+        await health.cleanup()
 
 
 @kopf.index(GROUP, VERSION, "operatortickets")
@@ -221,15 +227,6 @@ async def _cluster_of(writer: KubeWriter, namespace: str, name: str) -> Any:
         if error.status == 404:
             return None
         raise
-
-
-@kopf.on.probe(id="checks")
-def checks_alive(**_: Any) -> str:
-    """/healthz: fails (500) while a check has run far past its budget (see watchdog)."""
-    stalled = WATCHDOG.stalled()
-    if stalled:
-        raise kopf.PermanentError("; ".join(stalled))
-    return f"{len(WATCHDOG.running)} checks running, none stalled"
 
 
 def _short(error: BaseException) -> str:

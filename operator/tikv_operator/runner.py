@@ -48,12 +48,11 @@ def run_operator(options: RunOptions) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if options.metrics_port is not None:
         self_metrics.serve(options.metrics_port, options.bind_address)
-    memo = kopf.Memo(default_interval=options.default_interval, only_cluster=options.only_cluster, **options.extra_memo)
+    memo = kopf.Memo(default_interval=options.default_interval, only_cluster=options.only_cluster,
+                     health_port=options.health_port, bind_address=options.bind_address, **options.extra_memo)
     kopf.run(
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),
         standalone=True,
-        liveness_endpoint=(f"http://{options.bind_address}:{options.health_port}/healthz"
-                           if options.health_port is not None else None),
-        memo=memo,
+        memo=memo,  # /healthz is ours (tikv_operator.health), started with the operator
     )

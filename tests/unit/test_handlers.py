@@ -1,10 +1,11 @@
 """The edit handler records a person's edit with a few retries and never raises (kopf does not retry
-on.event handlers); /healthz fails only while a check runs past its budget; the open-tickets gauge is
-read from a snapshot the event loop takes."""
+on.event handlers); /healthz fails only while a check runs past its budget, and says which; the
+open-tickets gauge is read from a snapshot the event loop takes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
-from tikv_operator import handlers, self_metrics
+from tikv_operator import handlers, health, self_metrics
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.watchdog import Watchdog
@@ -97,15 +98,21 @@ def test_liveness_fails_only_for_a_check_past_its_budget() -> None:
     assert dog.stalled() == []  # the check finished
 
 
-def test_the_health_probe_raises_while_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_healthz_answers_500_with_the_stuck_checks_while_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
     now = {"t": 0.0}
     dog = Watchdog(stall_timeout_s=1, clock=lambda: now["t"])
-    monkeypatch.setattr(handlers, "WATCHDOG", dog)
-    assert handlers.checks_alive() == "0 checks running, none stalled"
+    monkeypatch.setattr(health, "WATCHDOG", dog)
+
+    async def get() -> tuple[int, dict[str, Any]]:
+        response = await health._healthz(None)  # type: ignore[arg-type]
+        return response.status, json.loads(response.text or "")
+
+    assert asyncio.run(get()) == (200, {"status": "ok", "checksRunning": 0})
     with dog.check("ns", "basic", probe_timeouts_s=1):
         now["t"] = 5.0
-        with pytest.raises(kopf.PermanentError, match="ns/basic"):
-            handlers.checks_alive()
+        status, body = asyncio.run(get())
+    assert (status, body["status"]) == (500, "stalled")
+    assert body["stalled"] == ["the check of ns/basic has run 5s, past its 2s budget"]
 
 
 def test_the_open_tickets_gauge_reads_a_snapshot_not_the_live_index() -> None:
