@@ -199,6 +199,8 @@ async def ticket_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.
     if type == "DELETED" or not hasattr(memo, "writer"):
         return
     view = TicketView.from_resource(body)
+    if view.name in memo.writer.busy:
+        return  # this process is mid-write on it: an intermediate version; a later event or check has the rest
     op = react_to_edit(view, datetime.now(UTC))
     if op is None:
         return

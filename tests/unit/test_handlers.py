@@ -124,3 +124,40 @@ def test_the_open_tickets_gauge_reads_a_snapshot_not_the_live_index() -> None:
     (family,) = gauge.collect()
     assert {s.labels["severity"]: s.value for s in family.samples}["critical"] == 1
     assert {s.labels["severity"]: s.value for s in family.samples}["warning"] == 0
+
+
+def test_the_edit_handler_does_not_race_the_operators_own_transition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch event of the status half of an auto-resolve reaches the edit handler before the writer has
+    written the labels: the handler must leave that ticket to the writer, whose Event must not be lost."""
+    from tikv_operator.core.lifecycle import PatchTicket, TicketEvent
+
+    objects = FakeObjects()
+    core = FakeCore()
+    writer = KubeWriter(objects, core)  # type: ignore[arg-type]
+    memo = kopf.Memo(writer=writer)
+    objects.put("tikvclusters", {"apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster",
+                                 "metadata": {"name": "basic", "namespace": "ns", "uid": "u-1"}})
+    version = objects.put("operatortickets", {
+        "apiVersion": "tikvops.io/v1alpha1", "kind": "OperatorTicket",
+        "metadata": {"name": NAME, "namespace": "ns",
+                     "labels": {"tikvops.io/phase": "open", "tikvops.io/held": "false"},
+                     "annotations": {"tikvops.io/recorded": "Open/unheld"}},
+        "spec": {"cluster": "basic", "invariant": "store_down", "store": "4", "held": False},
+        "status": {"phase": "Open", "severity": "critical"},
+    })["metadata"]["resourceVersion"]
+    original = objects.patch_namespaced_custom_object_status
+
+    async def status_then_the_watch_event(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        written = await original(*args, **kwargs)
+        await handlers.ticket_changed(type="MODIFIED", body=written, namespace="ns", memo=memo)
+        return written
+
+    monkeypatch.setattr(objects, "patch_namespaced_custom_object_status", status_then_the_watch_event)
+    resolve = PatchTicket(NAME, status={"phase": "Resolved", "resolution": "auto"},
+                          labels={"tikvops.io/phase": "resolved", "tikvops.io/held": "false"},
+                          annotations={"tikvops.io/recorded": "Resolved/unheld"},
+                          event=TicketEvent("TicketResolved", f"{NAME}: condition cleared"), resource_version=version)
+    applied = asyncio.run(writer.apply("ns", objects.store[("tikvclusters", "basic")], (resolve,)))
+    assert not applied.failed
+    assert core.reasons(NAME) == ["TicketResolved"]
+    assert objects.store[("operatortickets", NAME)]["metadata"]["labels"]["tikvops.io/phase"] == "resolved"

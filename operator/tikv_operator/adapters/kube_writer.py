@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,18 @@ class KubeWriter:
     def __init__(self, objects: client.CustomObjectsApi, core: client.CoreV1Api) -> None:
         self.objects = objects
         self.core = core
+        # Tickets this process is writing right now. Between the status patch and the labels patch of one
+        # transition, the watch shows a ticket whose labels lag its status; the edit handler must not take
+        # that for a person's edit and race the second patch (which would then fail, and its Event with it).
+        self.busy: set[str] = set()
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        self.busy.add(name)
+        try:
+            yield
+        finally:
+            self.busy.discard(name)
 
     @classmethod
     def connect(cls, api: client.ApiClient) -> KubeWriter:
@@ -61,14 +74,15 @@ class KubeWriter:
             if op.name in failed:
                 continue  # what follows was planned on top of what did not happen
             try:
-                if isinstance(op, CreateTicket):
-                    await self._create(namespace, cluster, op)
-                elif isinstance(op, PatchTicket):
-                    version = await self.patch_ticket(namespace, cluster, op, versions.get(op.name))
-                    if version:
-                        versions[op.name] = version
-                else:
-                    await self._delete(namespace, cluster, op, versions.get(op.name))
+                with self._writing(op.name):
+                    if isinstance(op, CreateTicket):
+                        await self._create(namespace, cluster, op)
+                    elif isinstance(op, PatchTicket):
+                        version = await self.patch_ticket(namespace, cluster, op, versions.get(op.name))
+                        if version:
+                            versions[op.name] = version
+                    else:
+                        await self._delete(namespace, cluster, op, versions.get(op.name))
             except ApiException as error:
                 failed.add(op.name)
                 if error.status == 409 and not isinstance(op, CreateTicket):
