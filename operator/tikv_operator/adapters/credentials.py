@@ -113,6 +113,8 @@ class ClusterCredentials:
     pd_problem: NotContacted | None = None
     prometheus_auth: PrometheusAuth | None = None
     prometheus_problem: NotContacted | None = None
+    # Secrets in use from an older copy because re-reading them fails (429, 5xx, timeouts): why, per Secret.
+    stale: tuple[str, ...] = ()
 
     @property
     def pd_error(self) -> str:
@@ -263,6 +265,15 @@ class SecretCache:
             return entry.secret
         raise entry.error.again()
 
+    def staleness(self, namespace: str, name: str) -> str:
+        """Why the copy of the Secret in use is not fresh ("" when it is): a condition must not say
+        "Loaded" as if all were well while the API server refuses every re-read."""
+        entry = self._entries.get((namespace, name))
+        if entry is None or not self._covered(entry):
+            return ""
+        age = self._clock() - (entry.good_at if entry.good_at is not None else self._clock())
+        return f"re-reading Secret {namespace}/{name} fails ({entry.error}); using the copy read {age:.0f}s ago"
+
     def _covered(self, entry: _Entry) -> bool:
         """May the last good copy stand in for the failed read?"""
         return (entry.error is not None and entry.error.transient and entry.secret is not None
@@ -335,5 +346,7 @@ async def load_credentials(secrets: SecretCache | CoreV1Api, namespace: str, spe
         _pd_tls(secrets, namespace, pd_secret.name) if pd_secret else _nothing(),
         _prometheus_auth(secrets, namespace, prom_secret.name) if prom_secret else _nothing(),
     )
+    named = sorted({s.name for s in (pd_secret, prom_secret) if s is not None})
+    stale = tuple(note for note in (secrets.staleness(namespace, name) for name in named) if note)
     return ClusterCredentials(pd_tls=pd_tls, pd_problem=pd_problem, prometheus_auth=auth,
-                              prometheus_problem=prom_problem)
+                              prometheus_problem=prom_problem, stale=stale)

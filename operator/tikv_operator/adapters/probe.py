@@ -46,4 +46,5 @@ async def observe(
     `ticketed_stores`: stores with open tickets, which PD must account for if it stops listing them."""
     credentials = credentials or NO_CREDENTIALS
     pd, metrics = await asyncio.gather(_pd(spec, credentials, ticketed_stores), _metrics(spec, credentials))
-    return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics, secrets=credentials.secrets)
+    return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics, secrets=credentials.secrets,
+                       stale_secrets=credentials.stale)

@@ -52,7 +52,10 @@ def credentials_available(obs: Observation) -> tuple[ConditionStatus, str, str]:
         refused = any(p.failure == "refused" for p in problems)
         return "False", "SecretRefused" if refused else "SecretUnreadable", "; ".join(p.reason for p in problems)
     if obs.secrets:
-        return "True", "Loaded", f"loaded Secret{'s' * (len(obs.secrets) != 1)} {', '.join(obs.secrets)}"
+        loaded = f"loaded Secret{'s' * (len(obs.secrets) != 1)} {', '.join(obs.secrets)}"
+        if obs.stale_secrets:
+            return "True", "LoadedStale", f"{loaded}; {'; '.join(obs.stale_secrets)}"
+        return "True", "Loaded", loaded
     return "True", "NotNeeded", "the spec names no Secret"
 
 

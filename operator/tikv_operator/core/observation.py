@@ -108,3 +108,4 @@ class Observation:
     pd: PDObservation
     metrics: MetricsObservation
     secrets: tuple[str, ...] = ()
+    stale_secrets: tuple[str, ...] = ()  # why a Secret in use is an older copy (its re-reads fail)

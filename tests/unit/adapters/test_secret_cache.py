@@ -84,6 +84,9 @@ def test_a_transient_failure_keeps_the_last_good_copy_until_it_is_too_old(
     clock.now += SECRET_TTL_S
     assert token_of(read(cache)) == TOKEN
     assert "using the copy read 60s ago" in caplog.text
+    # ... and the cluster's status says so, not a plain "Loaded".
+    assert cache.staleness(*KEY).startswith("re-reading Secret tidb/prom fails (cannot read Secret tidb/prom")
+    assert cache.staleness(*KEY).endswith("using the copy read 60s ago")
     # Retried after the (shorter) error TTL, still covered while the copy is young enough.
     clock.now += ERROR_TTL_S
     assert token_of(read(cache)) == TOKEN
@@ -195,3 +198,16 @@ def test_secrets_nobody_asks_for_any_more_leave_memory() -> None:
     asyncio.run(cache.read("tidb", "other"))
 
     assert list(cache._entries) == [("tidb", "other")]
+
+
+def test_credentials_name_the_secrets_in_use_from_an_older_copy() -> None:
+    core, clock, cache = setup(opted_in_secret(token=TOKEN))
+    spec = TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {
+        "url": "http://prom:9090", "authSecret": {"name": "prom"}}})
+    assert asyncio.run(load_credentials(cache, "tidb", spec)).stale == ()
+    core.answers[KEY] = api_error(429, "Too Many Requests")
+    clock.now += SECRET_TTL_S + 5
+    credentials = asyncio.run(load_credentials(cache, "tidb", spec))
+    assert credentials.prometheus_auth is not None
+    assert credentials.stale == ("re-reading Secret tidb/prom fails (cannot read Secret tidb/prom: HTTP 429 Too Many "
+                                 "Requests); using the copy read 65s ago",)

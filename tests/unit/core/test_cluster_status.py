@@ -137,6 +137,14 @@ def test_secrets_that_were_loaded_are_named() -> None:
     assert conditions_of(obs)["CredentialsAvailable"] == ("True", "Loaded", "loaded Secrets tidb/pd-client, tidb/prom")
 
 
+def test_secrets_in_use_from_an_older_copy_are_said_so() -> None:
+    note = "re-reading Secret tidb/prom fails (HTTP 429); using the copy read 65s ago"
+    obs = Observation("basic", T0, PDObservation("https://pd:2379", True, STORES),
+                      MetricsObservation("http://prom:9090", True), secrets=("tidb/prom",), stale_secrets=(note,))
+
+    assert conditions_of(obs)["CredentialsAvailable"] == ("True", "LoadedStale", f"loaded Secret tidb/prom; {note}")
+
+
 def test_an_unreadable_secret_is_its_own_condition_and_pd_was_not_contacted() -> None:
     obs = not_contacted(pd=PD_404)
     status = next_status(None, obs, [], Plan((), ()), 1)
