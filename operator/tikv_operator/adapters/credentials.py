@@ -117,14 +117,6 @@ class ClusterCredentials:
     stale: tuple[str, ...] = ()
 
     @property
-    def pd_error(self) -> str:
-        return self.pd_problem.reason if self.pd_problem else ""
-
-    @property
-    def prometheus_error(self) -> str:
-        return self.prometheus_problem.reason if self.prometheus_problem else ""
-
-    @property
     def secrets(self) -> tuple[str, ...]:
         """The Secrets ("namespace/name") loaded for the probes."""
         return tuple(c.secret for c in (self.pd_tls, self.prometheus_auth) if c is not None)
@@ -335,12 +327,8 @@ async def _nothing() -> tuple[None, None]:
     return None, None
 
 
-async def load_credentials(secrets: SecretCache | CoreV1Api, namespace: str, spec: TiKVClusterSpec
-                           ) -> ClusterCredentials:
-    """Read the Secrets the spec names (in the TiKVCluster's namespace). Problems become NotContacted.
-    Given a bare CoreV1Api, every call reads again (PD and Prometheus naming one Secret still share a GET)."""
-    if not isinstance(secrets, SecretCache):
-        secrets = SecretCache(secrets, ttl_s=0, error_ttl_s=0)
+async def load_credentials(secrets: SecretCache, namespace: str, spec: TiKVClusterSpec) -> ClusterCredentials:
+    """Read the Secrets the spec names (in the TiKVCluster's namespace). Problems become NotContacted."""
     pd_secret, prom_secret = spec.pd.tls_secret, spec.prometheus.auth_secret
     (pd_tls, pd_problem), (auth, prom_problem) = await asyncio.gather(
         _pd_tls(secrets, namespace, pd_secret.name) if pd_secret else _nothing(),

@@ -37,9 +37,6 @@ class Applied:
     failed: frozenset[str] = frozenset()
     conflicts: frozenset[str] = frozenset()
 
-    def __len__(self) -> int:
-        return len(self.failed)
-
 
 class KubeWriter:
     def __init__(self, objects: client.CustomObjectsApi, core: client.CoreV1Api) -> None:

@@ -18,6 +18,7 @@ from tikv_operator.adapters.credentials import (
     BasicAuth,
     BearerToken,
     ClusterCredentials,
+    SecretCache,
     TLSClientCredentials,
     load_credentials,
 )
@@ -45,7 +46,7 @@ def load(platform: PlatformInfo, namespace: str, cluster: TiKVClusterSpec) -> Cl
         configuration = Configuration()
         await config.load_kube_config(config_file=platform.kubeconfig, client_configuration=configuration)
         async with ApiClient(configuration) as api:
-            return await load_credentials(CoreV1Api(api), namespace, cluster)
+            return await load_credentials(SecretCache(CoreV1Api(api)), namespace, cluster)
 
     return asyncio.run(scenario())
 

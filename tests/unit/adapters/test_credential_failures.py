@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.adapters.fake_kube import FakeCore, api_error, opted_in_secret
 from tests.unit.adapters.local_servers import closed_port
-from tikv_operator.adapters.credentials import load_credentials
+from tikv_operator.adapters.credentials import SecretCache, load_credentials
 from tikv_operator.adapters.probe import observe
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.findings import Finding
@@ -33,7 +33,7 @@ def findings_with(core: Any) -> dict[str, Finding]:
     cluster = spec()
 
     async def check() -> dict[str, Finding]:
-        credentials = await load_credentials(core, NAMESPACE, cluster)
+        credentials = await load_credentials(SecretCache(core), NAMESPACE, cluster)
         observation = await observe("basic", cluster, credentials, NOW)
         return {f.invariant: f for f in evaluate(observation, configure(cluster))}
 
@@ -71,7 +71,7 @@ def test_every_credentials_problem_is_not_contacted_with_who_said_no(answer: Any
     cluster = spec()
 
     async def check() -> Any:
-        credentials = await load_credentials(core, NAMESPACE, cluster)
+        credentials = await load_credentials(SecretCache(core), NAMESPACE, cluster)
         return await observe("basic", cluster, credentials, NOW)
 
     observation = asyncio.run(check())
