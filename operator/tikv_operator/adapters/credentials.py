@@ -117,6 +117,14 @@ class ClusterCredentials:
     stale: tuple[str, ...] = ()
 
     @property
+    def pd_error(self) -> str:
+        return self.pd_problem.reason if self.pd_problem else ""
+
+    @property
+    def prometheus_error(self) -> str:
+        return self.prometheus_problem.reason if self.prometheus_problem else ""
+
+    @property
     def secrets(self) -> tuple[str, ...]:
         """The Secrets ("namespace/name") loaded for the probes."""
         return tuple(c.secret for c in (self.pd_tls, self.prometheus_auth) if c is not None)

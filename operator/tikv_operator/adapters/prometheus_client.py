@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import socket
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -59,11 +62,11 @@ class _Deadline:
     shut down, so a blocked read returns at once whatever the server trickles."""
 
     def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
         self.expired = False
+        self.done = False
         self._connections: list[Any] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def watch(self, connection: Any) -> None:
         with self._lock:
@@ -71,20 +74,59 @@ class _Deadline:
             if self.expired:
                 _shut(connection)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
+            if self.done:
+                return  # finished in time: its connections are back in the pool, for the next query
             self.expired = True
             for connection in self._connections:
                 _shut(connection)
 
     def __enter__(self) -> _Deadline:
         _local.deadline = self
-        self._timer.start()
+        _REAPER.add(self)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.done = True
         _local.deadline = None
+
+
+class _Reaper:
+    """One thread for every deadline of the process, earliest first: a timer thread per query would start
+    a hundred threads a second at a thousand clusters."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: _Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="prometheus deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].expire()
+
+
+_REAPER = _Reaper()
 
 
 def _shut(connection: Any) -> None:
