@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tikv_operator.adapters.kube_writer import KubeWriter
+from tikv_operator.core.alerts import DeliveryReport
 from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec, TiKVClusterStatus
 from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
 from tikv_operator.core.durations import parse_duration
@@ -52,6 +53,8 @@ class ClusterChecker:
     pending: list[PendingViolation] | None = None
     unwritten: dict[str, int] = field(default_factory=dict)
     last_status: TiKVClusterStatus | None = None
+    # Where the cluster's tickets are delivered and how that goes (the notifier), for AlertsDelivered.
+    delivery: Callable[[], DeliveryReport | None] | None = None
 
     def resume(self, status: Mapping[str, Any] | None) -> None:
         """Take up where the last process left off: the grace clocks live in the status (rule 2)."""
@@ -82,7 +85,8 @@ class ClusterChecker:
         self.unwritten = {**{k: v for k, v in self.unwritten.items() if k in applied.failed}, **plan.unwritten}
         plan = replace(plan, open_tickets=open_tickets_written(plan, applied.failed))
         generation = body.get("metadata", {}).get("generation")
-        status = next_status(self.last_status, observation, findings, plan, generation)
+        report = self.delivery() if self.delivery is not None else None
+        status = next_status(self.last_status, observation, findings, plan, generation, report)
         written = needs_write(self.last_status, status, policy.refresh_interval)
         if written:
             await self.writer.patch_cluster_status(self.namespace, self.name, status.wire())

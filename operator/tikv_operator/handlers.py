@@ -18,7 +18,7 @@ from kubernetes_asyncio.config import ConfigException
 from pydantic import ValidationError
 
 from tikv_operator import self_metrics
-from tikv_operator.adapters.credentials import SecretCache, load_credentials
+from tikv_operator.adapters.credentials import SecretCache, load_alertmanager_credentials, load_credentials
 from tikv_operator.adapters.kube_api import TimedApiClient, server_message
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
@@ -31,6 +31,7 @@ from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.vocabulary import GROUP, VERSION
 from tikv_operator.health import serve_health
+from tikv_operator.notifier import Notifier
 from tikv_operator.watchdog import WATCHDOG
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -66,10 +67,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo.health = await serve_health(memo.bind_address, memo.health_port)
     # One cache for every cluster: Secrets are read once a minute per Secret, not once per check per cluster.
     memo.credentials = SecretCache(memo.core)
+    memo.notifier = Notifier(memo.alert_policy, memo.alertmanager_urls, memo.writer)
+    memo.notifier.start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    notifier = getattr(memo, "notifier", None)
+    if notifier is not None:
+        await notifier.close()  # no "resolved" goes out: a restarted operator takes over the same alerts
     api = getattr(memo, "api", None)
     if api is not None:
         await api.close()
@@ -97,12 +103,22 @@ async def watch_cluster(
         credentials = await load_credentials(memo.credentials, ns, spec)
         return await observe(cluster, spec, credentials, now, ticketed)
 
-    checker = ClusterChecker(namespace, name, observer, memo.writer)
+    checker = ClusterChecker(namespace, name, observer, memo.writer,
+                             delivery=lambda: memo.notifier.report(namespace, name))
     try:
         await _watch(checker, body, stopped, memo, tickets_by_cluster)
     finally:
         # Also when kopf cancels the daemon: a deleted cluster leaves no series behind.
         self_metrics.forget_cluster(namespace, name)
+        if stopped.reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in stopped.reason:
+            memo.notifier.retire(namespace, name)  # its alerts resolve; an operator that exits resolves none
+
+
+async def _register_delivery(memo: kopf.Memo, namespace: str, name: str, spec: TiKVClusterSpec,
+                             index: kopf.Index[Any, TicketView]) -> None:
+    """Tell the notifier where this cluster's tickets go (and with which credentials), before each check."""
+    credentials, problem = await load_alertmanager_credentials(memo.credentials, namespace, spec.alertmanager)
+    memo.notifier.register(namespace, name, spec, lambda: _tickets(index, namespace, name), credentials, problem)
 
 
 async def _watch(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
@@ -120,6 +136,8 @@ async def _watch(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonS
             continue
         interval = interval_of(spec, default).total_seconds()
         if spec.paused:
+            if not memo.notifier.registered(namespace, name):
+                await _register_delivery(memo, namespace, name, spec, index)  # open tickets still page
             await _note_paused(memo.writer, namespace, name, body)
             checker.last_status = None  # the first check after the pause rewrites the status
             await stopped.wait(SPEC_POLL_S)
@@ -133,6 +151,7 @@ async def _watch(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonS
         self_metrics.CHECK_LAG.observe(now - due)
         budget = (parse_duration(spec.pd.timeout) + parse_duration(spec.prometheus.timeout)).total_seconds()
         with WATCHDOG.check(namespace, name, budget):
+            await _register_delivery(memo, namespace, name, spec, index)
             await _check_once(checker, body, spec, lambda: _tickets(index, namespace, name))
         self_metrics.OPEN_TICKETS.count(t for key in list(index) for t in index[key])
 

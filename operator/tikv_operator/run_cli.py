@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
 
+from tikv_operator.core.alerts import AlertPolicy
+from tikv_operator.core.cluster_resource import URL_PATTERN
 from tikv_operator.core.durations import parse_duration
 
 
@@ -26,6 +29,18 @@ def run(
              "(the operator itself is stuck; a restart is the cure).")] = "5m",
     standalone: Annotated[bool, typer.Option(
         help="Accepted for kopf familiarity; the operator always runs standalone (no peering).")] = True,
+    alertmanager_url: Annotated[list[str] | None, typer.Option(
+        "--alertmanager-url", help="Send tickets to this Alertmanager (API v2); repeat for every replica of an HA "
+        "Alertmanager. The default for TiKVClusters whose spec.alertmanager names no URL.")] = None,
+    alert_resend_interval: Annotated[str, typer.Option(
+        help="Re-send open tickets' alerts this often (endsAt = now + 4 x this), as Prometheus' "
+             "--rules.alert.resend-delay.")] = "1m",
+    silence_duration: Annotated[str, typer.Option(
+        help="How long the Alertmanager silence of an acknowledged ticket lasts if the ticket does not "
+             "resolve first.")] = "24h",
+    runbook_url: Annotated[str, typer.Option(
+        help="runbook_url annotation of alerts; {invariant} is replaced by the invariant's name, e.g. "
+             "https://example.com/runbooks/{invariant}.md. Empty: no runbook_url.")] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator: check every TiKVCluster and keep its OperatorTickets (Ctrl+C or SIGTERM stops it)."""
@@ -36,8 +51,17 @@ def run(
     try:
         interval = parse_duration(default_interval)
         stall = parse_duration(stall_timeout)
+        resend = parse_duration(alert_resend_interval)
+        silence = parse_duration(silence_duration)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    urls = tuple(alertmanager_url or ())
+    for url in urls:
+        if not re.fullmatch(URL_PATTERN, url):
+            raise typer.BadParameter(f"--alertmanager-url {url!r} is not an http(s) URL without user:password@, "
+                                     "query or fragment")
+    if resend.total_seconds() < 1:
+        raise typer.BadParameter("--alert-resend-interval must be at least 1s")
     # Imported here: kopf and the Kubernetes client take a second to import, which `--help` need not pay.
     from tikv_operator.runner import LogFormat, RunOptions, run_operator
 
@@ -45,7 +69,8 @@ def run(
     run_operator(RunOptions(
         namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, health_port=health_port,
         metrics_port=metrics_port, bind_address=bind_address, log_format=fmt, default_interval=interval,
-        verbose=verbose, stall_timeout=stall,
+        verbose=verbose, stall_timeout=stall, alertmanager_urls=urls,
+        alert_policy=AlertPolicy(resend=resend, silence_duration=silence, runbook_url=runbook_url),
     ))
 
 

@@ -10,6 +10,8 @@ from typing import Literal
 
 import kopf
 
+from tikv_operator.core.alerts import AlertPolicy
+
 LogFormat = Literal["text", "json"]
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class RunOptions:
     default_interval: timedelta = timedelta(seconds=30)
     stall_timeout: timedelta = timedelta(minutes=5)
     verbose: bool = False
+    alertmanager_urls: Sequence[str] = ()  # the default for clusters whose spec names none
+    alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
     extra_memo: dict[str, object] = field(default_factory=dict)
 
 
@@ -49,7 +53,9 @@ def run_operator(options: RunOptions) -> None:
     if options.metrics_port is not None:
         self_metrics.serve(options.metrics_port, options.bind_address)
     memo = kopf.Memo(default_interval=options.default_interval, only_cluster=options.only_cluster,
-                     health_port=options.health_port, bind_address=options.bind_address, **options.extra_memo)
+                     health_port=options.health_port, bind_address=options.bind_address,
+                     alertmanager_urls=tuple(options.alertmanager_urls), alert_policy=options.alert_policy,
+                     **options.extra_memo)
     kopf.run(
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),

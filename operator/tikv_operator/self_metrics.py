@@ -30,6 +30,13 @@ VIOLATIONS = Counter("tikv_operator_violations_found_total", "Violated invariant
 LAST_SUCCESS = Gauge(
     "tikv_operator_last_successful_check_timestamp_seconds", "Unix time of the last completed check.",
     ["namespace", "cluster"])
+NOTIFICATIONS_SENT = Counter(
+    "tikv_operator_notifications_sent_total", "Alerts posted to an Alertmanager (firing, resolved, watchdog).",
+    ["alertmanager"])
+NOTIFICATIONS_FAILED = Counter(
+    "tikv_operator_notifications_failed_total",
+    "Requests to an Alertmanager (alert posts, silences) that failed; the alerts are posted again.",
+    ["alertmanager"])
 
 for _target in ("pd", "prometheus"):
     PROBE_ERRORS.labels(_target)

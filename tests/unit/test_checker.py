@@ -17,8 +17,10 @@ from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tikv_operator import handlers
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.checker import ClusterChecker, parse_spec
+from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Store
 from tikv_operator.core.tickets import TicketView
+from tikv_operator.notifier import Notifier
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 SPEC = {"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}}
@@ -128,6 +130,8 @@ def test_grace_clocks_are_taken_up_from_the_status_the_last_process_wrote() -> N
 class Stopped:
     """kopf.DaemonStopped as the daemon uses it: falsy until stopped, and a wait that stops after `rounds`."""
 
+    reason = None  # not stopped for a reason: the operator keeps the cluster's alerts
+
     def __init__(self, rounds: int) -> None:
         self.rounds = rounds
 
@@ -142,7 +146,8 @@ class Stopped:
 
 def run_daemon(body: dict[str, Any], objects: FakeObjects, rounds: int = 1) -> None:
     objects.put("tikvclusters", body)
-    memo = kopf.Memo(default_interval=timedelta(seconds=30), writer=KubeWriter(objects, FakeCore()))  # type: ignore[arg-type]
+    memo = kopf.Memo(default_interval=timedelta(seconds=30), writer=KubeWriter(objects, FakeCore()),  # type: ignore[arg-type]
+                     notifier=Notifier(AlertPolicy()), credentials=None)
     asyncio.run(handlers.watch_cluster(name="basic", namespace="ns", body=body, stopped=Stopped(rounds),
                                        memo=memo, tickets_by_cluster={}))
 

@@ -84,4 +84,12 @@ secrets get would reach every ServiceAccount token of kube-system.
 {{- if .Values.stallTimeout }}
 - --stall-timeout={{ .Values.stallTimeout }}
 {{- end }}
+{{- range .Values.alertmanager.urls }}
+- --alertmanager-url={{ . }}
+{{- end }}
+- --alert-resend-interval={{ .Values.alertmanager.resendInterval }}
+- --silence-duration={{ .Values.alertmanager.silenceDuration }}
+{{- if .Values.alertmanager.runbookURL }}
+- --runbook-url={{ .Values.alertmanager.runbookURL }}
+{{- end }}
 {{- end -}}

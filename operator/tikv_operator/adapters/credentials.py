@@ -26,7 +26,7 @@ import aiohttp
 from kubernetes_asyncio.client import CoreV1Api, V1Secret
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.cluster_resource import AlertmanagerSpec, TiKVClusterSpec
 from tikv_operator.core.observation import CredentialsFailure, NotContacted
 from tikv_operator.core.vocabulary import LABEL_CREDENTIALS
 
@@ -131,6 +131,21 @@ class ClusterCredentials:
 
 
 NO_CREDENTIALS = ClusterCredentials()
+
+
+@dataclass(frozen=True)
+class AlertmanagerCredentials:
+    """What the operator reaches a cluster's Alertmanagers with (spec.alertmanager's Secrets)."""
+
+    tls: TLSClientCredentials | None = None
+    auth: PrometheusAuth | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(c.secret for c in (self.tls, self.auth) if c is not None)
+
+
+NO_ALERTMANAGER_CREDENTIALS = AlertmanagerCredentials()
 
 
 def _decoded(data: Mapping[str, str], key: str, where: str) -> bytes:
@@ -346,3 +361,24 @@ async def load_credentials(secrets: SecretCache, namespace: str, spec: TiKVClust
     stale = tuple(note for note in (secrets.staleness(namespace, name) for name in named) if note)
     return ClusterCredentials(pd_tls=pd_tls, pd_problem=pd_problem, prometheus_auth=auth,
                               prometheus_problem=prom_problem, stale=stale)
+
+
+async def load_alertmanager_credentials(secrets: SecretCache, namespace: str, spec: AlertmanagerSpec | None
+                                        ) -> tuple[AlertmanagerCredentials, str]:
+    """The Secrets spec.alertmanager names, under the same opt-in rule as the probes' (never a ServiceAccount
+    token, only Secrets labelled tikvops.io/credentials=true). The second value says why they cannot be
+    used ("" when they can): then nothing is sent, rather than sent without the credentials it needs."""
+    if spec is None or (spec.tls_secret is None and spec.auth_secret is None):
+        return NO_ALERTMANAGER_CREDENTIALS, ""
+    tls: TLSClientCredentials | None = None
+    auth: PrometheusAuth | None = None
+    try:
+        if spec.tls_secret is not None:
+            name = spec.tls_secret.name
+            tls = tls_from_secret(await secrets.read(namespace, name), f"{namespace}/{name}")
+        if spec.auth_secret is not None:
+            name = spec.auth_secret.name
+            auth = auth_from_secret(await secrets.read(namespace, name), f"{namespace}/{name}")
+    except CredentialsError as error:
+        return NO_ALERTMANAGER_CREDENTIALS, f"Alertmanager credentials: {error}"
+    return AlertmanagerCredentials(tls=tls, auth=auth), ""

@@ -175,6 +175,13 @@ class KubeWriter:
                 raise
         await self.post_event(namespace, None, cluster, op.event)
 
+    async def record_silence(self, namespace: str, ticket: str, alertmanager: str, silence_id: str | None) -> None:
+        """status.silences[alertmanager] = the id (None removes it). Unconditional: no one else writes it,
+        and a merge patch of this one key cannot undo a person's edit."""
+        await self.objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, TICKETS, ticket, {"status": {"silences": {alertmanager: silence_id}}},
+            _content_type=MERGE_PATCH)
+
     async def patch_cluster_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         await self.objects.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, CLUSTERS, name, {"status": without_empty_strings(status)},

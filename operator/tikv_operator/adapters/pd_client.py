@@ -122,7 +122,7 @@ def _public_ca_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _transport_error(error: httpx.TransportError) -> str:
+def transport_error(error: httpx.TransportError) -> str:
     reason = network_reason(error)
     if isinstance(error, httpx.ConnectError):
         return f"cannot connect: {reason or 'connection failed'}"
@@ -155,7 +155,7 @@ async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | No
     except (TimeoutError, httpx.TimeoutException):
         return PDObservation(url=url, reachable=False, error=f"{request}: no answer within {timeout_s:g}s")
     except httpx.TransportError as error:
-        return PDObservation(url=url, reachable=False, error=f"{request}: {_transport_error(error)}")
+        return PDObservation(url=url, reachable=False, error=f"{request}: {transport_error(error)}")
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {type(error).__name__}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -74,6 +74,50 @@ class PrometheusSpec(WireModel):
         return matchers
 
 
+AlertmanagerURL = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048,
+                                        description="An Alertmanager base URL, http or https.")]
+# The label names the operator sets on every alert of a ticket (core.alerts.RESERVED_LABELS).
+RESERVED_ALERT_LABELS = ("alertname", "namespace", "tikv_cluster", "store", "severity", "ticket")
+
+
+class AlertmanagerSpec(WireModel):
+    """Where this cluster's tickets are sent as alerts (Alertmanager API v2)."""
+
+    enabled: bool = Field(True, description="false sends this cluster's tickets nowhere, whatever the operator's "
+                          "default Alertmanagers are.")
+    urls: list[AlertmanagerURL] = Field(
+        default_factory=list, max_length=10,
+        description="Every replica of the Alertmanager (not a load-balanced Service: each must get every "
+        "alert), e.g. http://alertmanager-main-0.alertmanager-operated.monitoring:9093. Empty: the operator's "
+        "default (--alertmanager-url, Helm value alertmanager.urls).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra static labels on every alert of this cluster, e.g. {team: storage} for routing. "
+        "They cannot replace alertname, namespace, tikv_cluster, store, severity or ticket.",
+    )
+    tls_secret: SecretRef | None = Field(
+        None, description="Secret with keys ca.crt, tls.crt, tls.key for an https Alertmanager (labelled "
+        "tikvops.io/credentials=true, like every Secret the operator sends).",
+    )
+    auth_secret: SecretRef | None = Field(
+        None, description="Secret with key `token` (bearer) or keys `username` and `password` (basic auth), "
+        "labelled tikvops.io/credentials=true.",
+    )
+    timeout: Duration = Field("10s", description="Timeout of one request to an Alertmanager.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = sorted(key for key in labels if not re.fullmatch(LABEL_NAME_PATTERN, key))
+        if bad:
+            raise ValueError(f"alertmanager.labels keys must be Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*): {bad}")
+        reserved = sorted(set(labels) & set(RESERVED_ALERT_LABELS))
+        if reserved:
+            raise ValueError(f"alertmanager.labels cannot set {reserved}: the operator sets them")
+        return labels
+
+
 class InvariantOverride(WireModel):
     """Per-cluster changes to one invariant's defaults; unset fields keep the default."""
 
@@ -137,13 +181,16 @@ class TiKVClusterSpec(WireModel):
         json_schema_extra={"default": {}},
     )
     flapping: FlappingSpec = Field(default_factory=FlappingSpec, json_schema_extra={"default": {}})
+    alertmanager: AlertmanagerSpec | None = Field(
+        None, description="Alertmanager delivery of this cluster's tickets; unset: the operator's default.")
     tickets: TicketPolicy = Field(default_factory=TicketPolicy, json_schema_extra={"default": {}})
 
 
 class Condition(WireModel):
     """metav1.Condition."""
 
-    type: str = Field(description="Ready, PDReachable, PrometheusReachable, MetricsAvailable, CredentialsAvailable")
+    type: str = Field(description="Ready, PDReachable, PrometheusReachable, MetricsAvailable, CredentialsAvailable, "
+                      "AlertsDelivered")
     status: Literal["True", "False", "Unknown"]
     observed_generation: int | None = Field(None, ge=0)
     last_transition_time: Timestamp

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
+from tikv_operator.core.alerts import DeliveryReport, alerts_delivered
 from tikv_operator.core.cluster_resource import Condition, StoreCounts, TiKVClusterStatus
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.lifecycle import Plan
@@ -95,7 +96,7 @@ def metrics_available(obs: Observation, findings: Sequence[Finding]) -> tuple[Co
 
 
 def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: Sequence[Finding], plan: Plan,
-                generation: int | None) -> TiKVClusterStatus:
+                generation: int | None, delivery: DeliveryReport | None = None) -> TiKVClusterStatus:
     now = obs.at
     up = sum(s.up for s in obs.pd.stores)
     total = len(obs.pd.stores)
@@ -130,6 +131,8 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
         _condition(previous, "MetricsAvailable", metrics_status, metrics_reason, metrics_message, generation, now),
         _condition(previous, "CredentialsAvailable", *credentials_available(obs), generation, now),
     ]
+    if delivery is not None:
+        conditions.append(_condition(previous, "AlertsDelivered", *alerts_delivered(delivery), generation, now))
     return TiKVClusterStatus(
         observed_generation=generation,
         health=health,

@@ -48,4 +48,8 @@ class OperatorTicketStatus(WireModel):
     evidence: dict[str, Any] | None = Field(
         None, description="The observed values and the queries behind them at detection time."
     )
+    silences: dict[str, str] | None = Field(
+        None, description="Alertmanager silences the operator made when the ticket was acknowledged: silence id "
+        "by Alertmanager URL; expired when the ticket resolves.",
+    )
     diagnosis: dict[str, Any] | None = Field(None, description="Reserved for correlated diagnosis.")

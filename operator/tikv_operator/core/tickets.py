@@ -118,6 +118,10 @@ class TicketView:
     # person changed the ticket since, and the next check plans from what they did).
     resource_version: str = ""
     namespace: str = ""
+    # What an alert of the ticket says (core.alerts), and the Alertmanager silences of its acknowledgement.
+    message: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    silences: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def recorded(self) -> tuple[str, bool]:
@@ -157,4 +161,8 @@ class TicketView:
             annotations=dict(meta.get("annotations") or {}),
             resource_version=str(meta.get("resourceVersion") or ""),
             namespace=str(meta.get("namespace") or ""),
+            message=str(status.get("message") or ""),
+            evidence=dict(status.get("evidence") or {}) if isinstance(status.get("evidence"), dict) else {},
+            silences={str(k): str(v) for k, v in (status.get("silences") or {}).items() if v}
+            if isinstance(status.get("silences"), dict) else {},
         )

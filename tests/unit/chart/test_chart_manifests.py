@@ -38,6 +38,8 @@ EVERYTHING = {
     "metrics": {"port": 9090},
     "health": {"port": 9091},
     "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}},
+    "alertmanager": {"urls": ["http://am-0.am:9093", "http://am-1.am:9093"], "resendInterval": "30s",
+                     "silenceDuration": "8h", "runbookURL": "https://runbooks.example/{invariant}.md"},
 }
 VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING}
 
@@ -135,12 +137,16 @@ def test_the_operator_arguments_follow_the_values(rendered: dict[str, list[dict[
     assert container_of(rendered["defaults"])["args"] == [
         "--all-namespaces", "--standalone", "--metrics-port=8080", "--health-port=8081",
         "--log-format=text", "--default-interval=30s", "--stall-timeout=5m",
+        "--alert-resend-interval=1m", "--silence-duration=24h",
     ]
     assert container_of(rendered["namespaced"])["args"][:3] == [
         "--namespace=tikv-a", "--namespace=tikv-b", "--standalone",
     ]
     args = container_of(rendered["every value set"])["args"]
-    assert {"--metrics-port=9090", "--health-port=9091", "--log-format=json", "--default-interval=1m30s"} <= set(args)
+    assert {"--metrics-port=9090", "--health-port=9091", "--log-format=json", "--default-interval=1m30s",
+            "--alertmanager-url=http://am-0.am:9093", "--alertmanager-url=http://am-1.am:9093",
+            "--alert-resend-interval=30s", "--silence-duration=8h",
+            "--runbook-url=https://runbooks.example/{invariant}.md"} <= set(args)
     assert "--all-namespaces" not in args
 
 
