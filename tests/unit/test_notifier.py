@@ -1,0 +1,181 @@
+"""The notifier against an HTTP server on 127.0.0.1 that answers as Alertmanager's API v2 does (or 500s):
+what is posted, when, and what a failure does to the cluster's AlertsDelivered report. The real
+Alertmanager is exercised by tests/integration/operator/test_alertmanager_delivery.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from tikv_operator.core.alerts import AlertPolicy
+from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.tickets import TicketView
+from tikv_operator.notifier import Notifier
+
+NOW = datetime.now(UTC)
+OPEN = TicketView(name="basic-store-down-s2-1", cluster="basic", invariant="store_down", store="2", phase="Open",
+                  severity="warning", first_seen=NOW - timedelta(minutes=1), message="store 2 is Disconnected")
+
+
+class Server:
+    def __init__(self) -> None:
+        self.posts: list[list[dict[str, Any]]] = []
+        self.silences: dict[str, dict[str, Any]] = {}
+        self.fail = False
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        if self.fail:
+            return web.Response(status=500, text="storage full")
+        self.posts.append(await request.json())
+        return web.Response()
+
+    async def create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        silence_id = f"s{len(self.silences) + 1}"
+        self.silences[silence_id] = {**body, "id": silence_id, "status": {"state": "active"}}
+        return web.json_response({"silenceID": silence_id})
+
+    async def list(self, _: web.Request) -> web.Response:
+        return web.json_response(list(self.silences.values()))
+
+    async def expire(self, request: web.Request) -> web.Response:
+        self.silences[request.match_info["id"]]["status"] = {"state": "expired"}
+        return web.Response()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, str, str | None]] = []
+
+    async def record_silence(self, namespace: str, ticket: str, alertmanager: str, silence_id: str | None) -> None:
+        self.records.append((namespace, ticket, alertmanager, silence_id))
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[tuple[Server, str]]:
+    state = Server()
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", state.alerts)
+    app.router.add_post("/api/v2/silences", state.create)
+    app.router.add_get("/api/v2/silences", state.list)
+    app.router.add_delete("/api/v2/silence/{id}", state.expire)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield state, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def run(scenario: Callable[[Server, str], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with serving() as (state, url):
+            await scenario(state, url)
+
+    asyncio.run(main())
+
+
+def spec(url: str) -> TiKVClusterSpec:
+    return TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://p:9090"},
+                                           "alertmanager": {"urls": [url], "labels": {"team": "storage"}}})
+
+
+def posted(server: Server) -> list[tuple[str, str, bool]]:
+    """(alertname, severity, firing) of every alert posted, in order."""
+    soon = (NOW + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # firing ends 4 resends ahead
+    return [(a["labels"]["alertname"], a["labels"]["severity"], a["endsAt"] > soon)
+            for post in server.posts for a in post]
+
+
+def test_a_ticket_is_posted_with_the_watchdog_and_an_escalation_resolves_the_old_severity() -> None:
+    run(_a_ticket_is_posted_with_the_watchdog_and_an_escalation_resolves_the_old_severity)
+
+
+async def _a_ticket_is_posted_with_the_watchdog_and_an_escalation_resolves_the_old_severity(
+    state: Server, url: str,
+) -> None:
+    tickets = [OPEN]
+    notifier = Notifier(AlertPolicy(), recorder=Recorder())
+    notifier.register("ns", "basic", spec(url), lambda: tickets)
+    (target,) = notifier.targets.values()
+    await notifier.deliver(target, NOW)
+    assert sorted(posted(state)) == [("TiKVOperatorWatchdog", "none", True), ("store_down", "warning", True)]
+    await notifier.deliver(target, NOW + timedelta(seconds=5))
+    assert len(state.posts) == 1, "nothing is due 5 s later"
+    tickets = [replace(OPEN, severity="critical")]
+    await notifier.deliver(target, NOW + timedelta(seconds=10))
+    assert sorted(posted(state)[2:]) == [("store_down", "critical", True), ("store_down", "warning", False)]
+    assert notifier.report("ns", "basic").targets[0].ok is True  # type: ignore[union-attr]
+    await notifier.close()
+
+
+def test_a_failing_alertmanager_is_reported_backed_off_and_caught_up() -> None:
+    run(_a_failing_alertmanager_is_reported_backed_off_and_caught_up)
+
+
+async def _a_failing_alertmanager_is_reported_backed_off_and_caught_up(state: Server, url: str) -> None:
+    notifier = Notifier(AlertPolicy())
+    notifier.register("ns", "basic", spec(url), lambda: [OPEN])
+    (target,) = notifier.targets.values()
+    state.fail = True
+    await notifier.deliver(target, NOW)
+    report = notifier.report("ns", "basic")
+    assert report is not None
+    health = report.targets[0]
+    assert health.ok is False
+    assert health.error == "POST /api/v2/alerts: HTTP 500 Internal Server Error: storage full"
+    assert target.retry_at > 0, "the next attempt waits"
+    state.fail = False
+    await notifier.deliver(target, NOW + timedelta(seconds=2))
+    assert {a["labels"]["alertname"] for a in state.posts[0]} == {"store_down", "TiKVOperatorWatchdog"}
+    assert notifier.report("ns", "basic").targets[0].ok is True  # type: ignore[union-attr]
+    await notifier.close()
+
+
+def test_an_acknowledgement_is_one_silence_recorded_and_expired_on_resolve() -> None:
+    run(_an_acknowledgement_is_one_silence_recorded_and_expired_on_resolve)
+
+
+async def _an_acknowledgement_is_one_silence_recorded_and_expired_on_resolve(state: Server, url: str) -> None:
+    recorder = Recorder()
+    tickets = [replace(OPEN, phase="Acknowledged")]
+    notifier = Notifier(AlertPolicy(), recorder=recorder)
+    notifier.register("ns", "basic", spec(url), lambda: tickets)
+    (target,) = notifier.targets.values()
+    await notifier.deliver(target, NOW)
+    await notifier.deliver(target, NOW + timedelta(seconds=1))  # the index has not caught up: no second one
+    assert list(state.silences) == ["s1"]
+    assert recorder.records == [("ns", OPEN.name, url, "s1")]
+    # A restarted operator (nothing in memory, the record lost) finds the silence instead of making another.
+    again = Notifier(AlertPolicy(), recorder=recorder)
+    again.register("ns", "basic", spec(url), lambda: tickets)
+    await again.deliver(next(iter(again.targets.values())), NOW + timedelta(seconds=2))
+    assert list(state.silences) == ["s1"]
+    tickets = [replace(OPEN, phase="Resolved", resolved_at=NOW, silences={url: "s1"})]
+    await notifier.deliver(target, NOW + timedelta(seconds=3))
+    assert state.silences["s1"]["status"]["state"] == "expired"
+    assert recorder.records[-1] == ("ns", OPEN.name, url, None)
+    await notifier.close()
+    await again.close()
+
+
+def test_a_deleted_cluster_resolves_its_alerts() -> None:
+    run(_a_deleted_cluster_resolves_its_alerts)
+
+
+async def _a_deleted_cluster_resolves_its_alerts(state: Server, url: str) -> None:
+    notifier = Notifier(AlertPolicy())
+    notifier.register("ns", "basic", spec(url), lambda: [OPEN])
+    (target,) = notifier.targets.values()
+    await notifier.deliver(target, NOW)
+    notifier.retire("ns", "basic")
+    await notifier.deliver(target, NOW + timedelta(seconds=1))
+    assert sorted(posted(state)[2:]) == [("TiKVOperatorWatchdog", "none", False), ("store_down", "warning", False)]
+    await notifier.close()
