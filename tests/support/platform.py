@@ -17,7 +17,8 @@ class PlatformUnavailable(Exception):
 
 
 # What `hack/platform env` exports (its --json form adds APISERVER_URL and BIN_DIR).
-EXPORTED = ("KUBECONFIG", "PATH", "PROMETHEUS_URL", "PROMETHEUS_FILE_SD_DIR", "TIKV_PLATFORM_DIR")
+EXPORTED = ("KUBECONFIG", "PATH", "PROMETHEUS_URL", "PROMETHEUS_FILE_SD_DIR", "ALERTMANAGER_URL",
+            "ALERTMANAGER_WEBHOOK_LOG", "TIKV_PLATFORM_DIR")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,19 @@ class PlatformInfo:
     @property
     def file_sd_dir(self) -> Path:
         return Path(self.exports["PROMETHEUS_FILE_SD_DIR"])
+
+    @property
+    def alertmanager_url(self) -> str:
+        return self.exports["ALERTMANAGER_URL"]
+
+    @property
+    def alertmanager_webhook_log(self) -> Path:
+        """One JSON line per notification Alertmanager sent to the platform's webhook receiver."""
+        return Path(self.exports["ALERTMANAGER_WEBHOOK_LOG"])
+
+    @property
+    def bin_dir(self) -> Path:
+        return Path(self.exports["BIN_DIR"])
 
     @property
     def directory(self) -> Path:

@@ -9,6 +9,8 @@ Loaded for every run through `-p tests.support.plugin` (pyproject.toml).
 - `namespace` (per test): a fresh namespace; at teardown its custom resources are deleted first (their
   finalizers removed if no controller is left to do it), then the namespace.
 - `prometheus` (session) and `prom_targets` (per test): the real Prometheus and one test's scrape targets.
+- `alertmanager` (session): the platform's real Alertmanager and its webhook log (shared: filter by labels);
+  `private_alertmanager` (per test): one of the test's own, to stop and restart; always stopped at teardown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, start_private_alertmanager
 from tests.support.kube import Cli, eventually
 from tests.support.platform import (
     REPO,
@@ -125,6 +128,19 @@ def prom_targets(request: pytest.FixtureRequest, prometheus: Prometheus) -> Iter
     targets = ScrapeTargets(path=prometheus.file_sd_dir / f"{name}.json", labels={"test_id": name})
     yield targets
     targets.remove()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(platform: PlatformInfo) -> Alertmanager:
+    return Alertmanager(url=platform.alertmanager_url, webhook_log=platform.alertmanager_webhook_log,
+                        amtool_bin=str(platform.bin_dir / "amtool"))
+
+
+@pytest.fixture
+def private_alertmanager(platform: PlatformInfo, tmp_path: Path) -> Iterator[PrivateAlertmanager]:
+    # `platform`: its `up` provisioned the alertmanager and amtool links the private one runs.
+    with start_private_alertmanager(tmp_path / "private-alertmanager") as private:
+        yield private
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,8 @@ def test_env_exports_work_when_evaluated_in_a_shell(platform: PlatformInfo) -> N
         f'eval "$({PLATFORM} env)" && '
         'kubectl get namespace default -o name && '
         'helm version --short >/dev/null && command -v prometheus >/dev/null && '
-        'echo "$PROMETHEUS_URL"'
+        'amtool --alertmanager.url="$ALERTMANAGER_URL" silence query >/dev/null && '
+        'test -f "$ALERTMANAGER_WEBHOOK_LOG" && echo "$PROMETHEUS_URL"'
     )
     env = {**os.environ, "TIKV_PLATFORM_DIR": str(platform.directory)}
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -46,10 +47,12 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     state = json.loads((directory / "state.json").read_text())
     pids = {p["name"]: p["pid"] for p in state["procs"]}
     try:
-        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "prometheus"}
+        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "prometheus", "webhook",
+                             "alertmanager"}
         status = run_platform(directory, "status")
         assert status.returncode == 0
-        assert status.stdout.count(" ready ") == 4, status.stdout
+        assert status.stdout.count(" ready ") == 6, status.stdout
+        assert f"alertmanager http://127.0.0.1:{state['procs'][-1]['port']} " in status.stdout
 
         second = run_platform(directory, "up")
         assert second.returncode == 0
