@@ -3,8 +3,9 @@
 Starts the local platform (its own state directory), a 3-store tikv-sim cluster scraped by the platform's
 Prometheus, and the operator; then the routine operations of a real cluster (a PD leader change, a rolling
 restart) open no ticket; a store goes down, its ticket opens as a warning and escalates when PD calls the
-store Down, it is held, the store comes back, the ticket is unheld and auto-resolves, a disk fills, and a
-person resolves that ticket by hand.
+store Down, and the page reaches the platform's Alertmanager and its webhook receiver (the pager); it is
+held, the store comes back, the ticket is unheld and auto-resolves (the page is resolved); a disk fills, an
+SRE acknowledges that ticket (Alertmanager silences it), and resolves it by hand (the silence expires).
 
 PD's clocks run fast (heartbeat 1 s, Disconnected after 3 s, Down after 20 s instead of 30 min) and
 store_down's grace period is 10 s instead of 1 m, so the story takes two minutes, not an hour. Everything started
@@ -102,11 +103,16 @@ class Demo:
         self.env["TIKV_SIM_STATE"] = str(state)
         self.pd_url = json.loads(state.read_text())["clusters"][0]["pd_url"]
 
-        say("Starting the operator: tikv-operator run --namespace tikv-demo --default-interval 2s")
+        self.alertmanager = self.env["ALERTMANAGER_URL"]
+        self.pager = Path(self.env["ALERTMANAGER_WEBHOOK_LOG"])
+        self.pages_seen = 0
+        say("Starting the operator: tikv-operator run --namespace tikv-demo --default-interval 2s "
+            f"--alertmanager-url {self.alertmanager}")
         self.health_port, self.metrics_port = free_port(), free_port()
         self.start([str(BIN / "tikv-operator"), "run", "--namespace", NAMESPACE, "--default-interval", "2s",
                     "--bind-address", "127.0.0.1", "--health-port", str(self.health_port),
-                    "--metrics-port", str(self.metrics_port)], "operator.log")
+                    "--metrics-port", str(self.metrics_port), "--alertmanager-url", self.alertmanager,
+                    "--alert-resend-interval", "5s"], "operator.log")
         self.wait("the operator's /healthz", self.healthy)
 
         say("Telling the operator about the cluster: a TiKVCluster")
@@ -136,6 +142,28 @@ class Demo:
                 return dict(t)
         return None
 
+    def pages(self) -> list[str]:
+        """What the pager (the platform's webhook receiver, behind Alertmanager) received for the demo."""
+        lines = []
+        text = self.pager.read_text() if self.pager.exists() else ""
+        for line in text.splitlines():
+            notification = json.loads(line)
+            for alert in notification["alerts"]:
+                labels = alert["labels"]
+                if labels.get("namespace") == NAMESPACE:
+                    lines.append(f"PAGE {notification['status']:8} {labels['alertname']} severity={labels['severity']}"
+                                 f" ticket={labels['ticket']}: {alert['annotations'].get('summary', '')}")
+        return lines
+
+    def show_new_pages(self, what: str, probe: Callable[[list[str]], bool]) -> None:
+        pages = self.wait(what, lambda: (p := self.pages()) and probe(p[self.pages_seen:]) and p)
+        for line in pages[self.pages_seen:]:
+            print(line, flush=True)
+        self.pages_seen = len(pages)
+
+    def amtool(self, *args: str) -> str:
+        return self.sh("amtool", f"--alertmanager.url={self.alertmanager}", *args)
+
     def phase(self, name: str) -> str:
         return str((self.json("get", "operatorticket", name).get("status") or {}).get("phase"))
 
@@ -163,6 +191,11 @@ class Demo:
                   .get("severity") == "critical")
         self.kubectl("get", "operatortickets")
         self.kubectl("get", "tikvclusters")
+        print("The ticket is an alert in Alertmanager, and the pager got it (the warning page, then the "
+              "critical one as it escalated):")
+        self.show_new_pages("the critical page", lambda new: any("firing   store_down severity=critical" in p
+                                                                 for p in new))
+        self.amtool("alert", "query", f"namespace={NAMESPACE}", "alertname=store_down")
 
         say("3. An SRE holds the ticket: it will not auto-resolve")
         self.kubectl("patch", "operatorticket", down, "--type=merge", "-p", '{"spec":{"held":true}}')
@@ -180,6 +213,9 @@ class Demo:
         self.kubectl("patch", "operatorticket", down, "--type=merge", "-p", '{"spec":{"held":false}}')
         self.wait("the ticket to resolve", lambda: self.phase(down) == "Resolved")
         self.kubectl("get", "operatortickets")
+        print("The page is resolved: the pager gets the all-clear")
+        self.show_new_pages("the resolved page", lambda new: any("resolved store_down severity=critical" in p
+                                                                 for p in new))
 
         say("6. Store 1's disk fills to 85 %: low_disk_space opens")
         self.sh(str(BIN / "tikv-sim"), "fault", "disk", "1", "--percent", "85")
@@ -188,13 +224,24 @@ class Demo:
         self.kubectl("get", "operatortickets", "-l", "tikvops.io/phase=open")
         print(f"message: {disk['status']['message']}")
 
-        say("7. A person resolves it by hand")
+        self.show_new_pages("the disk page", lambda new: any("low_disk_space" in p for p in new))
+
+        say("7. An SRE acknowledges it: Alertmanager silences its pages")
+        self.sh(str(BIN / "tikv-operator"), "tickets", "ack", name, "--namespace", NAMESPACE)
+        self.wait("the silence", lambda: (self.json("get", "operatorticket", name).get("status") or {})
+                  .get("silences"))
+        self.amtool("silence", "query", f"ticket={name}")
+
+        say("8. A person resolves it by hand: the silence expires")
         self.kubectl("patch", "operatorticket", name, "--subresource=status", "--type=merge",
                      "-p", '{"status":{"phase":"Resolved"}}')
         self.wait("the manual resolution", lambda: (self.json("get", "operatorticket", name).get("status") or {})
                   .get("resolution") == "manual")
         self.kubectl("get", "operatortickets")
         self.kubectl("describe", "operatorticket", name)
+        self.wait("the silence to expire", lambda: not (self.json("get", "operatorticket", name).get("status")
+                                                        or {}).get("silences"))
+        self.amtool("silence", "query", "--expired", f"ticket={name}")
         say("Story complete: every step above went through the Kubernetes API, as kubectl shows it.")
 
     def down(self, keep: bool) -> None:

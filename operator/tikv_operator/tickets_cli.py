@@ -204,5 +204,5 @@ def ack(
     ticket_id: TicketIdArgument,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Acknowledge an open ticket (someone is looking at it)."""
+    """Acknowledge an open ticket (someone is looking at it): the operator silences its pages in Alertmanager."""
     _change(ticket_id, namespace, plan_ack)

@@ -20,6 +20,15 @@ CLUSTER_NAME_MAX = 63
 LABEL_NAME_PATTERN = r"[a-zA-Z_][a-zA-Z0-9_]*"
 
 
+def label_names(keys: dict[str, str], field: str) -> dict[str, str]:
+    """The map, if its keys are Prometheus label names; the CRD cannot check map keys without CEL
+    (Kubernetes 1.20), so the operator refuses the spec instead."""
+    bad = sorted(key for key in keys if not re.fullmatch(LABEL_NAME_PATTERN, key))
+    if bad:
+        raise ValueError(f"{field} keys must be Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*): {bad}")
+    return keys
+
+
 class SecretRef(WireModel):
     name: SecretName
 
@@ -63,15 +72,11 @@ class PrometheusSpec(WireModel):
         "kube-prometheus' 30s default, 1m tiup's and TidbMonitor's 15s.",
     )
 
-    # The CRD cannot check map keys without CEL (Kubernetes 1.20); the operator refuses the spec instead,
-    # rather than sending Prometheus a selector it rejects on every check.
+    # Rather than send Prometheus a selector it rejects on every check.
     @field_validator("label_matchers")
     @classmethod
     def _keys_are_label_names(cls, matchers: dict[str, str]) -> dict[str, str]:
-        bad = sorted(key for key in matchers if not re.fullmatch(LABEL_NAME_PATTERN, key))
-        if bad:
-            raise ValueError(f"labelMatchers keys must be Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*): {bad}")
-        return matchers
+        return label_names(matchers, "labelMatchers")
 
 
 AlertmanagerURL = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048,
@@ -109,9 +114,7 @@ class AlertmanagerSpec(WireModel):
     @field_validator("labels")
     @classmethod
     def _labels_are_label_names(cls, labels: dict[str, str]) -> dict[str, str]:
-        bad = sorted(key for key in labels if not re.fullmatch(LABEL_NAME_PATTERN, key))
-        if bad:
-            raise ValueError(f"alertmanager.labels keys must be Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*): {bad}")
+        label_names(labels, "alertmanager.labels")  # Alertmanager 0.25 answers 400 to any other name
         reserved = sorted(set(labels) & set(RESERVED_ALERT_LABELS))
         if reserved:
             raise ValueError(f"alertmanager.labels cannot set {reserved}: the operator sets them")

@@ -56,7 +56,10 @@ def test_the_ticket_scenario_passes_with_only_the_service_account_token(
     helm("install", RELEASE, str(CHART), *scope)
     kubeconfig = token_kubeconfig(kubectl_admin, namespace, ACCOUNT, tmp_path / "operator.kubeconfig")
     env = {**platform.env(), "KUBECONFIG": str(kubeconfig)}
-    operator = OperatorProcess(env, () if mode == "all-namespaces" else (watched,), tmp_path / "operator.log")
+    # Delivering to Alertmanager: an acknowledgement's silence is recorded in the ticket's status.
+    operator = OperatorProcess(env, () if mode == "all-namespaces" else (watched,), tmp_path / "operator.log",
+                               extra_args=("--alertmanager-url", platform.alertmanager_url,
+                                           "--alert-resend-interval", "2s"))
     kubectl = kubectl_admin.in_namespace(watched)
     try:
         operator.start()
@@ -71,6 +74,11 @@ def test_the_ticket_scenario_passes_with_only_the_service_account_token(
 
         tikv.fault(kind="stop-store", store=1)
         ticket = wait_for_ticket(kubectl, "store_down", "1")
+        name = ticket["metadata"]["name"]
+        kubectl("patch", "operatorticket", name, "--subresource=status", "--type=merge",
+                "-p", '{"status":{"phase":"Acknowledged"}}')
+        eventually(lambda: kubectl.json("get", "operatorticket", name)["status"].get("silences"), timeout=20,
+                   what="the acknowledgement's silence recorded in the ticket's status")
         tikv.fault(kind="start-store", store=1)
         resolved = wait_for_phase(kubectl, ticket["metadata"]["name"], "Resolved")
         assert resolved["status"]["resolution"] == "auto"

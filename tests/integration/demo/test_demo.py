@@ -20,7 +20,8 @@ STEPS = [
     "4. Store 2 comes back: the held ticket stays open",
     "5. Unhold: the ticket auto-resolves",
     "6. Store 1's disk fills to 85 %: low_disk_space opens",
-    "7. A person resolves it by hand",
+    "7. An SRE acknowledges it: Alertmanager silences its pages",
+    "8. A person resolves it by hand: the silence expires",
     "Story complete",
     "demo: stopped the operator, tikv-sim and the platform",
 ]
@@ -65,6 +66,16 @@ def test_make_demo_tells_the_whole_story_and_leaves_nothing_running(platform: Pl
     row = next(line.split() for line in unheld_step.splitlines() if line.startswith("basic-store-down-s2-1 "))
     assert (row[1], row[7]) == ("Resolved", "false"), row
     assert "basic-low-disk-space-s1-1   Open" in story
+    # The page arrives (warning, then critical) and leaves; the acknowledgement is a silence that expires.
+    pages = [line for line in down_step.splitlines() if line.startswith("PAGE firing ")]
+    assert [line.split()[1:4] for line in pages] == [["firing", "store_down", "severity=warning"],
+                                                     ["firing", "store_down", "severity=critical"]], pages
+    assert "PAGE resolved store_down severity=critical ticket=basic-store-down-s2-1" in unheld_step
+    ack_step = story.split("7. An SRE acknowledges")[1].split("8. A person resolves")[0]
+    assert "tikv-operator" in ack_step  # amtool's silence table: Created By
+    assert "ticket=\"basic-low-disk-space-s1-1\"" in ack_step
+    resolved_step = story.split("8. A person resolves")[1]
+    assert "ticket=\"basic-low-disk-space-s1-1\"" in resolved_step.split("--expired")[1]
     assert re.search(r"^  Resolution:\s+manual$", story, re.MULTILINE), story
     assert "TicketResolvedManually" in story
     assert "Traceback" not in output
