@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import api_writes, check_cost, detection_latency, query_cost, scale
+from bench import api_writes, check_cost, delivery_cost, detection_latency, query_cost, scale
 from bench.common import log, platform_down, platform_up, render_results, write_section
 
 BENCHMARKS: dict[str, Callable[[list[str]], str]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], str]] = {
     "api_writes": api_writes.main,
     "scale": scale.main,
     "query_cost": query_cost.main,
+    "delivery_cost": delivery_cost.main,
 }
 QUICK: dict[str, list[str]] = {
     "check_cost": ["--sizes", "3,30", "--checks", "3"],
@@ -28,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "api_writes": ["--clusters", "5", "--interval", "2", "--refresh", "10", "--window", "25"],
     "scale": ["--sizes", "20", "--window", "20", "--warmup", "5", "--py-spy", ""],
     "query_cost": ["--stores", "5", "--rounds", "2"],
+    "delivery_cost": ["--clusters", "10", "--rounds", "2"],
 }
 
 

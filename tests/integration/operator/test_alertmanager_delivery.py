@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.support.alertmanager import Alertmanager, PrivateAlertmanager
 from tests.support.kube import Cli, eventually
 from tests.support.operator import OperatorProcess, SimulatedCluster, ticket, wait_for_phase, wait_for_ticket
@@ -99,6 +101,7 @@ def test_a_killed_and_restarted_operator_keeps_one_alert_and_pages_no_one_twice(
     assert len(firing(alertmanager, namespace=namespace)) == 1
 
 
+@pytest.mark.timeout(480)  # the outage itself lasts five minutes
 def test_the_alert_stays_active_through_five_minutes_of_pd_outage(
     kubectl: Cli, namespace: str, start_operator: StartOperator, tikv: SimulatedCluster,
     make_cluster: Callable[..., Any], alertmanager: Alertmanager,
