@@ -35,6 +35,9 @@ def monitor(
     name: Annotated[str, typer.Option(help="Name of the TiKVCluster to create or update.")] = "tikv",
     namespace: Annotated[str | None, typer.Option(
         "--namespace", "-n", help="Namespace (default: the kubeconfig context's).")] = None,
+    alertmanager_url: Annotated[list[str] | None, typer.Option(
+        "--alertmanager-url", help="Send the tickets to this Alertmanager (repeatable; env ALERTMANAGER_URL); "
+        "written to the TiKVCluster's spec.alertmanager.urls.")] = None,
 ) -> None:
     """Watch one TiKV cluster in the foreground until Ctrl+C or SIGTERM (creates its TiKVCluster)."""
     from tikv_operator.adapters.ticket_api import KubernetesError, connect
@@ -48,6 +51,10 @@ def monitor(
     every = _interval(interval)
     spec: dict[str, Any] = {"pd": {"url": pd}, "prometheus": {"url": prometheus}, "interval": every,
                             "paused": False}
+    alertmanagers = list(alertmanager_url or ([os.environ["ALERTMANAGER_URL"]] if os.environ.get("ALERTMANAGER_URL")
+                                              else []))
+    if alertmanagers:
+        spec["alertmanager"] = {"urls": alertmanagers}
 
     async def upsert() -> str:
         async with connect() as api:
@@ -63,6 +70,8 @@ def monitor(
     typer.echo(f"Monitoring TiKVCluster {ns}/{name}")
     typer.echo(f"  PD endpoint:    {pd}")
     typer.echo(f"  Prometheus:     {prometheus}")
+    if alertmanagers:
+        typer.echo(f"  Alertmanager:   {', '.join(alertmanagers)}")
     typer.echo(f"  Interval:       {every}")
     typer.echo(f"  Tickets:        kubectl get operatortickets -n {ns} -l tikvops.io/cluster={name}")
     typer.echo("Press Ctrl+C to stop.", nl=True)

@@ -46,8 +46,11 @@ def test_monitor_prints_its_config_and_a_heartbeat_per_check_and_stops_cleanly_o
         assert f"Prometheus:     {prometheus.url}" in output
         assert "Interval:       1s" in output
         assert "check complete: 5 invariants" in output
+        # The platform exports ALERTMANAGER_URL, as PROMETHEUS_URL: the monitor's tickets page through it.
+        assert f"Alertmanager:   {platform.alertmanager_url}" in output
         spec = kubectl.json("get", "tkc", "mon")["spec"]
         assert (spec["pd"]["url"], spec["interval"]) == (tikv.pd_url, "1s")
+        assert spec["alertmanager"]["urls"] == [platform.alertmanager_url]
 
         tikv.fault(kind="stop-store", store=1)
         wait_for_ticket(kubectl, "store_down", "1")

@@ -198,3 +198,19 @@ def test_checks_go_on_while_alertmanager_is_down_and_deliveries_resume(
     # Alertmanager keeps alerts in memory only: both tickets are there again because they are re-sent.
     eventually(lambda: {a["labels"]["store"] for a in am.alerts(namespace=namespace)} == {"2", "3"}, timeout=30,
                what="both open tickets in the restarted Alertmanager")
+
+
+def test_deleting_a_tikvcluster_sends_its_alerts_resolved(
+    kubectl: Cli, namespace: str, start_operator: StartOperator, tikv: SimulatedCluster,
+    make_cluster: Callable[..., Any], alertmanager: Alertmanager,
+) -> None:
+    start_operator(extra_args=delivering_to(alertmanager.url))
+    make_cluster(tikv.pd_url)
+    tikv.fault(kind="stop-store", store=2)
+    wait_for_ticket(kubectl, "store_down", "2")
+    alertmanager.wait_for_notifications(1, status="firing", timeout=20, namespace=namespace)
+
+    kubectl("delete", "tkc", "basic", "--timeout=30s")
+    # Not left to time out 4 resend intervals later: the operator resolves what it no longer watches.
+    alertmanager.wait_for_notifications(1, status="resolved", timeout=15, namespace=namespace)
+    assert alertmanager.alerts(namespace=namespace) == []
