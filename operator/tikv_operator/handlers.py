@@ -23,6 +23,7 @@ from tikv_operator.adapters.kube_api import TimedApiClient, server_message
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
 from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status, spec_error
+from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.cluster_status import spec_rejected_status
 from tikv_operator.core.durations import parse_duration
@@ -67,7 +68,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo.health = await serve_health(memo.bind_address, memo.health_port)
     # One cache for every cluster: Secrets are read once a minute per Secret, not once per check per cluster.
     memo.credentials = SecretCache(memo.core)
-    memo.notifier = Notifier(memo.alert_policy, memo.alertmanager_urls, memo.writer)
+    memo.notifier = Notifier(memo.get("alert_policy") or AlertPolicy(), memo.get("alertmanager_urls") or (),
+                             memo.writer)
     memo.notifier.start()
 
 

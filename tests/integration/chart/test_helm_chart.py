@@ -35,7 +35,8 @@ def test_install_upgrade_uninstall(helm: Cli, kubectl: Cli, kubectl_admin: Cli, 
     # NOTES.txt: the next commands.
     for command in ("kubectl get tikvclusters", "kubectl get operatortickets", '{"spec":{"held":true}}',
                     '--subresource=status --type=merge -p \'{"status":{"phase":"Resolved"}}\'',
-                    "kind: TiKVCluster", "finalizer"):
+                    "kind: TiKVCluster", "finalizer", '{"status":{"phase":"Acknowledged"}}',
+                    "No default Alertmanager (alertmanager.urls)"):
         assert command in install.stdout, command
 
     assert operator_args(kubectl)[:2] == ["--all-namespaces", "--standalone"]
