@@ -343,10 +343,13 @@ def tail(path: str, lines: int = 15) -> str:
         return "(no log)"
 
 
-def http_ok(url: str, token: str | None = None, context: ssl.SSLContext | None = None) -> bool:
+def http_ok(url: str, token: str | None = None, context: ssl.SSLContext | None = None,
+            authorization: str | None = None) -> bool:
     request = urllib.request.Request(url)  # noqa: S310 (our own loopback URLs)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    elif authorization:
+        request.add_header("Authorization", authorization)
     with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310 (loopback only)
         return bool(response.status == 200)
 
@@ -435,9 +438,10 @@ def write_alertmanager_config(path: Path, webhook_url: str) -> None:
     path.write_text(ALERTMANAGER_CONFIG.format(webhook_url=webhook_url))
 
 
-def alertmanager_argv(home: Path, port: int) -> list[str]:
+def alertmanager_argv(home: Path, port: int, web_config: Path | None = None) -> list[str]:
     """Alertmanager with its config and storage under `home` (written by write_alertmanager_config).
-    The same `home` and `port` after a restart give back its silences and notification log."""
+    The same `home` and `port` after a restart give back its silences and notification log. `web_config`:
+    an exporter-toolkit web config (basic_auth_users), for tests of an Alertmanager that wants credentials."""
     return [
         str(bin_dir() / "alertmanager"), f"--config.file={home / 'alertmanager.yml'}",
         f"--storage.path={home / 'data'}",
@@ -446,6 +450,7 @@ def alertmanager_argv(home: Path, port: int) -> list[str]:
         f"--web.external-url=http://127.0.0.1:{port}",
         # Empty: no gossip cluster, so nothing listens on 0.0.0.0:9094 and no peer settling delays start-up.
         "--cluster.listen-address=",
+        *([f"--web.config.file={web_config}"] if web_config else []),
     ]
 
 

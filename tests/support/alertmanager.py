@@ -8,6 +8,7 @@ namespace and filter by it. A test that must stop and restart an Alertmanager st
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import subprocess
@@ -71,9 +72,10 @@ class Alertmanager:
     url: str
     webhook_log: Path | None
     amtool_bin: str = "amtool"
+    auth: tuple[str, str] | None = None  # basic auth, for an Alertmanager with a web config
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
-        response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=REQUEST_TIMEOUT_S)
+        response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=REQUEST_TIMEOUT_S, auth=self.auth)
         response.raise_for_status()
 
     def alerts(self, *, include_suppressed: bool = False, **labels: str) -> list[dict[str, Any]]:
@@ -81,7 +83,7 @@ class Alertmanager:
         inhibited) ones only unless include_suppressed; resolved alerts are never listed."""
         suppressed = "true" if include_suppressed else "false"
         params = [*_filters(labels), ("active", "true"), ("silenced", suppressed), ("inhibited", suppressed)]
-        response = httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=REQUEST_TIMEOUT_S)
+        response = httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=REQUEST_TIMEOUT_S, auth=self.auth)
         response.raise_for_status()
         return list(response.json())
 
@@ -94,18 +96,19 @@ class Alertmanager:
             "startsAt": rfc3339(now), "endsAt": rfc3339(now + duration),
             "createdBy": created_by, "comment": comment,
         }
-        response = httpx.post(f"{self.url}/api/v2/silences", json=body, timeout=REQUEST_TIMEOUT_S)
+        response = httpx.post(f"{self.url}/api/v2/silences", json=body, timeout=REQUEST_TIMEOUT_S, auth=self.auth)
         response.raise_for_status()
         return str(response.json()["silenceID"])
 
     def expire_silence(self, silence_id: str) -> None:
-        response = httpx.delete(f"{self.url}/api/v2/silence/{silence_id}", timeout=REQUEST_TIMEOUT_S)
+        response = httpx.delete(f"{self.url}/api/v2/silence/{silence_id}", timeout=REQUEST_TIMEOUT_S, auth=self.auth)
         response.raise_for_status()
 
     def silences(self, **labels: str) -> list[dict[str, Any]]:
         """GET /api/v2/silences: silences (any state: active, pending, expired) having an equality matcher
         for every filter."""
-        response = httpx.get(f"{self.url}/api/v2/silences", params=_filters(labels), timeout=REQUEST_TIMEOUT_S)
+        response = httpx.get(f"{self.url}/api/v2/silences", params=_filters(labels), timeout=REQUEST_TIMEOUT_S,
+                             auth=self.auth)
         response.raise_for_status()
         return list(response.json())
 
@@ -157,8 +160,12 @@ class PrivateAlertmanager:
     survive; alerts live in memory only). With no webhook_url, a private webhook sink runs too (and
     keeps running across restarts), logging to `directory`/webhook.jsonl."""
 
-    def __init__(self, directory: Path, webhook_url: str | None = None) -> None:
+    def __init__(self, directory: Path, webhook_url: str | None = None,
+                 basic_auth: tuple[str, str, str] | None = None) -> None:
+        """`basic_auth`: (user, password, bcrypt hash of the password): every request must then carry them."""
         self.directory = directory
+        self.basic_auth = basic_auth
+        self.web_config: Path | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self.home = directory / "alertmanager"
         self.logs = directory / "logs"
@@ -177,10 +184,14 @@ class PrivateAlertmanager:
             self._start("webhook", localplatform.webhook_sink_argv(sink_port, self.webhook_log), sink_port,
                         self.webhook_url)
         localplatform.write_alertmanager_config(self.home / "alertmanager.yml", self.webhook_url)
+        if basic_auth is not None:
+            self.web_config = self.home / "web.yml"
+            self.web_config.write_text(f"basic_auth_users:\n  {basic_auth[0]}: '{basic_auth[2]}'\n")
 
     @property
     def client(self) -> Alertmanager:
-        return Alertmanager(self.url, self.webhook_log, str(localplatform.bin_dir() / "amtool"))
+        auth = (self.basic_auth[0], self.basic_auth[1]) if self.basic_auth else None
+        return Alertmanager(self.url, self.webhook_log, str(localplatform.bin_dir() / "amtool"), auth)
 
     @property
     def running(self) -> bool:
@@ -190,8 +201,8 @@ class PrivateAlertmanager:
     def start(self) -> None:
         if self.running:
             return
-        self._start("alertmanager", localplatform.alertmanager_argv(self.home, self.port), self.port,
-                    f"{self.url}/-/ready")
+        self._start("alertmanager", localplatform.alertmanager_argv(self.home, self.port, self.web_config),
+                    self.port, f"{self.url}/-/ready")
 
     def stop(self) -> None:
         """SIGTERM (Alertmanager snapshots silences and the notification log), SIGKILL if it lingers."""
@@ -205,7 +216,11 @@ class PrivateAlertmanager:
         proc = localplatform.spawn(name, argv, port, self.logs)
         self._procs[name] = proc
         try:
-            localplatform.wait_ready(proc, lambda: localplatform.http_ok(ready_url), f"GET {ready_url}")
+            header = None
+            if self.basic_auth is not None and name == "alertmanager":
+                header = "Basic " + base64.b64encode(f"{self.basic_auth[0]}:{self.basic_auth[1]}".encode()).decode()
+            localplatform.wait_ready(proc, lambda: localplatform.http_ok(ready_url, authorization=header),
+                                     f"GET {ready_url}")
         except localplatform.PlatformError as error:
             self.close()
             raise AssertionError(str(error)) from error
@@ -225,10 +240,11 @@ class PrivateAlertmanager:
         self.close()
 
 
-def start_private_alertmanager(directory: Path, webhook_url: str | None = None) -> PrivateAlertmanager:
+def start_private_alertmanager(directory: Path, webhook_url: str | None = None,
+                               basic_auth: tuple[str, str, str] | None = None) -> PrivateAlertmanager:
     """Start a private Alertmanager (and, without webhook_url, its own webhook sink); use it as a context
     manager, or call close(), so nothing outlives the test."""
-    private = PrivateAlertmanager(directory, webhook_url)
+    private = PrivateAlertmanager(directory, webhook_url, basic_auth)
     try:
         private.start()
     except BaseException:

@@ -10,11 +10,13 @@ import json
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.support.alertmanager import Alertmanager, PrivateAlertmanager
+from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, start_private_alertmanager
 from tests.support.kube import Cli, eventually
 from tests.support.operator import OperatorProcess, SimulatedCluster, ticket, wait_for_phase, wait_for_ticket
 
@@ -214,3 +216,39 @@ def test_deleting_a_tikvcluster_sends_its_alerts_resolved(
     # Not left to time out 4 resend intervals later: the operator resolves what it no longer watches.
     alertmanager.wait_for_notifications(1, status="resolved", timeout=15, namespace=namespace)
     assert alertmanager.alerts(namespace=namespace) == []
+
+
+# bcrypt of PASSWORD (Alertmanager's web config wants the hash; computed once with glibc's crypt).
+USER, PASSWORD = "tikv", "page-me-not"
+PASSWORD_HASH = "$2b$10$tikvoperatortestsaltxuJfTQZWItQZ91DJ6Asm1FxdhakghNCwe"
+
+
+def test_an_alertmanager_that_wants_credentials_gets_them_only_from_an_opted_in_secret(
+    kubectl: Cli, namespace: str, start_operator: StartOperator, tikv: SimulatedCluster,
+    make_cluster: Callable[..., Any], tmp_path: Path,
+) -> None:
+    with start_private_alertmanager(tmp_path / "am", basic_auth=(USER, PASSWORD, PASSWORD_HASH)) as private:
+        am = private.client
+        assert httpx.get(f"{am.url}/api/v2/alerts", timeout=5).status_code == 401, "the web config is in force"
+        operator = start_operator(extra_args=FAST)
+        kubectl("create", "secret", "generic", "am-auth", f"--from-literal=username={USER}",
+                f"--from-literal=password={PASSWORD}")
+        make_cluster(tikv.pd_url, alertmanager={"urls": [am.url], "authSecret": {"name": "am-auth"}})
+        tikv.fault(kind="stop-store", store=2)
+        wait_for_ticket(kubectl, "store_down", "2")
+        refused = eventually(lambda: (c := condition(kubectl, "AlertsDelivered")).get("status") == "False" and c,
+                             timeout=20, what="AlertsDelivered=False: the Secret did not opt in")
+        assert refused["reason"] == "CredentialsUnavailable"
+        assert "not labelled tikvops.io/credentials=true" in refused["message"]
+        assert am.alerts(namespace=namespace) == [], "nothing is sent without the credentials"
+
+        kubectl("label", "secret", "am-auth", "tikvops.io/credentials=true")
+        eventually(lambda: condition(kubectl, "AlertsDelivered").get("status") == "True", timeout=40,
+                   what="AlertsDelivered=True with the opted-in Secret")
+        (alert,) = eventually(lambda: am.alerts(namespace=namespace), timeout=15, what="the alert, sent with auth")
+        assert alert["labels"]["store"] == "2"
+        am.wait_for_notifications(1, status="firing", timeout=15, namespace=namespace)
+
+        seen = operator.log() + json.dumps(kubectl.json("get", "tkc", "basic")) + kubectl("get", "events",
+                                                                                            "-o", "json").stdout
+        assert PASSWORD not in seen
