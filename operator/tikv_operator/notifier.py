@@ -24,6 +24,7 @@ from tikv_operator.adapters.alertmanager import AlertmanagerClient, DeliveryErro
 from tikv_operator.adapters.credentials import NO_ALERTMANAGER_CREDENTIALS, AlertmanagerCredentials
 from tikv_operator.adapters.kube_api import server_message
 from tikv_operator.core.alerts import (
+    SILENCED_PHASES,
     Alert,
     AlertContext,
     AlertPolicy,
@@ -277,10 +278,10 @@ class Notifier:
         for registration in self._users(target.key):
             namespace = registration.context.namespace
             for ticket in registration.tickets():
-                if not ticket.silences and ticket.phase not in ("Acknowledged", "Diagnosed") and not any(
+                if not ticket.silences and ticket.phase not in SILENCED_PHASES and not any(
                         k[0] == namespace and k[1] == ticket.name for k in self._silences):
                     continue  # the common case, without building anything
-                view = _with_silences(ticket, self._recorded(namespace, ticket))
+                view = replace(ticket, silences=self._recorded(namespace, ticket))
                 for op in silence_ops(view, [target.url]):
                     if op.alertmanager == target.url:
                         await self._apply_silence(target, namespace, view, op, now)
@@ -319,7 +320,3 @@ class Notifier:
         except (TimeoutError, OSError) as error:
             log.warning("ticket %s/%s: silence not recorded in its status (%s)", namespace, ticket,
                         type(error).__name__)
-
-
-def _with_silences(ticket: TicketView, silences: Mapping[str, str]) -> TicketView:
-    return replace(ticket, silences=dict(silences))

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 from kubernetes_asyncio.client import CoreV1Api, V1Secret
@@ -31,6 +32,7 @@ from tikv_operator.core.observation import CredentialsFailure, NotContacted
 from tikv_operator.core.vocabulary import LABEL_CREDENTIALS
 
 log = logging.getLogger(__name__)
+Credential = TypeVar("Credential")
 
 TLS_KEYS = ("ca.crt", "tls.crt", "tls.key")
 SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"  # noqa: S105 (a Secret type, not a value)
@@ -330,20 +332,15 @@ class SecretCache:
             del self._entries[key]
 
 
-async def _pd_tls(secrets: SecretCache, namespace: str, name: str
-                  ) -> tuple[TLSClientCredentials | None, NotContacted | None]:
+async def _credential(secrets: SecretCache, namespace: str, name: str,
+                      parse: Callable[[V1Secret, str], Credential], what: str
+                      ) -> tuple[Credential | None, NotContacted | None]:
+    """One named Secret, read through the cache and parsed; a problem becomes a NotContacted saying what it
+    was for ("PD client certificate: Secret ns/x is not labelled ...")."""
     try:
-        return tls_from_secret(await secrets.read(namespace, name), f"{namespace}/{name}"), None
+        return parse(await secrets.read(namespace, name), f"{namespace}/{name}"), None
     except CredentialsError as error:
-        return None, NotContacted(error.failure, f"PD client certificate: {error}")
-
-
-async def _prometheus_auth(secrets: SecretCache, namespace: str, name: str
-                           ) -> tuple[PrometheusAuth | None, NotContacted | None]:
-    try:
-        return auth_from_secret(await secrets.read(namespace, name), f"{namespace}/{name}"), None
-    except CredentialsError as error:
-        return None, NotContacted(error.failure, f"Prometheus credentials: {error}")
+        return None, NotContacted(error.failure, f"{what}: {error}")
 
 
 async def _nothing() -> tuple[None, None]:
@@ -354,8 +351,10 @@ async def load_credentials(secrets: SecretCache, namespace: str, spec: TiKVClust
     """Read the Secrets the spec names (in the TiKVCluster's namespace). Problems become NotContacted."""
     pd_secret, prom_secret = spec.pd.tls_secret, spec.prometheus.auth_secret
     (pd_tls, pd_problem), (auth, prom_problem) = await asyncio.gather(
-        _pd_tls(secrets, namespace, pd_secret.name) if pd_secret else _nothing(),
-        _prometheus_auth(secrets, namespace, prom_secret.name) if prom_secret else _nothing(),
+        _credential(secrets, namespace, pd_secret.name, tls_from_secret, "PD client certificate")
+        if pd_secret else _nothing(),
+        _credential(secrets, namespace, prom_secret.name, auth_from_secret, "Prometheus credentials")
+        if prom_secret else _nothing(),
     )
     named = sorted({s.name for s in (pd_secret, prom_secret) if s is not None})
     stale = tuple(note for note in (secrets.staleness(namespace, name) for name in named) if note)
@@ -370,15 +369,13 @@ async def load_alertmanager_credentials(secrets: SecretCache, namespace: str, sp
     used ("" when they can): then nothing is sent, rather than sent without the credentials it needs."""
     if spec is None or (spec.tls_secret is None and spec.auth_secret is None):
         return NO_ALERTMANAGER_CREDENTIALS, ""
-    tls: TLSClientCredentials | None = None
-    auth: PrometheusAuth | None = None
-    try:
-        if spec.tls_secret is not None:
-            name = spec.tls_secret.name
-            tls = tls_from_secret(await secrets.read(namespace, name), f"{namespace}/{name}")
-        if spec.auth_secret is not None:
-            name = spec.auth_secret.name
-            auth = auth_from_secret(await secrets.read(namespace, name), f"{namespace}/{name}")
-    except CredentialsError as error:
-        return NO_ALERTMANAGER_CREDENTIALS, f"Alertmanager credentials: {error}"
+    (tls, tls_problem), (auth, auth_problem) = await asyncio.gather(
+        _credential(secrets, namespace, spec.tls_secret.name, tls_from_secret, "Alertmanager client certificate")
+        if spec.tls_secret else _nothing(),
+        _credential(secrets, namespace, spec.auth_secret.name, auth_from_secret, "Alertmanager credentials")
+        if spec.auth_secret else _nothing(),
+    )
+    problems = [p.reason for p in (tls_problem, auth_problem) if p is not None]
+    if problems:
+        return NO_ALERTMANAGER_CREDENTIALS, "; ".join(problems)
     return AlertmanagerCredentials(tls=tls, auth=auth), ""

@@ -25,8 +25,6 @@ from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.timestamps import to_rfc3339
 
 ALERTNAME = "alertname"
-# The labels the operator owns; a cluster's extra labels may not replace them (identity must hold).
-RESERVED_LABELS = frozenset(RESERVED_ALERT_LABELS)
 WATCHDOG = "TiKVOperatorWatchdog"
 # Phases in which a person has taken the ticket: its notifications are silenced.
 SILENCED_PHASES = frozenset({"Acknowledged", "Diagnosed"})
@@ -91,7 +89,7 @@ class Alert:
 
 
 def alert_labels(ticket: TicketView, context: AlertContext) -> dict[str, str]:
-    labels = {k: v for k, v in context.labels.items() if k not in RESERVED_LABELS and v}
+    labels = {k: v for k, v in context.labels.items() if k not in RESERVED_ALERT_LABELS and v}  # identity holds
     labels |= {ALERTNAME: ticket.invariant, "namespace": context.namespace, "tikv_cluster": context.cluster,
                "severity": ticket.severity or "", "ticket": ticket.name}
     if ticket.store:
