@@ -15,6 +15,7 @@ import typer
 from tikv_sim import __version__
 from tikv_sim.cluster_model import REGION_CHECKS, InstanceLabel, PdMode
 from tikv_sim.faults import Fault, FaultError
+from tikv_sim.raft_metrics import DEFAULT_CRITICAL_ERROR
 from tikv_sim.scenario import parse_scenario, play
 from tikv_sim.simulator import SimConfig, Simulator
 from tikv_sim.store_model import Timing
@@ -28,7 +29,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-fault_app = typer.Typer(help="Inject a fault into a running tikv-sim (through its control API).", no_args_is_help=True)
+fault_app = typer.Typer(
+    help="Inject a fault into a running tikv-sim (through its control API). Each command is one fault of "
+    "the vocabulary scenario files and POST /api/v1/faults also take (tikv_sim.faults).",
+    no_args_is_help=True,
+)
 app.add_typer(fault_app, name="fault")
 
 
@@ -41,6 +46,11 @@ class InstanceLabelChoice(StrEnum):
 class GrpcSeriesChoice(StrEnum):
     full = "full"
     lean = "lean"
+
+
+class MemberChoice(StrEnum):
+    leader = "leader"
+    followers = "followers"
 
 
 class PdModeChoice(StrEnum):
@@ -188,6 +198,9 @@ def _print_summary(summary: dict[str, Any], file_sd: Path | None) -> None:
     typer.echo(f"control: {summary['control_url']}   (export {CONTROL_ENV}={summary['control_url']})")
     for cluster in summary["clusters"][:5]:
         typer.echo(f"cluster {cluster['key']}: PD {cluster['pd_url']}")
+        for member in cluster["pd_members"]:
+            leading = "  (leader)" if member["leader"] else ""
+            typer.echo(f"  PD member {member['name']}: {member['metrics_url']}{leading}")
         for store in cluster["stores"]:
             typer.echo(f"  store {store['id']}: {store['metrics_url']}  instance={store['instance']}")
     if len(summary["clusters"]) > 5:
@@ -389,6 +402,93 @@ def slow_score(
     _send(control, state_file, _fault("slow-score", cluster, store=store, score=score))
 
 
+@fault_app.command("write-stall")
+def write_stall(
+    store: int,
+    micros: Annotated[float, typer.Option(help="tikv_engine_write_stall (microseconds); 0 is healthy.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set a store's RocksDB write stall gauge."""
+    _send(control, state_file, _fault("write-stall", cluster, store=store, micros=micros))
+
+
+@fault_app.command("l0-avg")
+def l0_avg(
+    store: int,
+    files: Annotated[int, typer.Option(help="tikv_scheduler_l0_avg; the official alert fires above 80.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set a store's average number of L0 files."""
+    _send(control, state_file, _fault("l0-avg", cluster, store=store, files=files))
+
+
+@fault_app.command("leaders")
+def leaders(
+    store: int,
+    count: Annotated[int, typer.Option(min=0, help="Region leaders on the store.")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set a store's leader count: TiKV's region_count gauge at once, PD's /stores after the next heartbeat."""
+    _send(control, state_file, _fault("leaders", cluster, store=store, count=count))
+
+
+@fault_app.command("raft-log-lag")
+def raft_log_lag(
+    store: int,
+    entries: Annotated[float, typer.Option(help="p99 of tikv_raftstore_log_lag (entries; healthy 10).")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set the p99 of a store's raft log lag (the official alert fires above 5000)."""
+    _send(control, state_file, _fault("raft-log-lag", cluster, store=store, entries=entries))
+
+
+@fault_app.command("raft-append")
+def raft_append(
+    store: int,
+    p99_ms: Annotated[float, typer.Option(help="p99 of tikv_raftstore_append_log_duration_seconds, ms (healthy 5).")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set the p99 of a store's raft log append duration."""
+    _send(control, state_file, _fault("raft-append", cluster, store=store, p99_ms=p99_ms))
+
+
+@fault_app.command("raft-apply")
+def raft_apply(
+    store: int,
+    p99_ms: Annotated[float, typer.Option(help="p99 of tikv_raftstore_apply_log_duration_seconds, ms (healthy 5).")],
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Set the p99 of a store's raft log apply duration."""
+    _send(control, state_file, _fault("raft-apply", cluster, store=store, p99_ms=p99_ms))
+
+
+@fault_app.command("critical-error")
+def critical_error(
+    store: int,
+    error_type: Annotated[
+        str | None, typer.Option("--type", help=f"The `type` label (default {DEFAULT_CRITICAL_ERROR}).")
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=0, help="How many errors to add (default 1).")] = None,
+    control: ControlOption = None,
+    state_file: StateOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Count critical errors in a running store: tikv_critical_error_total{type} appears (a restart drops it)."""
+    _send(control, state_file, _fault("critical-error", cluster, store=store, type=error_type, count=count))
+
+
 @fault_app.command("regions")
 def regions(
     miss_peer: Annotated[int | None, typer.Option()] = None,
@@ -400,6 +500,12 @@ def regions(
     empty_region: Annotated[int | None, typer.Option()] = None,
     oversized_region: Annotated[int | None, typer.Option()] = None,
     undersized_region: Annotated[int | None, typer.Option()] = None,
+    member: Annotated[
+        MemberChoice | None,
+        typer.Option(
+            help="leader (default): PD's answers and the leader's gauges; followers: their stale gauges only."
+        ),
+    ] = None,
     control: ControlOption = None,
     state_file: StateOption = None,
     cluster: ClusterOption = None,
@@ -407,7 +513,8 @@ def regions(
     """Set how many regions PD reports with each problem (others stay as they are)."""
     values = locals()
     counts = {kind: values[kind.replace("-", "_")] for kind in REGION_CHECKS}
-    _send(control, state_file, _fault("regions", cluster, **counts))
+    scope = None if member is None else member.value
+    _send(control, state_file, _fault("regions", cluster, **counts, member=scope))
 
 
 @fault_app.command("pd")
@@ -435,6 +542,9 @@ def status(control: ControlOption = None, state_file: StateOption = None) -> Non
             f"{cluster['key']}  PD {cluster['pd_url']}  mode={cluster['pd_mode']}  "
             f"leader={cluster['pd_leader']} ({cluster['pd_leader_changes']} changes)"
         )
+        for member in cluster.get("pd_members", []):
+            typer.echo(f"  pd {member['name']:<12} {'leader' if member['leader'] else 'follower':<8} "
+                       f"{member['metrics_url']}")  # fmt: skip
         for store in cluster["stores"]:
             typer.echo(
                 f"  store {store['id']:<3} {store['engine']:<8} {store['state_name']:<12} "

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -53,6 +54,14 @@ REGION_CHECKS: tuple[str, ...] = (
     "oversized-region",
     "undersized-region",
 )
+
+
+def check_region_counts(counts: Mapping[str, int]) -> None:
+    for kind, count in counts.items():
+        if kind not in REGION_CHECKS:
+            raise ValueError(f"unknown region check {kind!r}: use one of {', '.join(REGION_CHECKS)}")
+        if int(count) < 0:
+            raise ValueError("region counts cannot be negative")
 
 
 def region_gauge_type(kind: str) -> str:
@@ -203,12 +212,8 @@ class Cluster:
         """Regions in the cluster; a scale-in moves peers between stores but keeps the regions."""
         return max(1, self.regions)
 
-    def set_region_problems(self, counts: dict[str, int]) -> None:
-        for kind, count in counts.items():
-            if kind not in REGION_CHECKS:
-                raise ValueError(f"unknown region check {kind!r}: use one of {', '.join(REGION_CHECKS)}")
-            if int(count) < 0:
-                raise ValueError("region counts cannot be negative")
+    def set_region_problems(self, counts: Mapping[str, int]) -> None:
+        check_region_counts(counts)
         for kind, count in counts.items():
             self.region_problems[kind] = int(count)
 

@@ -3,15 +3,26 @@
 A fault is a mapping such as {"fault": "disk", "store": 2, "percent": 85} (plus an optional
 "cluster"); scenario steps are the same mappings with an "at" offset. Some faults are timelines
 (restart-store, rolling-restart, scale-in): timeline.expand turns them into simple steps.
+
+store faults    stop-store, start-store, store-state {state}, disk {percent}, latency {p99_ms [type weight]},
+                slow-score {score}, write-stall {micros}, l0-avg {files}, leaders {count},
+                raft-log-lag {entries}, raft-append {p99_ms}, raft-apply {p99_ms},
+                critical-error {[type count]}, restart-store {[downtime]}, scale-in {[drain_seconds]},
+                replace-store
+cluster faults  regions {<check>: count ... [member: leader|followers]}, pd {mode [hang_seconds]},
+                pd-leader-change {[election_seconds not_bootstrapped_seconds reconnect_seconds]},
+                rolling-restart {[downtime gap]}
 """
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tikv_sim import pd_view
+from tikv_sim import pd_members
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, PdMode
 from tikv_sim.grpc_types import check_type
+from tikv_sim.raft_metrics import DEFAULT_CRITICAL_ERROR
 from tikv_sim.store_model import MetaState, Store
 
 
@@ -36,7 +47,12 @@ _KINDS: dict[str, _Kind] = {
     "slow-score": _Kind(True, {"score": int}),
     "write-stall": _Kind(True, {"micros": float}),
     "l0-avg": _Kind(True, {"files": int}),
-    "regions": _Kind(False, {}, dict.fromkeys(REGION_CHECKS, int)),
+    "leaders": _Kind(True, {"count": int}),
+    "raft-log-lag": _Kind(True, {"entries": float}),
+    "raft-append": _Kind(True, {"p99_ms": float}),
+    "raft-apply": _Kind(True, {"p99_ms": float}),
+    "critical-error": _Kind(True, {}, {"type": str, "count": int}),
+    "regions": _Kind(False, {}, {**dict.fromkeys(REGION_CHECKS, int), "member": str}),
     "pd": _Kind(False, {"mode": str}, {"hang_seconds": float}),
     "pd-leader-change": _Kind(
         False, {}, {"election_seconds": float, "not_bootstrapped_seconds": float, "reconnect_seconds": float}
@@ -96,8 +112,9 @@ class Fault:
                 params[name] = _convert(raw[name], kind_type, name)
         if kind_name == "latency":
             _check_latency(params)
-        if kind_name == "regions" and not params:
-            raise FaultError(f"fault regions needs at least one of {', '.join(REGION_CHECKS)}")
+        if kind_name == "regions":
+            _check_regions(params)
+        _check_bounds(str(kind_name), params)
         for name, value in params.items():
             if kind.optional.get(name) is float and name in DEFAULTS and value < 0:
                 raise FaultError(f"{name} cannot be negative")
@@ -128,9 +145,43 @@ def _check_latency(params: dict[str, Any]) -> None:
             raise FaultError(str(error)) from None
 
 
+def _check_regions(params: dict[str, Any]) -> None:
+    if not set(params) & set(REGION_CHECKS):
+        raise FaultError(f"fault regions needs at least one of {', '.join(REGION_CHECKS)}")
+    member = params.get("member", "leader")
+    if member not in pd_members.MEMBER_SCOPES:
+        raise FaultError(f"member is leader (the leader's gauges) or followers (their stale gauges), not {member!r}")
+
+
+# Bounds checked when a fault is read, so that a scenario file fails before it plays: (fault, param) ->
+# (lowest value, whether the lowest value itself is allowed).
+_LOWER_BOUNDS: dict[tuple[str, str], tuple[float, bool]] = {
+    ("leaders", "count"): (0, True),
+    ("raft-log-lag", "entries"): (0, True),
+    ("raft-append", "p99_ms"): (0, False),
+    ("raft-apply", "p99_ms"): (0, False),
+    ("critical-error", "count"): (0, True),
+}
+
+
+def _check_bounds(kind_name: str, params: dict[str, Any]) -> None:
+    for name, value in params.items():
+        bound = _LOWER_BOUNDS.get((kind_name, name))
+        if bound is None:
+            continue
+        lowest, allowed = bound
+        if not math.isfinite(value) or value < lowest or (value == lowest and not allowed):
+            need = f"at least {lowest:g}" if allowed else f"above {lowest:g}"
+            raise FaultError(f"fault {kind_name}: {name} must be a finite number {need}, got {value!r}")
+    if kind_name == "critical-error" and not str(params.get("type", DEFAULT_CRITICAL_ERROR)).strip():
+        raise FaultError("fault critical-error: type is a label value and cannot be empty")
+
+
 def _convert(value: Any, kind_type: type, name: str) -> Any:
     if isinstance(value, bool) or (kind_type is not str and isinstance(value, str) and not value.strip()):
         raise FaultError(f"{name} must be a {kind_type.__name__}, got {value!r}")
+    if kind_type is int and isinstance(value, float) and not value.is_integer():
+        raise FaultError(f"{name} must be a {kind_type.__name__}, got {value!r}")  # int() would truncate it
     try:
         return kind_type(value)
     except (TypeError, ValueError):
@@ -164,6 +215,13 @@ def _store_action(store: Store, fault: Fault, now_ns: int) -> None:
         "slow-score": lambda: store.set_slow_score(fault.params["score"], now_ns),
         "write-stall": lambda: setattr(store, "write_stall_micros", fault.params["micros"]),
         "l0-avg": lambda: setattr(store, "l0_avg", fault.params["files"]),
+        "leaders": lambda: store.set_leader_count(fault.params["count"], now_ns),
+        "raft-log-lag": lambda: store.set_raft_p99("log-lag", fault.params["entries"], now_ns),
+        "raft-append": lambda: store.set_raft_p99("append", fault.params["p99_ms"] / 1000, now_ns),
+        "raft-apply": lambda: store.set_raft_p99("apply", fault.params["p99_ms"] / 1000, now_ns),
+        "critical-error": lambda: store.count_critical_error(
+            fault.params.get("type", DEFAULT_CRITICAL_ERROR), fault.params.get("count", 1)
+        ),
     }
     actions[fault.kind]()
 
@@ -184,6 +242,15 @@ def _cluster_store_action(cluster: Cluster, fault: Fault, now_ns: int) -> bool:
     return True
 
 
+def _regions(cluster: Cluster, fault: Fault) -> None:
+    """The leader's counts are the cluster's (PD's API answers with them); followers' are stale gauges only."""
+    counts = {kind: count for kind, count in fault.params.items() if kind in REGION_CHECKS}
+    if fault.params.get("member", "leader") == "followers":
+        pd_members.set_follower_regions(cluster, counts)
+    else:
+        cluster.set_region_problems(counts)
+
+
 TIMELINES = frozenset({"restart-store", "rolling-restart", "scale-in"})
 
 
@@ -200,12 +267,12 @@ def apply_fault(clusters: Mapping[str, Cluster], fault: Fault, now_ns: int) -> C
             if not _cluster_store_action(cluster, fault, now_ns):
                 _store_action(cluster.store(fault.store), fault, now_ns)
         elif fault.kind == "regions":
-            cluster.set_region_problems(fault.params)
+            _regions(cluster, fault)
         elif fault.kind == "pd":
             cluster.pd.mode = PdMode.parse(fault.params["mode"])
             cluster.pd.hang_seconds = fault.params.get("hang_seconds", cluster.pd.hang_seconds)
         elif fault.kind == "pd-leader-change":
-            pd_view.change_leader(
+            pd_members.change_leader(
                 cluster,
                 now_ns,
                 fault.param("election_seconds"),

@@ -34,7 +34,7 @@ def _child(child: Child, series: TypeSeries) -> str:
         f'{NAME}_bucket{{{labels},le="{bound}"}} {prometheus_number(count)}'
         for bound, count in zip(_BOUNDS, series.cumulative(), strict=True)
     ]
-    lines.append(f"{NAME}_sum{{{labels}}} {prometheus_number(round(series.sum_seconds, 6))}")
+    lines.append(f"{NAME}_sum{{{labels}}} {prometheus_number(round(series.sum_value, 6))}")
     lines.append(f"{NAME}_count{{{labels}}} {prometheus_number(series.total)}")
     return "\n".join(lines)
 

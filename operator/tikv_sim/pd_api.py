@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tikv_sim import metrics, pd_payloads
+from tikv_sim import metrics, pd_members, pd_payloads
 from tikv_sim.clock import Clock
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, PdMode
 from tikv_sim.pd_leader import LeaderPhase
@@ -71,9 +71,7 @@ class PdServer:
     @property
     def _bootstrapped(self) -> bool:
         """False when not bootstrapped, and on a new leader whose RaftCluster is not running yet."""
-        if self.cluster.pd.mode is PdMode.NOT_BOOTSTRAPPED:
-            return False
-        return self.cluster.pd.leader.phase(self.clock.now_ns()) is LeaderPhase.SERVING
+        return pd_members.serving(self.cluster, self.clock.now_ns())
 
     def _needs_cluster(self, builder: Builder) -> Builder:
         """Endpoints behind PD's clusterMiddleware answer 500 until TiKV has bootstrapped the cluster."""
@@ -132,7 +130,8 @@ class PdServer:
             await asyncio.sleep(_HANG_POLL_SECONDS)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        text = metrics.pd_metrics(self.cluster, self.clock.now_ns(), self._bootstrapped)
+        """The leader's view, kept for callers of the PD URL; Prometheus scrapes each member's own listener."""
+        text = pd_members.member_metrics(self.cluster, self.cluster.pd.leader.leader_index, self.clock.now_ns())
         return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 

@@ -3,6 +3,11 @@
 from dataclasses import dataclass, field
 from enum import Enum
 
+from tikv_sim.exposition import Sample
+
+# A member's cluster gauges by family name (pd_cluster_status, pd_regions_status, pd_scheduler_store_status).
+Gauges = dict[str, list[Sample]]
+
 
 class LeaderPhase(Enum):
     ELECTION = "election"  # no leader: followers answer 503 ErrRedirectNoLeader
@@ -32,6 +37,8 @@ class LeaderState:
     leader_index: int = 0  # which PD member leads: pd-0, pd-1, pd-2, then pd-0 again
     changes: int = 0
     last: LeaderChange | None = None
+    # Member index -> the gauges it last set as leader. PD never resets them: a follower keeps exporting these.
+    stale: dict[int, Gauges] = field(default_factory=dict)
 
     def phase(self, now_ns: int) -> LeaderPhase:
         return LeaderPhase.SERVING if self.last is None else self.last.phase(now_ns)

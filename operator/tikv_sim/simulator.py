@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tikv_sim import file_sd, metrics, pd_view, targets
+from tikv_sim import file_sd, metrics, pd_members, pd_view, targets
 from tikv_sim.clock import NS_PER_SECOND, Clock, SystemClock, seconds_to_ns
 from tikv_sim.cluster_model import Cluster, ClusterIdentity, InstanceLabel, PdMode, build_cluster
 from tikv_sim.control_api import make_control_app
@@ -73,14 +73,18 @@ class SimConfig:
 @dataclass
 class _ClusterRuntime:
     cluster: Cluster
-    pd: Listener
-    pd_ip: str
+    pd: Listener  # the PD URL: the API (and the leader's /metrics), like the <tc>-pd Service; not scraped
+    pd_members: list[Listener]  # member index -> its own /metrics, what Prometheus scrapes
+    pd_ips: list[str]
     listeners: dict[int, Listener]  # slot index -> the pod's TiKV status (metrics) listener
     pod_ips: dict[int, str]
     booted: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (store id, process start)
 
     def pod(self, slot: int) -> targets.Pod:
         return targets.Pod(port=self.listeners[slot].port, ip=self.pod_ips[slot])
+
+    def pd_pod(self, member: int) -> targets.Pod:
+        return targets.Pod(port=self.pd_members[member].port, ip=self.pd_ips[member])
 
 
 async def _move(listener: Listener) -> None:
@@ -174,22 +178,35 @@ class Simulator:
             shuffle = random.Random() if config.seed is None else random.Random(f"{config.seed}/{key}")  # noqa: S311
         pd_server = PdServer(cluster, self.clock, lambda: pd_listener.url, shuffle)
         pd_listener = Listener(pd_server.make_app, pd_port)
+        members = [Listener(partial(self._pd_member_app, cluster, i)) for i in range(identity.pd_members)]
         runtime = _ClusterRuntime(
             cluster=cluster,
             pd=pd_listener,
-            pd_ip=self._next_pod_ip(),
+            pd_members=members,
+            pd_ips=[self._next_pod_ip() for _ in members],
             listeners=listeners,
             pod_ips={slot: self._next_pod_ip() for slot in listeners},
         )
         runtime.booted = {s.index: (s.store_id, cluster.store(s.store_id).process_start_ns) for s in cluster.slots}
         self._runtimes[key] = runtime
         await pd_listener.open()
+        for member in members:
+            await member.open()
 
     def _store_app(self, holder: dict[str, Cluster], slot: int) -> web.Application:
         async def serve_metrics(_request: web.Request) -> web.Response:
             cluster = holder["cluster"]
             store = cluster.store(cluster.slots[slot].store_id)
             text = metrics.store_metrics(store, self.clock.now_ns(), self.config.grpc_series)
+            return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+        app = web.Application()
+        app.router.add_get("/metrics", serve_metrics)
+        return app
+
+    def _pd_member_app(self, cluster: Cluster, member: int) -> web.Application:
+        async def serve_metrics(_request: web.Request) -> web.Response:
+            text = pd_members.member_metrics(cluster, member, self.clock.now_ns())
             return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
         app = web.Application()
@@ -206,7 +223,7 @@ class Simulator:
             await self._control.close()
         for runtime in self._runtimes.values():
             await runtime.pd.close()
-            for listener in runtime.listeners.values():
+            for listener in [*runtime.pd_members, *runtime.listeners.values()]:
                 await listener.close()
 
     # --- faults ---------------------------------------------------------------------------------
@@ -287,10 +304,12 @@ class Simulator:
                     await _move(listener)
                     runtime.pod_ips[slot.index] = self._next_pod_ip()
             await listener.open()
-        if cluster.pd.mode is PdMode.UNREACHABLE:
-            await runtime.pd.close()
-        else:
-            await runtime.pd.open()
+        # An unreachable PD is every member gone, their metrics with them.
+        for listener in [runtime.pd, *runtime.pd_members]:
+            if cluster.pd.mode is PdMode.UNREACHABLE:
+                await listener.close()
+            else:
+                await listener.open()
         self.write_file_sd()
 
     # --- what the outside world needs to find us --------------------------------------------------
@@ -302,8 +321,8 @@ class Simulator:
             for slot in cluster.slots:
                 if not slot.removed:
                     groups.append(targets.store_group(cluster, slot, runtime.pod(slot.index), extra))
-            pd_pod = targets.Pod(port=runtime.pd.port, ip=runtime.pd_ip)
-            groups.append(targets.pd_group(cluster, pd_pod, extra))
+            for member in range(len(runtime.pd_members)):
+                groups.append(targets.pd_group(cluster, member, runtime.pd_pod(member), extra))
         return groups
 
     def write_file_sd(self) -> None:
@@ -356,6 +375,14 @@ class Simulator:
                     "pd_leader": cluster.identity.pd_member_name_of(leader.leader_index),
                     "pd_leader_changes": leader.changes,
                     "pd_leader_phase": leader.phase(now_ns).value,
+                    "pd_members": [
+                        {
+                            "name": cluster.identity.pd_member_name_of(index),
+                            "metrics_url": f"{listener.url}/metrics",
+                            "leader": index == leader.leader_index,
+                        }
+                        for index, listener in enumerate(runtime.pd_members)
+                    ],
                     "region_problems": dict(cluster.region_problems),
                     "stores": stores,
                 }

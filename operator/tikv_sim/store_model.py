@@ -1,4 +1,4 @@
-"""One TiKV store as PD and Prometheus see it: meta state, heartbeats, disk, regions, latency."""
+"""One TiKV store as PD and Prometheus see it: meta state, heartbeats, disk, regions, latency, raft health."""
 
 from dataclasses import dataclass, field
 from enum import Enum
@@ -6,6 +6,7 @@ from enum import Enum
 from tikv_sim.clock import NS_PER_SECOND, seconds_to_ns
 from tikv_sim.grpc_types import DEFAULT_WEIGHT, FOREGROUND_TYPES, Traffic, check_type, default_traffic
 from tikv_sim.latency import LatencyHistogram
+from tikv_sim.raft_metrics import RaftHealth, check_p99, healthy_p99s
 
 GIB = 1024**3
 MIB = 1024**2
@@ -94,6 +95,7 @@ class Store:
         self.running = True
         self.physically_destroyed = False
         self.traffic: dict[str, Traffic] = default_traffic(spec.p99_seconds)
+        self.raft_p99: dict[str, float] = healthy_p99s()  # settings: a restart keeps them, not the counters
         self._drain: tuple[int, float] | None = None  # (start ns, seconds) of a scale-in
         self._stopped_ns: int | None = None
         self._boot(now_ns)
@@ -102,6 +104,7 @@ class Store:
         """A (re)started TiKV process: new start time, counters from zero, heartbeat at once."""
         self.process_start_ns = now_ns
         self.histogram = LatencyHistogram(self.traffic, self.spec.p99_seconds, now_ns)
+        self.raft = RaftHealth(self.raft_p99, now_ns)
         self._reported = self._snapshot(now_ns)
 
     # --- identity -----------------------------------------------------------------------------
@@ -244,6 +247,34 @@ class Store:
             raise ValueError("TiKV slow scores range over 1..100")
         self.reported(now_ns)
         self.slow_score = score
+
+    def set_leader_count(self, count: int, now_ns: int) -> None:
+        """Leaders PD sees from the next heartbeat on; TiKV's region_count gauge shows them at once."""
+        if count < 0:
+            raise ValueError("a leader count cannot be negative")
+        if self.is_tiflash and count:
+            raise ValueError(f"store {self.id} is TiFlash: it holds learners only and leads no region")
+        self.reported(now_ns)
+        self.leader_count = count
+
+    def _tikv_only(self, what: str) -> None:
+        if self.is_tiflash:
+            raise ValueError(f"store {self.id} is TiFlash: it exports no tikv_* metrics, so no {what}")
+
+    def set_raft_p99(self, key: str, value: float, now_ns: int) -> None:
+        """The p99 of a raft histogram ("log-lag" in entries, "append"/"apply" in seconds); a stopped
+        store keeps it for its next process."""
+        check_p99(key, value)
+        self._tikv_only(f"raft {key}")
+        self.raft_p99[key] = value
+        self.raft.set_p99(key, value, now_ns)
+
+    def count_critical_error(self, kind: str, count: int) -> None:
+        """Errors of the running process: a stopped one counts nothing, a restarted one starts from none."""
+        self._tikv_only("critical errors")
+        if not self.running:
+            raise ValueError(f"store {self.id} is not running: a stopped process counts no critical errors")
+        self.raft.count_error(kind, count)
 
     def set_meta_state(self, state: MetaState) -> None:
         self.meta_state = state

@@ -63,14 +63,16 @@ def store_group(cluster: Cluster, slot: Slot, pod: Pod, extra: dict[str, str]) -
     return {"targets": _address(pod.port), "labels": {"instance": store.spec.status_address, **extra}}
 
 
-def pd_group(cluster: Cluster, pod: Pod, extra: dict[str, str]) -> dict[str, Any]:
+def pd_group(cluster: Cluster, member: int, pod: Pod, extra: dict[str, str]) -> dict[str, Any]:
+    """One PD member's metrics target: every member is scraped, as PD's ServiceMonitor and tiup do."""
     identity = cluster.identity
+    name = identity.pd_member_name_of(member)
     mode = identity.instance_label
     if mode is InstanceLabel.POD_LABEL:
-        meta = _kubernetes_meta(cluster, identity.pd_member_name, "pd", f"{identity.name}-pd", pod.ip)
+        meta = _kubernetes_meta(cluster, name, "pd", f"{identity.name}-pd", pod.ip)
         return {"targets": _address(pod.port), "labels": meta | extra}
     if mode is InstanceLabel.POD_NAME:
-        return {"targets": _address(pod.port), "labels": _tidb_monitor(cluster, identity.pd_member_name, "pd") | extra}
+        return {"targets": _address(pod.port), "labels": _tidb_monitor(cluster, name, "pd") | extra}
     return {"targets": _address(pod.port), "labels": {"instance": f"127.0.0.1:{pod.port}", **extra}}
 
 

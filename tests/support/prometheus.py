@@ -84,3 +84,15 @@ def kubernetes_targets(prometheus: Prometheus, name: str) -> ScrapeTargets:
     directory = prometheus.file_sd_dir / KUBERNETES_SUBDIR
     directory.mkdir(exist_ok=True)  # platforms started before the job existed have no such directory
     return ScrapeTargets(path=directory / f"{name}.json", labels={"test_id": name})
+
+
+def until_shown(read: Callable[[], Any], ready: Callable[[Any], bool], what: str, timeout: float = 60.0) -> Any:
+    """`read()` once a second until `ready(value)`; fails naming `what` and the last value (bounded)."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = read()
+        if ready(value):
+            return value
+        time.sleep(1)
+    raise AssertionError(f"Prometheus never showed {what}; last: {value}")

@@ -1,13 +1,12 @@
 """Deployment conventions and the realistic gRPC histogram, as the real Prometheus stores and computes them."""
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from tests.support.prometheus import Prometheus, ScrapeTargets, until_shown
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.file_sd import write_atomically
@@ -20,14 +19,7 @@ GRPC = "tikv_grpc_msg_duration_seconds_bucket"
 
 
 def _eventually(read: Callable[[], Any], ready: Callable[[Any], bool], what: str) -> Any:
-    deadline = time.monotonic() + QUERY_TIMEOUT_S
-    value = None
-    while time.monotonic() < deadline:
-        value = read()
-        if ready(value):
-            return value
-        time.sleep(1)
-    raise AssertionError(f"Prometheus never showed {what}; last: {value}")
+    return until_shown(read, ready, what, QUERY_TIMEOUT_S)
 
 
 def _number(value: float | None) -> bool:
@@ -63,8 +55,9 @@ def test_pod_label_convention_as_prometheus_operator_relabels_it(
         assert [key for key in first if key.startswith("__")] == ["__name__"]  # no __meta_* left after relabelling
 
         pd = _eventually(lambda: _labels(prometheus.query(f'etcd_server_is_leader{{test_id="{test_id}"}}')),
-                         lambda v: len(v) == 1, "PD")  # fmt: skip
-        assert (pd[0]["pod"], pd[0]["container"], pd[0]["job"]) == ("basic-pd-0", "pd", "basic-pd")
+                         lambda v: len(v) == 3, "three PD members")  # fmt: skip
+        members = sorted((m["pod"], m["container"], m["job"]) for m in pd)
+        assert members == [(f"basic-pd-{i}", "pd", "basic-pd") for i in range(3)]
 
         tiflash = f'{{test_id="{test_id}",pod="basic-tiflash-0"}}'
         names = _eventually(

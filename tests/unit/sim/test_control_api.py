@@ -1,5 +1,7 @@
 """The control API and the `tikv-sim fault` commands change what PD and the stores show."""
 
+import json
+
 import httpx
 from typer.testing import CliRunner
 
@@ -116,3 +118,42 @@ def test_cli_rejects_bad_new_faults_before_sending(sim: SimulatorThread) -> None
     result = runner.invoke(app, ["fault", "restart-store", "1", "--downtime", "-3", *control])
     assert result.exit_code != 0
     assert "cannot be negative" in result.output
+
+
+def test_cli_commands_for_health_faults(sim: SimulatorThread) -> None:
+    control = ["--control", str(sim.control_url)]
+    help_text = runner.invoke(app, ["fault", "--help"]).output
+    for name in ("leaders", "raft-log-lag", "raft-append", "raft-apply", "critical-error", "write-stall", "l0-avg"):
+        assert name in help_text, name
+    commands = [
+        (["raft-log-lag", "1", "--entries", "6000"], {"fault": "raft-log-lag", "store": 1, "entries": 6000.0}),
+        (["raft-append", "2", "--p99-ms", "1500"], {"fault": "raft-append", "store": 2, "p99_ms": 1500.0}),
+        (["raft-apply", "2", "--p99-ms", "900"], {"fault": "raft-apply", "store": 2, "p99_ms": 900.0}),
+        (["critical-error", "3"], {"fault": "critical-error", "store": 3}),
+        (["critical-error", "3", "--type", "rocksdb iter", "--count", "2"],
+         {"fault": "critical-error", "store": 3, "type": "rocksdb iter", "count": 2}),
+        (["leaders", "1", "--count", "0"], {"fault": "leaders", "store": 1, "count": 0}),
+        (["write-stall", "1", "--micros", "250"], {"fault": "write-stall", "store": 1, "micros": 250.0}),
+        (["l0-avg", "1", "--files", "90"], {"fault": "l0-avg", "store": 1, "files": 90}),
+        (["regions", "--miss-peer", "40", "--member", "followers"],
+         {"fault": "regions", "miss-peer": 40, "member": "followers"}),
+    ]  # fmt: skip
+    for command, applied in commands:
+        result = runner.invoke(app, ["fault", *command, *control])
+        assert result.exit_code == 0, (command, result.output)
+        assert f"applied {json.dumps(applied)} to cluster basic" in result.output
+    text = httpx.get(sim.metrics_url(3), timeout=5).text
+    assert 'tikv_critical_error_total{type="sst_corruption"} 1' in text
+    assert 'tikv_critical_error_total{type="rocksdb iter"} 2' in text
+    assert 'tikv_raftstore_region_count{type="leader"} 0' in httpx.get(sim.metrics_url(1), timeout=5).text
+    assert "tikv_engine_write_stall{" in text
+    follower = httpx.get(sim.summary()["clusters"][0]["pd_members"][1]["metrics_url"], timeout=5).text
+    assert 'pd_regions_status{type="miss-peer-region-count"} 40' in follower
+    status = runner.invoke(app, ["status", *control]).output
+    assert "pd-0" in status
+    assert "leader" in status
+    assert "follower" in status
+
+    bad = runner.invoke(app, ["fault", "raft-append", "1", "--p99-ms", "0", *control])
+    assert bad.exit_code != 0
+    assert "p99_ms must be a finite number above 0" in bad.output

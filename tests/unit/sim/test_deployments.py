@@ -30,7 +30,7 @@ def test_pod_label_targets_carry_kubernetes_meta_labels_and_no_instance(tmp_path
         groups = json.loads(path.read_text())
         stores = _stores(sim)
         summary = sim.summary()["clusters"][0]["stores"]
-    store, pd = groups[0], groups[-1]
+    store, pd = groups[0], groups[2]
     assert store["targets"] == [summary[0]["instance"]]
     assert store["targets"][0].startswith("127.0.0.1:")
     labels = store["labels"]
@@ -46,9 +46,11 @@ def test_pod_label_targets_carry_kubernetes_meta_labels_and_no_instance(tmp_path
     }
     assert labels["__meta_kubernetes_pod_ip"].startswith("10.244.")
     assert groups[1]["labels"]["__meta_kubernetes_pod_ip"] != labels["__meta_kubernetes_pod_ip"]
-    assert pd["labels"]["__meta_kubernetes_pod_name"] == "basic-pd-0"
+    assert [g["labels"]["__meta_kubernetes_pod_name"] for g in groups[2:]] == ["basic-pd-0", "basic-pd-1", "basic-pd-2"]
+    assert len({g["labels"]["__meta_kubernetes_pod_ip"] for g in groups}) == 5  # a pod IP each
     assert pd["labels"]["__meta_kubernetes_pod_container_name"] == "pd"
     assert pd["labels"]["__meta_kubernetes_service_name"] == "basic-pd"
+    assert pd["labels"]["__meta_kubernetes_endpoint_port_name"] == "client"
     assert stores[1]["store"]["address"] == "basic-tikv-0.basic-tikv-peer.prod.svc:20160"
     assert stores[1]["store"]["status_address"] == "basic-tikv-0.basic-tikv-peer.prod.svc:20180"
     assert summary[0]["pod"] == "basic-tikv-0"
@@ -108,8 +110,8 @@ def test_two_namespaces_with_the_same_pod_names(tmp_path: Path) -> None:
         assert one["key"] == "beta/basic"
     groups = json.loads(path.read_text())
     pods = [(g["labels"]["kubernetes_namespace"], g["labels"]["instance"]) for g in groups]
-    assert pods == [("alpha", "basic-tikv-0"), ("alpha", "basic-tikv-1"), ("alpha", "basic-pd-0"),
-                    ("beta", "basic-tikv-0"), ("beta", "basic-tikv-1"), ("beta", "basic-pd-0")]  # fmt: skip
+    members = ["basic-pd-0", "basic-pd-1", "basic-pd-2"]
+    assert pods == [(ns, pod) for ns in ("alpha", "beta") for pod in ["basic-tikv-0", "basic-tikv-1", *members]]
     assert {g["labels"]["tidb_cluster"] for g in groups} == {"alpha-basic", "beta-basic"}
     assert {g["labels"]["cluster"] for g in groups} == {"basic"}
 

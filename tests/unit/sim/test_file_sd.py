@@ -18,11 +18,14 @@ def test_status_address_convention(tmp_path: Path) -> None:
         groups = json.loads(path.read_text())
         body = httpx.get(f"{sim.pd_url}/pd/api/v1/stores", timeout=5).json()
     stores = [by_id(body)[store_id] for store_id in (1, 2)]
-    assert len(groups) == 3  # two stores and PD
+    assert len(groups) == 5  # two stores and three PD members
     for group, store in zip(groups, stores, strict=False):
         status_address = store["store"]["status_address"]
         assert group == {"targets": [status_address], "labels": {"instance": status_address, "test_id": "t1"}}
-    assert groups[2]["targets"][0].startswith("127.0.0.1:")
+    for group in groups[2:]:  # tiup lists each PD member by its client address
+        assert group["targets"][0].startswith("127.0.0.1:")
+        assert group["labels"] == {"instance": group["targets"][0], "test_id": "t1"}
+    assert len({g["targets"][0] for g in groups}) == 5
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -49,8 +52,9 @@ def test_pod_name_convention(tmp_path: Path) -> None:
         "test_id": "t2",
     }
     assert groups[0]["targets"][0].startswith("127.0.0.1:")
-    assert groups[2]["labels"]["instance"] == "basic-pd-0"
-    assert groups[2]["labels"]["component"] == "pd"
+    assert [g["labels"]["instance"] for g in groups[2:]] == ["basic-pd-0", "basic-pd-1", "basic-pd-2"]
+    assert {g["labels"]["component"] for g in groups[2:]} == {"pd"}
+    assert groups[2]["labels"]["tidb_cluster"] == "prod-basic"
     first = stores[0]["store"]
     assert first["address"] == "basic-tikv-0.basic-tikv-peer.prod.svc:20160"
     assert first["status_address"] == "basic-tikv-0.basic-tikv-peer.prod.svc:20180"
@@ -76,5 +80,5 @@ def test_many_clusters_in_one_process(tmp_path: Path) -> None:
         states = [s["running"] for c in sim.summary()["clusters"] for s in c["stores"]]
         assert states.count(False) == 1
     groups = json.loads(path.read_text())
-    assert len(groups) == 20 * 6
-    assert len({(g["labels"]["tidb_cluster"], g["labels"]["instance"]) for g in groups}) == 120
+    assert len(groups) == 20 * (5 + 3)
+    assert len({(g["labels"]["tidb_cluster"], g["labels"]["instance"]) for g in groups}) == 160

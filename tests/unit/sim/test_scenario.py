@@ -93,3 +93,24 @@ def test_timeline_faults_in_a_scenario() -> None:
 def test_timeline_steps_are_not_faults_users_send() -> None:
     with pytest.raises(FaultError, match="unknown fault 'remove-store'"):
         Fault.from_mapping({"fault": "remove-store", "store": 1})
+
+
+def test_health_faults_in_a_scenario() -> None:
+    steps = parse_scenario(
+        "- at: 1s\n  fault: raft-log-lag\n  store: 1\n  entries: 6000\n"
+        "- at: 2s\n  fault: raft-append\n  store: 2\n  p99_ms: 1500\n"
+        "- at: 3s\n  fault: raft-apply\n  store: 2\n  p99_ms: 1200\n"
+        "- at: 4s\n  fault: critical-error\n  store: 3\n  type: key not in region\n  count: 2\n"
+        "- at: 5s\n  fault: leaders\n  store: 1\n  count: 0\n"
+        "- at: 6s\n  fault: regions\n  miss-peer: 200\n  member: followers\n"
+    )
+    assert [(s.fault.kind, s.fault.params) for s in steps] == [
+        ("raft-log-lag", {"entries": 6000.0}),
+        ("raft-append", {"p99_ms": 1500.0}),
+        ("raft-apply", {"p99_ms": 1200.0}),
+        ("critical-error", {"type": "key not in region", "count": 2}),
+        ("leaders", {"count": 0}),
+        ("regions", {"miss-peer": 200, "member": "followers"}),
+    ]
+    with pytest.raises(FaultError, match="step 1: fault raft-log-lag: entries must be a finite number at least 0"):
+        parse_scenario("- at: 1s\n  fault: raft-log-lag\n  store: 1\n  entries: -4\n")
