@@ -20,9 +20,10 @@ from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpe
 from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
 from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import configure, evaluate
+from tikv_operator.core.invariants import configure, evaluate, restart_horizon
 from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, open_tickets_written, plan_check
 from tikv_operator.core.observation import Observation
+from tikv_operator.core.store_memory import EMPTY, StoreMemory, remember
 from tikv_operator.core.tickets import TicketView
 
 # (cluster, namespace, spec, now, stores with open tickets) -> what PD and Prometheus say.
@@ -53,6 +54,10 @@ class ClusterChecker:
     pending: list[PendingViolation] | None = None
     unwritten: dict[str, int] = field(default_factory=dict)
     last_status: TiKVClusterStatus | None = None
+    # What earlier checks saw of the stores (restarts, leadership): store_restarted and store_leader_lost.
+    memory: StoreMemory = EMPTY
+    # When each open ticket's violation was last seen, also between coalesced counter writes (keepFiringFor).
+    last_violated: dict[str, datetime] = field(default_factory=dict)
     # Where the cluster's tickets are delivered and how that goes (the notifier), for AlertsDelivered.
     delivery: Callable[[], DeliveryReport | None] | None = None
 
@@ -71,17 +76,19 @@ class ClusterChecker:
         ticketed = frozenset(t.store for t in tickets() if t.active and t.store)
         observation = await self.observer(self.name, self.namespace, spec, now, ticketed)
         configs = configure(spec)
-        findings = evaluate(observation, configs)
+        self.memory = remember(self.memory, observation, restart_horizon(configs))
+        findings = evaluate(observation, configs, self.memory)
         policy = LifecyclePolicy.from_spec(spec)
         plan = plan_check(
             cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
             # Read after the probes (which may take seconds): a hold or resolve made meanwhile is planned on,
             # not overwritten; one made after this line makes its ticket's patches fail with 409.
             configs=configs, tickets=list(tickets()), pending=self.pending or [], unwritten=self.unwritten,
-            policy=policy,
+            policy=policy, last_violated=self.last_violated,
         )
         applied = await self.writer.apply(self.namespace, body, plan.operations)
         self.pending = list(plan.pending)
+        self.last_violated = dict(plan.last_violated)
         self.unwritten = {**{k: v for k, v in self.unwritten.items() if k in applied.failed}, **plan.unwritten}
         plan = replace(plan, open_tickets=open_tickets_written(plan, applied.failed))
         generation = body.get("metadata", {}).get("generation")

@@ -140,9 +140,10 @@ def cluster_manifest(name: str, pd_url: str, prometheus_url: str, matchers: Mapp
         "apiVersion": "tikvops.io/v1alpha1",
         "kind": "TiKVCluster",
         "metadata": {"name": name},
-        "spec": {"pd": {"url": pd_url, "timeout": "1s"},
-                 "prometheus": {"url": prometheus_url, "labelMatchers": dict(matchers), "timeout": "2s"},
-                 **spec},
+        "spec": {**spec, "pd": {"url": pd_url, "timeout": "1s"},
+                 # `prometheus=` adds to (or replaces) the fields that point at the platform's Prometheus.
+                 "prometheus": {"url": prometheus_url, "labelMatchers": dict(matchers), "timeout": "2s",
+                                **spec.get("prometheus", {})}},
     }
 
 

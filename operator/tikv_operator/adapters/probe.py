@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 
 from tikv_operator.adapters.credentials import NO_CREDENTIALS, ClusterCredentials
@@ -10,8 +11,9 @@ from tikv_operator.adapters.pd_client import read_stores
 from tikv_operator.adapters.prometheus_client import query_metrics
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.durations import parse_duration
+from tikv_operator.core.invariants import configure, queries_for
 from tikv_operator.core.observation import MetricsObservation, NotContacted, Observation, PDObservation
-from tikv_operator.core.queries import check_queries
+from tikv_operator.core.queries import CUSTOM
 
 
 async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials, confirm: frozenset[str]) -> PDObservation:
@@ -28,13 +30,27 @@ async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials, confirm: f
 
 async def _metrics(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> MetricsObservation:
     prometheus = spec.prometheus
-    queries = check_queries(prometheus.label_matchers, prometheus.rate_window)
+    queries, parts = queries_for(spec, configure(spec))
     problem = credentials.prometheus_problem
     if problem is not None:
         return MetricsObservation(url=prometheus.url, reachable=False, queries=queries, error=problem.reason,
-                                  not_contacted=problem)
-    return await query_metrics(prometheus.url, queries, parse_duration(prometheus.timeout).total_seconds(),
-                               credentials.prometheus_auth)
+                                  not_contacted=problem, parts=parts)
+    timeout = parse_duration(prometheus.timeout).total_seconds()
+    observed = await query_metrics(prometheus.url, queries, timeout, credentials.prometheus_auth)
+    customs = {check: expr for check, (query, expr) in parts.items() if query == CUSTOM}
+    if observed.reachable and CUSTOM in observed.failures and len(customs) > 1:
+        observed = await _each_custom(observed, customs, prometheus.url, timeout, credentials)
+    return replace(observed, parts=parts)
+
+
+async def _each_custom(observed: MetricsObservation, customs: dict[str, str], url: str, timeout_s: float,
+                       credentials: ClusterCredentials) -> MetricsObservation:
+    """The custom invariants share one query; when it fails (one malformed expression fails them all), each
+    is asked alone, so only the broken one is unknown, with Prometheus' own error. This costs one query per
+    custom invariant, only while one of them fails."""
+    alone = await query_metrics(url, customs, timeout_s, credentials.prometheus_auth)
+    failures = {name: reason for name, reason in observed.failures.items() if name != CUSTOM} | dict(alone.failures)
+    return replace(observed, values={**observed.values, **alone.values}, failures=failures)
 
 
 async def observe(

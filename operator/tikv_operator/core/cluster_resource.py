@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
+from tikv_operator.core.catalogue import ENTRIES
 from tikv_operator.core.durations import AtLeastASecond, Duration
 from tikv_operator.core.queries import DEFAULT_RATE_WINDOW
-from tikv_operator.core.vocabulary import Health, Severity
+from tikv_operator.core.vocabulary import INVARIANT_NAME_MAX, INVARIANT_NAME_PATTERN, Health, Severity
 from tikv_operator.core.wire import SecretName, Timestamp, WireModel
 
 # No userinfo (user:pass@ would be copied into logs, Events and tickets; credentials belong in Secrets), no
@@ -132,16 +133,73 @@ class InvariantOverride(WireModel):
         None, description="How long a violation must last before a ticket opens."
     )
     severity: Severity | None = Field(None, description="Severity of the tickets it opens.")
+    keep_firing_for: Duration | None = Field(
+        None, description="How long an open ticket stays open after the condition clears (PrometheusRule's "
+        "keep_firing_for): a condition back within it keeps the same ticket. Default 0s.",
+    )
+    window: Duration | None = Field(
+        None, description="Look-back of invariants that count events within a window (store_restarted, "
+        "write_stall, critical_error, pd_leader_flapping) or take a rate (the p99 invariants: default "
+        "spec.prometheus.rateWindow). Ignored by the others.",
+    )
 
 
-class InvariantOverrides(WireModel):
-    """Overrides keyed by invariant name."""
+def _overrides_model() -> type[WireModel]:
+    """One optional override per built-in invariant, each described by its catalogue row, so that
+    `kubectl explain tikvcluster.spec.invariants` lists the catalogue."""
+    fields: dict[str, Any] = {
+        name: (InvariantOverride | None, Field(None, alias=name, description=f"{name}: {entry.describe()}"))
+        for name, entry in ENTRIES.items()
+    }
+    return create_model(  # type: ignore[no-any-return]
+        "InvariantOverrides", __base__=WireModel,
+        __doc__="Overrides keyed by invariant name; every built-in invariant is on unless disabled here.",
+        **fields,
+    )
 
-    store_down: InvariantOverride | None = Field(None, alias="store_down")
-    high_latency: InvariantOverride | None = Field(None, alias="high_latency")
-    low_disk_space: InvariantOverride | None = Field(None, alias="low_disk_space")
-    pd_unreachable: InvariantOverride | None = Field(None, alias="pd_unreachable")
-    prometheus_unreachable: InvariantOverride | None = Field(None, alias="prometheus_unreachable")
+
+InvariantOverrides = _overrides_model()
+
+CUSTOM_INVARIANTS_MAX = 50
+# The placeholder a custom expression writes where the cluster's labelMatchers go, inside a selector's
+# braces: `rate(tikv_foo_total{$matchers}[5m])`, `tikv_bar{type="x",$matchers}`.
+MATCHERS_PLACEHOLDER = "$matchers"
+
+
+class CustomInvariant(WireModel):
+    """An invariant of your own, in PrometheusRule's vocabulary: a non-empty result is a violation."""
+
+    name: str = Field(
+        pattern=INVARIANT_NAME_PATTERN, max_length=INVARIANT_NAME_MAX,
+        description="Its name on tickets (tikvops.io/invariant) and alerts (alertname): lower case, digits and _, "
+        "not a built-in invariant's name.",
+    )
+    expr: str = Field(
+        min_length=1, max_length=4096,
+        description="PromQL. Every series of the result is a violation; an empty result is ok; a query error is "
+        "unknown (shown in the CustomInvariants condition with Prometheus' error). Write $matchers inside a "
+        "selector's braces where the cluster's spec.prometheus.labelMatchers belong, e.g. "
+        "'rate(tikv_channel_full_total{$matchers}[5m]) > 0'; it expands to nothing when there are none.",
+    )
+    scope: Literal["store", "cluster"] = Field(
+        "cluster", description="store: the result is mapped to stores by its pod label, else its instance label, "
+        "as the built-in invariants are (keep both: sum by (instance, pod) ..., which works under tiup, "
+        "TidbMonitor and kube-prometheus); one ticket per store. "
+        "cluster: one ticket for the cluster.",
+    )
+    for_: Duration = Field("0s", alias="for", description="Grace period: how long the result must be non-empty "
+                           "before a ticket opens.")
+    keep_firing_for: Duration = Field("0s", description="How long the ticket stays open after the result empties.")
+    severity: Severity = Field("warning", description="Severity of its tickets.")
+    summary: str = Field("", max_length=1024, description="What it means, in words; starts the ticket's message.")
+    enabled: bool = Field(True, description="false turns it off.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_built_in(cls, name: str) -> str:
+        if name in ENTRIES:
+            raise ValueError(f"{name} is a built-in invariant: configure it under spec.invariants.{name}")
+        return name
 
 
 class FlappingSpec(WireModel):
@@ -179,21 +237,37 @@ class TiKVClusterSpec(WireModel):
     paused: bool = Field(False, description="true stops checks; tickets stay as they are.")
     # `default: {}` in the CRD makes the API server fill in the nested defaults when the whole object
     # is omitted, so `kubectl get -o yaml` shows the values in force.
-    invariants: InvariantOverrides = Field(
-        default_factory=InvariantOverrides, description="Per-invariant overrides, keyed by invariant name.",
+    invariants: InvariantOverrides = Field(  # type: ignore[valid-type]
+        default_factory=InvariantOverrides, description="Per-invariant overrides, keyed by invariant name. Every "
+        "built-in invariant is listed with its scope, source, rule and defaults (kubectl explain "
+        "tikvcluster.spec.invariants).",
         json_schema_extra={"default": {}},
+    )
+    custom_invariants: list[CustomInvariant] = Field(
+        default_factory=list, max_length=CUSTOM_INVARIANTS_MAX,
+        description="Invariants of your own (PromQL). All of them are asked in one query per check.",
     )
     flapping: FlappingSpec = Field(default_factory=FlappingSpec, json_schema_extra={"default": {}})
     alertmanager: AlertmanagerSpec | None = Field(
         None, description="Alertmanager delivery of this cluster's tickets; unset: the operator's default.")
     tickets: TicketPolicy = Field(default_factory=TicketPolicy, json_schema_extra={"default": {}})
 
+    # The API server cannot check that names in a list are unique without CEL (Kubernetes 1.20).
+    @field_validator("custom_invariants")
+    @classmethod
+    def _names_unique(cls, customs: list[CustomInvariant]) -> list[CustomInvariant]:
+        names = [c.name for c in customs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"customInvariants names must be unique: {repeated}")
+        return customs
+
 
 class Condition(WireModel):
     """metav1.Condition."""
 
     type: str = Field(description="Ready, PDReachable, PrometheusReachable, MetricsAvailable, CredentialsAvailable, "
-                      "AlertsDelivered")
+                      "AlertsDelivered, CustomInvariants")
     status: Literal["True", "False", "Unknown"]
     observed_generation: int | None = Field(None, ge=0)
     last_transition_time: Timestamp

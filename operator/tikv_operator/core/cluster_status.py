@@ -12,7 +12,7 @@ from tikv_operator.core.findings import Finding
 from tikv_operator.core.lifecycle import Plan
 from tikv_operator.core.observation import NotContacted, Observation
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
-from tikv_operator.core.vocabulary import Health
+from tikv_operator.core.vocabulary import INVARIANT_NAMES, Health
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -88,11 +88,28 @@ def metrics_available(obs: Observation, findings: Sequence[Finding]) -> tuple[Co
     for cause, reason in _BLIND_REASONS.items():
         blind = [f for f in findings if f.verdict == "unknown" and f.cause == cause]
         if blind:
-            stores = sorted({f.store for f in blind}, key=lambda s: (len(s), s))
+            stores = sorted({f.store for f in blind if f.store}, key=lambda s: (len(s), s))
             invariants = sorted({f.invariant for f in blind})
-            return "False", reason, (f"{', '.join(invariants)} cannot be judged for store"
-                                     f"{'s' * (len(stores) != 1)} {', '.join(stores)}: {blind[0].message}")
+            where = f" for store{'s' * (len(stores) != 1)} {', '.join(stores)}" if stores else ""
+            return "False", reason, f"{', '.join(invariants)} cannot be judged{where}: {blind[0].message}"
     return "True", "SeriesFound", "every Up TiKV store has the series its invariants read"
+
+
+def custom_invariants(findings: Sequence[Finding]) -> tuple[ConditionStatus, str, str] | None:
+    """Could the cluster's own invariants be evaluated? None when it has none. A malformed expression is
+    False with Prometheus' own error, so the person who wrote it sees why."""
+    customs = [f for f in findings if f.invariant not in INVARIANT_NAMES]
+    if not customs:
+        return None
+    names = sorted({f.invariant for f in customs})
+    for cause, reason in (("query-failed", "QueryFailed"), ("ambiguous", "UnmappedSeries")):
+        bad = {f.invariant: f.message for f in customs if f.verdict == "unknown" and f.cause == cause}
+        if bad:
+            return "False", reason, "; ".join(f"{name}: {message}" for name, message in sorted(bad.items()))
+    unknown = next((f for f in customs if f.verdict == "unknown" and f.cause != "inhibited"), None)
+    if unknown is not None:
+        return "Unknown", "NotEvaluated", unknown.message
+    return "True", "Evaluated", f"evaluated {', '.join(names)}"
 
 
 def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: Sequence[Finding], plan: Plan,
@@ -133,6 +150,9 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
     ]
     if delivery is not None:
         conditions.append(_condition(previous, "AlertsDelivered", *alerts_delivered(delivery), generation, now))
+    custom = custom_invariants(findings)
+    if custom is not None:
+        conditions.append(_condition(previous, "CustomInvariants", *custom, generation, now))
     return TiKVClusterStatus(
         observed_generation=generation,
         health=health,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from tikv_operator.core.vocabulary import InvariantName, Severity
+from tikv_operator.core.vocabulary import Severity
 
 Verdict = Literal["violated", "ok", "unknown"]
 # Why a verdict is unknown. The blind ones mean the operator cannot see what it should (the cluster's
@@ -21,7 +21,7 @@ BLIND: frozenset[str] = frozenset({"no-data", "query-failed", "ambiguous", "prom
 class Finding:
     """`unknown` means the data to decide was missing: a ticket for this identity must stay as it is."""
 
-    invariant: InvariantName
+    invariant: str  # a built-in (vocabulary.InvariantName) or a cluster's custom invariant
     store: str  # "" for a cluster-wide invariant
     verdict: Verdict
     severity: Severity

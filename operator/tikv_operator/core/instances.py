@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tikv_operator.core.observation import Series, Store
-from tikv_operator.core.queries import KEY_LABEL, KEY_SOURCES
+from tikv_operator.core.queries import CHECK_LABEL, KEY_LABEL, KEY_SOURCES
 
 Convention = Literal["status-address", "pod-name"]
 # Labels that tell one cluster's series from another's on a shared Prometheus, best suggestion first.
 CLUSTER_LABELS = ("namespace", "kubernetes_namespace", "tidb_cluster", "cluster")
 # Labels of a series that say nothing about where it came from.
-_NOT_ORIGIN = {KEY_LABEL, "type", "le", "__name__"}
+_NOT_ORIGIN = {KEY_LABEL, CHECK_LABEL, "type", "le", "__name__"}
 
 
 def series_key(labels: Mapping[str, str]) -> str:

@@ -106,6 +106,8 @@ class Plan:
     # Checks that saw a violation since its ticket's counters were last written (rule 3's coalescing).
     unwritten: Mapping[str, int] = field(default_factory=dict)
     open_tickets: int = 0
+    # Open tickets -> the last check that saw their violation (keepFiringFor counts from there).
+    last_violated: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def plan_check(
@@ -119,6 +121,7 @@ def plan_check(
     pending: Iterable[PendingViolation],
     unwritten: Mapping[str, int],
     policy: LifecyclePolicy,
+    last_violated: Mapping[str, datetime] | None = None,
 ) -> Plan:
     history = _history(cluster, tickets)
     active = {ident: _active(ts) for ident, ts in history.items() if _active(ts) is not None}
@@ -128,6 +131,7 @@ def plan_check(
     ops: list[Operation] = [op for ts in history.values() for t in ts if (op := react_to_edit(t, now)) is not None]
     still_pending: dict[Identity, PendingViolation] = {}
     still_unwritten: dict[str, int] = {}
+    violated_at = dict(last_violated or {})
     seen: set[Identity] = set()
 
     for finding in findings:
@@ -136,6 +140,7 @@ def plan_check(
         ticket = active.get(ident)
         if finding.verdict == "violated":
             if ticket is not None:
+                violated_at[ticket.name] = now
                 op, count = _refresh(ticket, finding, now, unwritten.get(ticket.name, 0), policy, batch)
                 ops.extend(op)
                 if count:
@@ -155,7 +160,8 @@ def plan_check(
             else:
                 ops.append(_create(cluster, finding, first_seen, now, batch, earlier, policy))
         elif finding.verdict == "ok":
-            if ticket is not None and not ticket.held and finding.clears:
+            kept = ticket is not None and _keeps_firing(ticket, configs[finding.invariant], now, violated_at)
+            if ticket is not None and not ticket.held and finding.clears and not kept:
                 ops.append(_resolve(ticket, finding, now, unwritten.get(ticket.name, 0)))
             elif ticket is not None:
                 ops.extend(_repair(ticket, finding, now, batch))
@@ -182,12 +188,25 @@ def plan_check(
     ops.extend(op for op in _expired(history, now, policy) if op.name not in reopened)
     opened = sum(isinstance(op, CreateTicket) for op in ops) + len(reopened)
     resolved = sum(isinstance(op, PatchTicket) and (op.status or {}).get("phase") == RESOLVED for op in ops)
+    resolving = {op.name for op in ops if isinstance(op, PatchTicket) and (op.status or {}).get("phase") == RESOLVED}
     return Plan(
         operations=tuple(ops),
         pending=tuple(sorted(still_pending.values(), key=lambda p: (p.invariant, p.store))),
         unwritten=still_unwritten,
         open_tickets=len(active) + opened - resolved,
+        last_violated={name: at for name, at in violated_at.items()
+                       if name not in resolving and name in {t.name for t in active.values()}},
     )
+
+
+def _keeps_firing(ticket: TicketView, config: InvariantConfig, now: datetime, violated_at: Mapping[str, datetime]
+                  ) -> bool:
+    """keepFiringFor: a ticket stays open that long after its violation was last seen, so a condition that
+    comes back within it is the same ticket (PrometheusRule's keep_firing_for)."""
+    if config.keep_firing_for <= timedelta(0):
+        return False
+    last = violated_at.get(ticket.name) or ticket.last_seen
+    return last is not None and now - last < config.keep_firing_for
 
 
 def _history(cluster: str, tickets: Iterable[TicketView]) -> dict[Identity, list[TicketView]]:

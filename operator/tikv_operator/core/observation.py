@@ -26,6 +26,10 @@ class Store:
     labels: tuple[tuple[str, str], ...] = ()
     last_heartbeat_ns: int | None = None
     physically_destroyed: bool = False
+    start_timestamp: int | None = None  # seconds; the TiKV process' start (0 before its first heartbeat)
+    leader_count: int | None = None
+    region_count: int | None = None
+    slow_score: float | None = None  # PD leaves it out before the first heartbeat, and when 0
 
     @property
     def up(self) -> bool:
@@ -97,6 +101,8 @@ class MetricsObservation:
     error: str = ""
     failures: Mapping[str, str] = field(default_factory=dict)
     not_contacted: NotContacted | None = None
+    # The checks inside the union queries: check -> (the query it rides in, its own expression).
+    parts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class StoreMeta(_Lenient):
     state_name: str = ""
     last_heartbeat: int | None = None
     physically_destroyed: bool = False
+    start_timestamp: int | None = None
 
 
 class StoreStatus(_Lenient):
@@ -80,7 +81,9 @@ class StoresResponse(_Lenient):
             Store(e.store.id, e.store.address, e.store.status_address, e.store.state_name,
                   e.status.capacity, e.status.available,
                   labels=tuple((label.key, label.value) for label in e.store.labels),
-                  last_heartbeat_ns=e.store.last_heartbeat, physically_destroyed=e.store.physically_destroyed)
+                  last_heartbeat_ns=e.store.last_heartbeat, physically_destroyed=e.store.physically_destroyed,
+                  start_timestamp=e.store.start_timestamp, leader_count=e.status.leader_count,
+                  region_count=e.status.region_count, slow_score=e.status.slow_score)
             for e in self.stores
         )
 

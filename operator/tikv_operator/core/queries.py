@@ -16,7 +16,31 @@ from collections.abc import Mapping
 
 P99_LATENCY = "p99_latency_seconds"
 STORE_SIZE = "store_size_bytes"
-QUERY_NAMES = (P99_LATENCY, STORE_SIZE)
+# The union queries: each holds several checks told apart by CHECK_LABEL (label_replace(...) or ...), so a
+# check costs at most five queries whatever the number of stores and invariants.
+STORE_HEALTH = "store_health"
+PD_HEALTH = "pd_health"
+CUSTOM = "custom"
+QUERY_NAMES = (P99_LATENCY, STORE_SIZE, STORE_HEALTH, PD_HEALTH, CUSTOM)
+CHECK_LABEL = "tikvops_check"
+
+# The checks inside the union queries, and the query each one rides in.
+RAFT_LOG_LAG = "raft_log_lag"
+RAFT_APPEND = "raft_append_slow"
+RAFT_APPLY = "raft_apply_slow"
+WRITE_STALL = "write_stall"
+L0_FILES = "write_stall_l0"
+CRITICAL_ERRORS = "critical_error"
+PD_REGIONS = "pd_regions"  # by `type`, from the PD leader only
+PD_LEADERS = "pd_leaders"  # how many PD members report themselves leader (the gate's own health)
+PD_LEADER_CHANGES = "pd_leader_changes"
+CUSTOM_PREFIX = "custom/"
+# pd_regions_status types (hyphens: tikv/pd pkg/statistics/region_collection.go) -> invariant.
+REGION_TYPES = {
+    "miss-peer-region-count": "region_miss_peer",
+    "down-peer-region-count": "region_down_peer",
+    "pending-peer-region-count": "region_pending_peer",
+}
 
 KEY_LABEL = "tikvops_key"
 # Where the key comes from, weakest first: each later label, when set, overrides the earlier ones.
@@ -57,8 +81,87 @@ def keyed(expr: str) -> str:
     return expr
 
 
-def check_queries(matchers: Mapping[str, str], rate_window: str = DEFAULT_RATE_WINDOW) -> dict[str, str]:
-    """Query name -> PromQL; the engine reads the answers by these names."""
+def _p99(bucket_metric: str, matchers: Mapping[str, str], window: str) -> str:
+    rates = keyed(f"rate({selector(bucket_metric, matchers)}[{window}])")
+    return f"histogram_quantile(0.99, sum without (instance) ({rates}))"
+
+
+def _tagged(check: str, expr: str) -> str:
+    return f'label_replace({expr}, "{CHECK_LABEL}", "{check}", "", "")'
+
+
+def _union(parts: Mapping[str, str]) -> str:
+    return " or ".join(_tagged(check, expr) for check, expr in parts.items())
+
+
+def store_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> dict[str, str]:
+    """check -> PromQL, per store key, for the raft and storage invariants. `windows` holds the range of each
+    invariant that has one (core.catalogue); the official rules' fixes are in the comments."""
+    stall = selector("tikv_engine_write_stall", matchers, 'type="write_stall_max"')
+    errors = selector("tikv_critical_error_total", matchers)
+    error_window = windows[CRITICAL_ERRORS]
+    return {
+        RAFT_LOG_LAG: _p99("tikv_raftstore_log_lag_bucket", matchers, windows[RAFT_LOG_LAG]),
+        RAFT_APPEND: _p99("tikv_raftstore_append_log_duration_seconds_bucket", matchers, windows[RAFT_APPEND]),
+        RAFT_APPLY: _p99("tikv_raftstore_apply_log_duration_seconds_bucket", matchers, windows[RAFT_APPLY]),
+        # The worst stall of the window: TiKV_write_stall's delta() is 0 when a stall ended inside the window.
+        WRITE_STALL: f"max without (instance, db, type) ({keyed(f'max_over_time({stall}[{windows[WRITE_STALL]}])')})",
+        L0_FILES: f"max without (instance, cf) ({keyed(selector('tikv_scheduler_l0_avg', matchers))})",
+        # Errors within the window. rate() and increase() miss a store's first error of each type (the child
+        # appears at 1 and never increases), so a child that is new within the window counts whole.
+        CRITICAL_ERRORS: "sum without (instance, type) ("
+        + keyed(f"(increase({errors}[{error_window}]) > 0) or ({errors} unless {errors} offset {error_window})")
+        + ")",
+    }
+
+
+def pd_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> dict[str, str]:
+    """check -> PromQL for PD's cluster gauges. Every PD member exports them, followers with the stale values
+    of when they last led, so they are read through the leader gate (etcd_server_is_leader == 1)."""
+    types = "|".join(REGION_TYPES)
+    regions = selector("pd_regions_status", matchers, f'type=~"{types}"')
+    leader = f"({selector('etcd_server_is_leader', matchers)} == 1)"
+    changes = selector("etcd_server_leader_changes_seen_total", matchers)
+    return {
+        PD_REGIONS: f"sum by (type) ({regions} * ignoring (type) group_left () {leader})",
+        PD_LEADERS: f"count({leader})",
+        PD_LEADER_CHANGES: f"max(increase({changes}[{windows[PD_LEADER_CHANGES]}]))",
+    }
+
+
+def with_matchers(expr: str, matchers: Mapping[str, str]) -> str:
+    """A custom expression with `$matchers` replaced by the cluster's label matchers (nothing when none)."""
+    text = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(matchers.items()))
+    return expr.replace("$matchers", text)
+
+
+def custom_part(expr: str, scope: str, matchers: Mapping[str, str]) -> str:
+    """A custom invariant's expression as it is asked: store-scoped ones carry the store key."""
+    expanded = f"({with_matchers(expr, matchers)})"
+    return keyed(expanded) if scope == "store" else expanded
+
+
+def check_queries(matchers: Mapping[str, str], rate_window: str = DEFAULT_RATE_WINDOW,
+                  windows: Mapping[str, str] | None = None, skip: frozenset[str] = frozenset(),
+                  customs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Query name -> PromQL; the engine reads the answers by these names and, in the union queries, by
+    CHECK_LABEL. `windows`: check -> range (defaults to rate_window); `skip`: checks of disabled invariants;
+    `customs`: check name (CUSTOM_PREFIX + name) -> expression from custom_part()."""
+    queries = base_queries(matchers, rate_window)
+    ranges = {check: (windows or {}).get(check, rate_window)
+              for check in (RAFT_LOG_LAG, RAFT_APPEND, RAFT_APPLY, WRITE_STALL, CRITICAL_ERRORS, PD_LEADER_CHANGES)}
+    for name, parts in ((STORE_HEALTH, store_health_parts(matchers, ranges)),
+                        (PD_HEALTH, pd_health_parts(matchers, ranges))):
+        kept = {check: expr for check, expr in parts.items() if check not in skip}
+        if kept:
+            queries[name] = _union(kept)
+    if customs:
+        queries[CUSTOM] = _union(customs)
+    return queries
+
+
+def base_queries(matchers: Mapping[str, str], rate_window: str = DEFAULT_RATE_WINDOW) -> dict[str, str]:
+    """The latency and disk queries."""
     types = "|".join(FOREGROUND_TYPES)
     buckets = selector("tikv_grpc_msg_duration_seconds_bucket", matchers, f'type=~"{types}"')
     sizes = selector("tikv_store_size_bytes", matchers, 'type=~"capacity|available"')

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tikv_operator.core.vocabulary import InvariantName, Phase, Resolution, Severity
+from tikv_operator.core.vocabulary import INVARIANT_NAME_MAX, INVARIANT_NAME_PATTERN, Phase, Resolution, Severity
 from tikv_operator.core.wire import Timestamp, WireModel
 
 
@@ -14,7 +14,9 @@ class OperatorTicketSpec(WireModel):
     """What the ticket is about; written by the operator, except `held`."""
 
     cluster: str = Field(min_length=1, max_length=253, description="Name of the TiKVCluster (same namespace).")
-    invariant: InvariantName = Field(description="The broken invariant.")
+    invariant: str = Field(pattern=INVARIANT_NAME_PATTERN, max_length=INVARIANT_NAME_MAX,
+                           description="The broken invariant: a built-in one or a name from the TiKVCluster's "
+                           "spec.customInvariants.")
     store: str = Field(
         "", pattern=r"^[0-9]*$", max_length=20, description="PD store id; empty for a cluster-wide invariant."
     )

@@ -19,14 +19,32 @@ LABEL_HELD = f"{GROUP}/held"
 # this label set to "true": naming a Secret in a TiKVCluster is not enough (confused deputy).
 LABEL_CREDENTIALS = f"{GROUP}/credentials"
 
+# The built-in catalogue (core.invariants). A TiKVCluster may add its own (spec.customInvariants), so an
+# invariant's name on a ticket is any name of this shape, not only these.
 InvariantName = Literal[
     "store_down",
     "high_latency",
     "low_disk_space",
     "pd_unreachable",
     "prometheus_unreachable",
+    "store_slow",
+    "store_low_space",
+    "store_restarted",
+    "store_leader_lost",
+    "region_miss_peer",
+    "region_down_peer",
+    "region_pending_peer",
+    "raft_log_lag",
+    "raft_append_slow",
+    "raft_apply_slow",
+    "write_stall",
+    "critical_error",
+    "pd_leader_flapping",
 ]
 INVARIANT_NAMES: tuple[str, ...] = get_args(InvariantName)
+# Built-in and custom names alike: a label value (<= 63) that also reads well in a ticket's name.
+INVARIANT_NAME_PATTERN = r"^[a-z][a-z0-9_]*[a-z0-9]$"
+INVARIANT_NAME_MAX = 40
 
 # Ordered from most to least urgent, as the official TiKV/PD alert rules' `level` label.
 Severity = Literal["emergency", "critical", "warning", "info"]

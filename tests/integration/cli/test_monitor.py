@@ -45,7 +45,7 @@ def test_monitor_prints_its_config_and_a_heartbeat_per_check_and_stops_cleanly_o
         assert f"PD endpoint:    {tikv.pd_url}" in output
         assert f"Prometheus:     {prometheus.url}" in output
         assert "Interval:       1s" in output
-        assert "check complete: 5 invariants" in output
+        assert "check complete: 18 invariants" in output
         # The platform exports ALERTMANAGER_URL, as PROMETHEUS_URL: the monitor's tickets page through it.
         assert f"Alertmanager:   {platform.alertmanager_url}" in output
         spec = kubectl.json("get", "tkc", "mon")["spec"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.kube import Cli, to_yaml
+from tikv_operator.core.catalogue import ENTRIES
 
 VALID_CLUSTER: dict[str, Any] = {
     "apiVersion": "tikvops.io/v1alpha1",
@@ -106,8 +107,23 @@ INVALID = [
      ["spec.alertmanager.labels", "string"]),
     ("ticket-without-cluster", with_change(VALID_TICKET, "spec.cluster", DELETE),
      ["spec.cluster", "Required value"]),
-    ("ticket-unknown-invariant", with_change(VALID_TICKET, "spec.invariant", "disk_full"),
-     ["spec.invariant", 'Unsupported value: "disk_full"', '"store_down"']),
+    ("ticket-invariant-not-a-name", with_change(VALID_TICKET, "spec.invariant", "Disk Full"),
+     ["spec.invariant", "should match"]),
+    # Issue 15: the catalogue's overrides and a cluster's own invariants.
+    ("window-bad", with_change(VALID_CLUSTER, "spec.invariants", {"pd_leader_flapping": {"window": "10 min"}}),
+     ["spec.invariants.pd_leader_flapping.window", "should match"]),
+    ("keep-firing-bad", with_change(VALID_CLUSTER, "spec.invariants", {"raft_log_lag": {"keepFiringFor": "x"}}),
+     ["spec.invariants.raft_log_lag.keepFiringFor", "should match"]),
+    ("custom-without-expr", with_change(VALID_CLUSTER, "spec.customInvariants", [{"name": "mine"}]),
+     ["spec.customInvariants.expr", "Required value"]),
+    ("custom-name-bad", with_change(VALID_CLUSTER, "spec.customInvariants", [{"name": "My-Rule", "expr": "up"}]),
+     ["spec.customInvariants.name", "should match"]),
+    ("custom-scope-bad", with_change(VALID_CLUSTER, "spec.customInvariants",
+                                     [{"name": "mine", "expr": "up", "scope": "node"}]),
+     ["spec.customInvariants.scope", 'Unsupported value: "node"']),
+    ("custom-for-bad", with_change(VALID_CLUSTER, "spec.customInvariants",
+                                   [{"name": "mine", "expr": "up", "for": "1"}]),
+     ["spec.customInvariants.for", "should match"]),
     ("ticket-store-not-an-id", with_change(VALID_TICKET, "spec.store", "tikv-0"), ["spec.store", "should match"]),
     ("ticket-held-a-string", with_change(VALID_TICKET, "spec.held", "true"), ["spec.held", "boolean"]),
 ]
@@ -194,3 +210,15 @@ def test_a_ticket_lists_with_the_original_columns(kubectl: Cli) -> None:
                                 "HELD", "AGE"]
     assert lines[1].split()[:6] == ["basic-store-down-s1-1", "Open", "critical", "store_down", "1", "4"]
     assert lines[1].split()[7] == "false"
+
+
+@pytest.mark.usefixtures("tikvops_crds")
+def test_kubectl_explain_lists_every_invariant_with_its_defaults(kubectl: Cli) -> None:
+    text = " ".join(kubectl("explain", "tikvcluster.spec.invariants").stdout.split())
+    for name, entry in ENTRIES.items():
+        assert f"{name} <Object>" in text, name
+        assert f"{name}: {entry.scope}-scoped, from {entry.source_text}" in text, name
+    assert "Default threshold 80, grace 1m, severity critical" in text  # store_slow
+    custom = " ".join(kubectl("explain", "tikvcluster.spec.customInvariants").stdout.split())
+    assert "$matchers" in custom
+

@@ -13,9 +13,8 @@ from tikv_operator.adapters.credentials import ClusterCredentials
 from tikv_operator.adapters.probe import observe
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import configure, evaluate
+from tikv_operator.core.invariants import configure, evaluate, queries_for
 from tikv_operator.core.observation import NotContacted, Observation
-from tikv_operator.core.queries import check_queries
 
 NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
 
@@ -76,9 +75,11 @@ def test_unusable_secrets_mean_not_contacted_and_unknown_not_unreachable() -> No
     assert findings["prometheus_unreachable"].message == (
         f"Prometheus at {closed} was not contacted: Prometheus credentials: Secret tidb/prom-auth has no key token"
     )
-    assert dict(observation.metrics.queries) == check_queries({})
+    assert dict(observation.metrics.queries) == queries_for(cluster, configure(cluster))[0]
     # PD was not read: no store has a finding, so every store ticket stays as it is (rule 5).
-    assert {f.invariant for f in findings.values()} == {"pd_unreachable", "prometheus_unreachable"}
+    assert {f.store for f in findings.values()} == {""}
+    # The cluster-wide ones read from Prometheus are as unknown as Prometheus, for the same cause.
+    assert {f.cause for f in findings.values() if f.invariant != "pd_unreachable"} == {"credentials", "prometheus"}
 
 
 def test_prometheus_not_contacted_keeps_the_metric_invariants_unknown_for_its_own_cause() -> None:
@@ -132,3 +133,39 @@ def test_timeouts_come_from_the_spec() -> None:
 
     assert observation.pd.error == "GET /pd/api/v1/stores: no answer within 0.3s"
     assert observation.metrics.error == "no answer within 0.5s"
+
+
+def test_a_malformed_custom_expression_blinds_only_itself() -> None:
+    """All custom invariants ride in one query; when it fails, each is asked alone (n + 1 queries, only while
+    one is broken), so the good one is still judged and the broken one shows Prometheus' own error."""
+    asked: list[str] = []
+
+    async def stores(_request: web.Request) -> web.Response:
+        return web.json_response({"count": 1, "stores": [{"store": {"id": 1, "state_name": "Up"}}]})
+
+    async def query(request: web.Request) -> web.Response:
+        expr = request.query["query"]
+        asked.append(expr)
+        if "broken(" in expr:
+            return web.json_response({"status": "error", "errorType": "bad_data",
+                                      "error": '1:8: parse error: unknown function with name "broken"'}, status=400)
+        result = [{"metric": {"instance": "x"}, "value": [1, "1"]}] if "up_custom" in expr else []
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    app = web.Application()
+    app.router.add_get("/pd/api/v1/stores", stores)
+    app.router.add_get("/api/v1/query", query)
+    customs = [{"name": "good", "expr": "up_custom"}, {"name": "bad", "expr": "broken(up)"}]
+
+    async def scenario() -> tuple[TiKVClusterSpec, Observation]:
+        async with serving(app) as url:
+            cluster = TiKVClusterSpec.model_validate({"pd": {"url": url}, "prometheus": {"url": url},
+                                                      "customInvariants": customs})
+            return cluster, await observe("basic", cluster, None, NOW)
+
+    cluster, obs = asyncio.run(scenario())
+    findings = {f.invariant: f for f in evaluate(obs, configure(cluster)) if f.invariant in ("good", "bad")}
+    assert findings["good"].verdict == "violated"
+    assert (findings["bad"].verdict, findings["bad"].cause) == ("unknown", "query-failed")
+    assert 'bad_data: 1:8: parse error: unknown function with name "broken"' in findings["bad"].message
+    assert len(asked) == 5 + 2  # four built-in queries, the custom union, then each custom alone

@@ -19,10 +19,10 @@ from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
 from tikv_operator.adapters.prometheus_client import _Failure, _query, query_metrics
 from tikv_operator.core.observation import MetricsObservation, Series
-from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE, check_queries
+from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE, base_queries
 
 MATCHERS = {"tidb_cluster": "prod-basic"}
-QUERIES = check_queries(MATCHERS)
+QUERIES = base_queries(MATCHERS)  # the client is the same for any query set
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

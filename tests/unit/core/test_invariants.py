@@ -18,7 +18,15 @@ from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import CATALOGUE, configure, evaluate
 from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
 from tikv_operator.core.pd_model import PDAnswerError, parse_stores
-from tikv_operator.core.queries import FOREGROUND_TYPES, KEY_LABEL, P99_LATENCY, STORE_SIZE, check_queries
+from tikv_operator.core.queries import (
+    FOREGROUND_TYPES,
+    KEY_LABEL,
+    P99_LATENCY,
+    PD_HEALTH,
+    STORE_HEALTH,
+    STORE_SIZE,
+    check_queries,
+)
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 PD_URL = "http://basic-pd.tidb:2379"
@@ -290,7 +298,8 @@ def test_pd_not_bootstrapped_makes_pd_unreachable_violated_and_stores_unknown() 
     assert found[("pd_unreachable", "")].verdict == "violated"
     assert "not bootstrapped" in found[("pd_unreachable", "")].message
     # No store list, so no store verdict at all: a store_down ticket stays as it is (unknown).
-    assert set(found) == {("pd_unreachable", ""), ("prometheus_unreachable", "")}
+    assert {ident for ident in found if ident[1]} == set()
+    assert found[("prometheus_unreachable", "")].verdict == "ok"
 
 
 def test_malformed_pd_json_is_an_answer_error() -> None:
@@ -330,6 +339,8 @@ def test_absent_metric_is_blind_unknown_not_ok(absent: str) -> None:
     assert found[(affected, "1")].verdict == "unknown"
     assert found[(affected, "1")].cause == "no-data"
     assert found[(other, "1")].verdict == "ok"
+    # PD's heartbeats still judge the disk, whatever Prometheus has.
+    assert found[("store_low_space", "1")].verdict == "ok"
 
 
 def test_one_failing_query_blinds_only_the_invariant_that_reads_it() -> None:
@@ -366,28 +377,46 @@ def test_prometheus_down_is_violated_and_metric_invariants_unknown() -> None:
     found = judge(stores_from(REFERENCE_STORES), metrics(reachable=False, error="connection refused"))
     assert found[("prometheus_unreachable", "")].verdict == "violated"
     assert found[("high_latency", "1")].cause == "prometheus"
-    assert found[("low_disk_space", "1")].verdict == "unknown"
+    for name in ("raft_log_lag", "write_stall", "critical_error", "region_miss_peer", "pd_leader_flapping"):
+        store_id = "" if name.startswith(("region", "pd")) else "1"
+        assert (found[(name, store_id)].verdict, found[(name, store_id)].cause) == ("unknown", "prometheus")
     assert found[("store_down", "4")].verdict == "violated"  # PD still speaks
+    assert found[("low_disk_space", "1")].verdict == "unknown"
+    assert found[("store_low_space", "1")].verdict == "ok"  # PD's view of the disk
 
 
 def test_catalogue_declares_every_invariant() -> None:
-    assert [(i.name, i.scope, i.source, i.severity, i.grace_period.total_seconds(), i.threshold)
-            for i in CATALOGUE.values()] == [
+    assert [(i.name, e.scope, e.source, e.severity, e.grace_period.total_seconds(), e.threshold)
+            for i in CATALOGUE.values() for e in (i.entry,)] == [
         ("store_down", "store", "pd", "critical", 60, None),
         ("high_latency", "store", "prometheus", "warning", 60, 0.1),
         ("low_disk_space", "store", "prometheus", "warning", 0, 0.7),
         ("pd_unreachable", "cluster", "pd", "critical", 60, None),
         ("prometheus_unreachable", "cluster", "prometheus", "warning", 60, None),
+        ("store_slow", "store", "pd", "critical", 60, 80),
+        ("store_low_space", "store", "pd", "warning", 60, 0.2),
+        ("store_restarted", "store", "pd", "warning", 0, 2),
+        ("store_leader_lost", "store", "pd", "warning", 600, None),
+        ("region_miss_peer", "cluster", "prometheus", "critical", 60, 100),
+        ("region_down_peer", "cluster", "prometheus", "warning", 60, 0),
+        ("region_pending_peer", "cluster", "prometheus", "warning", 60, 100),
+        ("raft_log_lag", "store", "prometheus", "critical", 60, 5000),
+        ("raft_append_slow", "store", "prometheus", "critical", 60, 1),
+        ("raft_apply_slow", "store", "prometheus", "critical", 60, 1),
+        ("write_stall", "store", "prometheus", "critical", 60, 0),
+        ("critical_error", "store", "prometheus", "critical", 0, 0),
+        ("pd_leader_flapping", "cluster", "prometheus", "warning", 60, 3),
     ]
 
 
 def test_queries_are_constant_and_carry_label_matchers_and_the_window() -> None:
     queries = check_queries({"tidb_cluster": 'tidb-"basic"'}, "90s")
-    assert len(queries) == 2
-    for q in queries.values():
+    assert list(queries) == [P99_LATENCY, STORE_SIZE, STORE_HEALTH, PD_HEALTH]
+    for name, q in queries.items():
         assert 'tidb_cluster="tidb-\\"basic\\""' in q
-        assert f'"{KEY_LABEL}", "$1", "pod", "(.+)"' in q
-        assert "without (instance" in q
+        if name != PD_HEALTH:  # per store
+            assert f'"{KEY_LABEL}", "$1", "pod", "(.+)"' in q
+            assert "without (instance" in q
     latency = queries[P99_LATENCY]
     assert "[90s]" in latency
     assert "kv_pessimistic_lock" not in latency

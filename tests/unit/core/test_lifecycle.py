@@ -431,3 +431,28 @@ def test_open_tickets_counts_only_what_was_written() -> None:
     assert open_tickets_written(result, set()) == 1
     assert open_tickets_written(result, {"basic-store-down-s4-1"}) == 0  # the create failed (a 422)
     assert open_tickets_written(result, {"basic-store-down-s5-1"}) == 2  # the resolve failed: still open
+
+
+def test_keep_firing_for_holds_a_ticket_open_after_the_condition_clears() -> None:
+    spec = TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"},
+                                           "invariants": {"store_down": {"keepFiringFor": "2m"}}})
+    configs = configure(spec)
+    open_ticket = ticket(last_seen=T0 - timedelta(minutes=5))  # counters written long ago (coalesced)
+
+    def run(now: datetime, verdict: Verdict, last: dict[str, datetime]) -> Plan:
+        return plan_check(cluster="basic", now=now, batch="b", findings=[finding(verdict)], configs=configs,
+                          tickets=[open_ticket], pending=[], unwritten={}, policy=POLICY, last_violated=last)
+
+    seen = run(T0, "violated", {})
+    assert seen.last_violated == {open_ticket.name: T0}  # remembered between coalesced writes
+    # Cleared 1 minute after it was last seen: still firing, nothing written.
+    assert run(T0 + timedelta(minutes=1), "ok", dict(seen.last_violated)).operations == ()
+    # 2 minutes after: resolved.
+    (resolve,) = run(T0 + timedelta(minutes=2), "ok", dict(seen.last_violated)).operations
+    assert isinstance(resolve, PatchTicket)
+    assert (resolve.status or {}).get("phase") == "Resolved"
+    # After an operator restart (no memory) the ticket's own lastSeen is the fallback.
+    (late,) = run(T0, "ok", {}).operations
+    assert (late.status or {}).get("phase") == "Resolved"
+    without = plan([finding("ok")], [ticket()], now=T0 + timedelta(seconds=1))
+    assert (without.operations[0].status or {}).get("phase") == "Resolved"  # default: no keep-firing
