@@ -46,9 +46,14 @@ def test_each_convention_gives_disk_and_latency_verdicts_for_every_store(
     convention, cluster = deployed
     cluster.fault(kind="disk", store=1, percent=85)
     cluster.fault(kind="latency", store=2, p99_ms=300)
+    # The union queries (issue 15): a store's raft series and PD's leader-gated gauges, keyed the same way.
+    cluster.fault(kind="raft-log-lag", store=3, entries=9000)
+    cluster.fault(kind="regions", **{"down-peer": 4})
     spec = spec_for(cluster, prometheus)
     expected = {("low_disk_space", "1"): "violated", ("low_disk_space", "2"): "ok", ("low_disk_space", "3"): "ok",
-                ("high_latency", "1"): "ok", ("high_latency", "2"): "violated", ("high_latency", "3"): "ok"}
+                ("high_latency", "1"): "ok", ("high_latency", "2"): "violated", ("high_latency", "3"): "ok",
+                ("raft_log_lag", "1"): "ok", ("raft_log_lag", "3"): "violated", ("region_down_peer", ""): "violated",
+                ("region_miss_peer", ""): "ok", ("critical_error", "2"): "ok", ("write_stall", "2"): "ok"}
 
     def settled(findings: Findings) -> bool:
         # The first windows after the fault still hold the fast requests from before it.
