@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from tikv_operator.core.observation import Series, Store
@@ -61,7 +62,7 @@ class InstanceMap:
     convention: Convention
     store_by_key: Mapping[str, str]
 
-    @property
+    @cached_property  # read for every store of every metric invariant: built once per check
     def key_by_store(self) -> dict[str, str]:
         return {sid: key for key, sid in self.store_by_key.items()}
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from tikv_operator.core.cluster_resource import CustomInvariant
@@ -69,6 +70,11 @@ class Context:
     obs: Observation
     view: MetricView
     memory: StoreMemory = EMPTY
+
+    @cached_property  # store_leader_lost reads it for every store
+    def up_leaders(self) -> int:
+        """Raft leaders PD counts on the Up stores."""
+        return sum(s.leader_count or 0 for s in self.obs.pd.stores if s.up)
 
     def failure(self, check: str) -> str | None:
         """Why a check has no answer: its own query failed, or the union query it rides in did."""

@@ -137,7 +137,7 @@ def _judge_leaders(store: Store, ctx: Context, config: InvariantConfig) -> Findi
     if store.leader_count is None:
         return finding(config, store.id, "unknown", f"PD reports no leader_count for store {store.id}",
                        cause="no-data", source=STORES_API)
-    others = sum(s.leader_count or 0 for s in ctx.obs.pd.stores if s.id != store.id and s.up)
+    others = ctx.up_leaders - (store.leader_count or 0)
     evidence = {"source": STORES_API, "leaderCount": store.leader_count, "otherStoresLeaders": others,
                 "regionCount": store.region_count}
     if store.leader_count > 0:
