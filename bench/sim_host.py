@@ -1,9 +1,10 @@
 """`python -m bench.sim_host`: tikv_sim clusters in a process of their own (so their CPU is never
 counted as the operator's or the benchmark's), with
 
-- a file_sd file whose store targets carry `<cluster-label>=<cluster name>` plus extra labels, so that
-  one TiKVCluster's labelMatchers pick out its own cluster's series (tikv_sim's own file_sd gives every
-  cluster the same labels); PD targets are left out (no check reads PD metrics);
+- a file_sd file whose store and PD member targets carry `<cluster-label>=<cluster name>` plus extra
+  labels, so that one TiKVCluster's labelMatchers pick out its own cluster's series (tikv_sim's own
+  file_sd gives every cluster the same labels); the PD members are there because a check reads PD's
+  gauges (region health through the leader gate, leader changes: the pd_health query);
 - optionally `__scrape_interval__` on those targets (Prometheus >= 2.27 honours it per target);
 - optionally the fake Prometheus query API of bench/fake_prometheus.py;
 - the simulator's control API for faults.
@@ -49,6 +50,10 @@ def target_groups(summary: dict[str, Any], cluster_label: str, labels: dict[str,
             netloc = urlsplit(store["metrics_url"]).netloc
             groups.append({"targets": [netloc], "labels": {
                 "instance": store["instance"], **labels, cluster_label: cluster["name"], **extra}})
+        for member in cluster.get("pd_members", []):
+            netloc = urlsplit(member["metrics_url"]).netloc
+            groups.append({"targets": [netloc], "labels": {
+                **labels, cluster_label: cluster["name"], **extra}})
     return groups
 
 
@@ -69,10 +74,17 @@ class FakePrometheus:
             if cluster is None:
                 continue
             for store in cluster.stores.values():
+                raft = getattr(store, "raft_p99", {})  # the set p99s; the defaults: a healthy store's
+                healthy = fake_prometheus.StoreSeries
                 out.append(fake_prometheus.StoreSeries(
                     cluster=name, instance=store.spec.status_address, running=store.running,
                     p99_seconds=store.spec.p99_seconds, capacity_bytes=store.spec.capacity_bytes,
-                    available_bytes=store.available_bytes))
+                    available_bytes=store.available_bytes,
+                    raft_log_lag_p99=raft.get("log-lag", healthy.raft_log_lag_p99),
+                    raft_append_p99_seconds=raft.get("append", healthy.raft_append_p99_seconds),
+                    raft_apply_p99_seconds=raft.get("apply", healthy.raft_apply_p99_seconds),
+                    write_stall_micros=getattr(store, "write_stall_micros", healthy.write_stall_micros),
+                    l0_files_avg=getattr(store, "l0_avg", healthy.l0_files_avg)))
         return out
 
     async def query(self, request: web.Request) -> web.Response:
@@ -133,7 +145,8 @@ async def serve(args: argparse.Namespace) -> None:
         "cluster_label": args.cluster_label,
         "labels": labels,
         "clusters": [{"name": c["name"], "pd_url": c["pd_url"],
-                      "stores": [{"id": s["id"], "instance": s["instance"]} for s in c["stores"]]}
+                      "stores": [{"id": s["id"], "instance": s["instance"], "disk_used_percent": s["disk_used_percent"]}
+                                 for s in c["stores"]]}
                      for c in summary["clusters"]],
     }
     tmp = Path(args.state_file).with_suffix(".tmp")
