@@ -71,6 +71,10 @@ def test_the_runbook_template_names_the_invariant() -> None:
     alert = ticket_alert(ticket(), CONTEXT, T0, policy)
     assert alert is not None
     assert alert.annotations["runbook_url"] == "https://runbooks.example/store_down.md"
+    # A cluster's own invariant has no runbook among the built-ins': no link to a page that does not exist.
+    custom = ticket_alert(replace(ticket(), invariant="channel_full"), CONTEXT, T0, policy)
+    assert custom is not None
+    assert "runbook_url" not in custom.annotations
 
 
 def test_extra_labels_cannot_replace_the_identity() -> None:

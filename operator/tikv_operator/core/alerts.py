@@ -23,6 +23,7 @@ from urllib.parse import quote
 from tikv_operator.core.cluster_resource import RESERVED_ALERT_LABELS
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.timestamps import to_rfc3339
+from tikv_operator.core.vocabulary import INVARIANT_NAMES
 
 ALERTNAME = "alertname"
 WATCHDOG = "TiKVOperatorWatchdog"
@@ -132,7 +133,8 @@ def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, polic
         ends, firing = max(resolved, starts), False
     annotations = {"summary": ticket.message or f"{ticket.invariant} {ticket.store}".strip(),
                    "description": describe(ticket)}
-    if policy.runbook_url:
+    # The runbooks (docs/runbooks) are the built-in invariants'; a cluster's own invariants have none there.
+    if policy.runbook_url and ticket.invariant in INVARIANT_NAMES:
         annotations["runbook_url"] = policy.runbook_url.replace("{invariant}", ticket.invariant)
     return Alert(alert_labels(ticket, context), starts, ends, firing, annotations, generator_url(ticket, context))
 
