@@ -18,6 +18,7 @@ import contextlib
 import heapq
 import itertools
 import json
+import os
 import socket
 import threading
 import time
@@ -248,6 +249,7 @@ def _client(url: str, timeout_s: float, auth: PrometheusAuth | None) -> Promethe
         cache.move_to_end(key)
         return client
     session = requests.Session()
+    _read_environment_once(session, url)
     session.hooks["response"].append(_raise_for_status)
     headers = {"Authorization": f"Bearer {auth.token}"} if isinstance(auth, BearerToken) else None
     basic = (auth.username, auth.password) if isinstance(auth, BasicAuth) else None
@@ -260,6 +262,17 @@ def _client(url: str, timeout_s: float, auth: PrometheusAuth | None) -> Promethe
         _, old = cache.popitem(last=False)
         old._session.close()
     return client
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """requests re-reads the proxy variables, ~/.netrc and REQUESTS_CA_BUNDLE on every request while trust_env
+    is on: 8 % of the operator's CPU at 1000 clusters. Read them once per client instead, the same way (NO_PROXY
+    included); ~/.netrc is not read at all, since credentials come from Secrets."""
+    session.trust_env = False
+    session.proxies = requests.utils.get_environ_proxies(url)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
 
 
 def _query(url: str, expr: str, timeout_s: float, auth: PrometheusAuth | None) -> tuple[Series, ...] | _Failure:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
-from tikv_operator.adapters.prometheus_client import _Failure, _query, query_metrics
+from tikv_operator.adapters.prometheus_client import _client, _Failure, _query, query_metrics
 from tikv_operator.core.observation import MetricsObservation, Series
 from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE, base_queries
 
@@ -259,3 +259,13 @@ def test_a_trickling_prometheus_delays_only_its_own_clusters() -> None:
     assert good.error == ""
     assert took < 1.0
     assert all(not observation.reachable for observation in slow)
+
+
+def test_the_proxy_and_ca_bundle_variables_are_read_once_per_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "prom.local")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
+    via_proxy = _client("https://prom.example:9090", 5.0, None)._session
+    assert (via_proxy.trust_env, via_proxy.proxies.get("https"), via_proxy.verify) == (
+        False, "http://proxy.corp:3128", "/etc/ssl/corp.pem")
+    assert "https" not in _client("https://prom.local:9090", 5.0, None)._session.proxies  # NO_PROXY holds
