@@ -200,8 +200,8 @@ def measure_size(platform: Platform, stores: int, checks: int, baseline_checks: 
             rotated = paths[index % len(paths):] + paths[:index % len(paths)]
             if index < baseline_checks:
                 rotated.insert(index % (len(paths) + 1), (baseline_check, baseline_samples))
-            for run, samples in rotated:
-                samples.append(measure(run, platform.prometheus_url))
+            for check, samples in rotated:
+                samples.append(measure(check, platform.prometheus_url))
         load_after = load()
         # Where the operator's check CPU goes: each part of it alone.
         observation = loop.run_until_complete(observe(cluster["name"], spec, None, datetime.now(UTC)))

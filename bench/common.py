@@ -381,6 +381,10 @@ def render_results() -> None:
         path = RESULTS_DIR / f"{section}.md"
         if path.exists():
             lines += [path.read_text().rstrip(), ""]
+            # Hand-written, dated notes on a section's figures (an investigation, what changed): kept across runs.
+            notes = RESULTS_DIR / f"{section}.notes.md"
+            if notes.exists():
+                lines += [notes.read_text().rstrip(), ""]
         else:
             lines += [f"## {section}", "", f"(not run yet: `.venv/bin/python -m bench.{section}`)", ""]
     RESULTS_FILE.write_text("\n".join(lines).rstrip() + "\n")
