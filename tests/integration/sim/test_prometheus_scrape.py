@@ -1,11 +1,11 @@
 """The real Prometheus, scraping the simulator, computes through PromQL the values that were set."""
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.support.prometheus import until_shown
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.file_sd import write_atomically
@@ -19,14 +19,7 @@ QUERY_TIMEOUT_S = 60.0
 
 def _eventually(read: Callable[[], dict[str, float]], ready: Callable[[dict[str, float]], bool]) -> dict[str, float]:
     """Poll a query until it holds what is expected (Prometheus needs a few scrapes for rate())."""
-    deadline = time.monotonic() + QUERY_TIMEOUT_S
-    values: dict[str, float] = {}
-    while time.monotonic() < deadline:
-        values = read()
-        if ready(values):
-            return values
-        time.sleep(1)
-    raise AssertionError(f"Prometheus never returned the expected values; last: {values}")
+    return dict(until_shown(read, ready, "the expected values", QUERY_TIMEOUT_S))
 
 
 def _by_instance(result: list[dict[str, Any]]) -> dict[str, float]:
