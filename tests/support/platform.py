@@ -18,7 +18,7 @@ class PlatformUnavailable(Exception):
 
 # What `hack/platform env` exports (its --json form adds APISERVER_URL and BIN_DIR).
 EXPORTED = ("KUBECONFIG", "PATH", "PROMETHEUS_URL", "PROMETHEUS_FILE_SD_DIR", "ALERTMANAGER_URL",
-            "ALERTMANAGER_WEBHOOK_LOG", "TIKV_PLATFORM_DIR")
+            "ALERTMANAGER_WEBHOOK_LOG", "TIKV_PLATFORM_DIR", "KUBE_AUDIT_LOG")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ class PlatformInfo:
     def alertmanager_webhook_log(self) -> Path:
         """One JSON line per notification Alertmanager sent to the platform's webhook receiver."""
         return Path(self.exports["ALERTMANAGER_WEBHOOK_LOG"])
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: one JSON line per write to tikvops.io objects, Events and Leases."""
+        return Path(self.exports["KUBE_AUDIT_LOG"])
 
     @property
     def bin_dir(self) -> Path:
