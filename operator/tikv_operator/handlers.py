@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from tikv_operator import self_metrics
 from tikv_operator.adapters.credentials import SecretCache, load_alertmanager_credentials, load_credentials
-from tikv_operator.adapters.kube_api import TimedApiClient, server_message
+from tikv_operator.adapters.kube_api import NotLeading, TimedApiClient, server_message
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
 from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status, spec_error
@@ -32,6 +32,7 @@ from tikv_operator.core.observation import Observation
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.vocabulary import GROUP, VERSION
 from tikv_operator.health import serve_health
+from tikv_operator.leader_election import Leadership, user_agent
 from tikv_operator.notifier import Notifier
 from tikv_operator.watchdog import WATCHDOG
 
@@ -39,6 +40,9 @@ FINALIZER = f"{GROUP}/finalizer"
 # How often a sleeping daemon looks at its spec again, so a shorter interval or `paused: false`
 # takes effect quickly without a restart.
 SPEC_POLL_S = 1.0
+# How often a standby's daemon looks whether its replica leads now: the first check of a new leader
+# follows its taking the Lease by at most this.
+STANDBY_POLL_S = 0.5
 # Recording a person's edit: a few quick tries inside the handler (kopf does not retry on.event handlers);
 # past them the next check records it, from the `recorded` annotation.
 RECORD_ATTEMPTS = 3
@@ -61,7 +65,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config.load_incluster_config()
     except ConfigException:
         await config.load_kube_config()
-    memo.api = TimedApiClient()
+    leadership = _leadership(memo)
+    # Every write of this process passes the fence: a replica that does not hold the Lease writes nothing.
+    memo.api = TimedApiClient(fence=leadership.acting, user_agent=user_agent(leadership.identity))
     memo.writer = KubeWriter.connect(memo.api)
     memo.core = client.CoreV1Api(memo.api)
     if memo.get("health_port") is not None:
@@ -69,7 +75,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # One cache for every cluster: Secrets are read once a minute per Secret, not once per check per cluster.
     memo.credentials = SecretCache(memo.core)
     memo.notifier = Notifier(memo.get("alert_policy") or AlertPolicy(), memo.get("alertmanager_urls") or (),
-                             memo.writer)
+                             memo.writer, active=leadership.acting)
     memo.notifier.start()
 
 
@@ -105,10 +111,12 @@ async def watch_cluster(
         credentials = await load_credentials(memo.credentials, ns, spec)
         return await observe(cluster, spec, credentials, now, ticketed)
 
-    checker = ClusterChecker(namespace, name, observer, memo.writer,
-                             delivery=lambda: memo.notifier.report(namespace, name))
+    def new_checker() -> ClusterChecker:
+        return ClusterChecker(namespace, name, observer, memo.writer,
+                              delivery=lambda: memo.notifier.report(namespace, name))
+
     try:
-        await _watch(checker, body, stopped, memo, tickets_by_cluster)
+        await _watch(new_checker, body, stopped, memo, tickets_by_cluster)
     finally:
         # Also when kopf cancels the daemon: a deleted cluster leaves no series behind.
         self_metrics.forget_cluster(namespace, name)
@@ -123,39 +131,65 @@ async def _register_delivery(memo: kopf.Memo, namespace: str, name: str, spec: T
     memo.notifier.register(namespace, name, spec, lambda: _tickets(index, namespace, name), credentials, problem)
 
 
-async def _watch(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
-                 index: kopf.Index[Any, TicketView]) -> None:
+async def _watch(new_checker: Callable[[], ClusterChecker], body: kopf.Body, stopped: kopf.DaemonStopped,
+                 memo: kopf.Memo, index: kopf.Index[Any, TicketView]) -> None:
+    leadership = _leadership(memo)
+    checker, term = new_checker(), leadership.term
     namespace, name = checker.namespace, checker.name
     default: timedelta = memo.default_interval
     last_start: float | None = None
     while not stopped:
+        if not leadership.acting():
+            # A standby: the watch and the ticket index stay warm, nothing is checked or written.
+            if last_start is not None:
+                # Per-cluster series come from the replica that checks: a stale "last successful check"
+                # here would page as if the cluster were no longer checked.
+                self_metrics.forget_cluster(namespace, name)
+            last_start = None  # the first check of a new term runs at once
+            await stopped.wait(STANDBY_POLL_S)
+            continue
+        if term != leadership.term:
+            # A new term starts from what is written (status, tickets), not from what this process
+            # remembered of an earlier term: another replica acted meanwhile.
+            checker, term = new_checker(), leadership.term
         try:
-            spec = parse_spec(body)
-        except ValidationError as error:
-            await _note_spec_rejected(memo.writer, namespace, name, body, spec_error(error))
-            checker.last_status = None  # the first check after the fix rewrites the status
-            await stopped.wait(SPEC_POLL_S * 10)
-            continue
-        interval = interval_of(spec, default).total_seconds()
-        if spec.paused:
-            if not memo.notifier.registered(namespace, name):
-                await _register_delivery(memo, namespace, name, spec, index)  # open tickets still page
-            await _note_paused(memo.writer, namespace, name, body)
-            checker.last_status = None  # the first check after the pause rewrites the status
-            await stopped.wait(SPEC_POLL_S)
-            continue
-        now = time.monotonic()
-        due = now if last_start is None else last_start + interval
-        if now < due:
-            await stopped.wait(min(SPEC_POLL_S, due - now))
-            continue
-        last_start = now
-        self_metrics.CHECK_LAG.observe(now - due)
-        budget = (parse_duration(spec.pd.timeout) + parse_duration(spec.prometheus.timeout)).total_seconds()
-        with WATCHDOG.check(namespace, name, budget):
-            await _register_delivery(memo, namespace, name, spec, index)
-            await _check_once(checker, body, spec, lambda: _tickets(index, namespace, name))
-        self_metrics.OPEN_TICKETS.count(t for key in list(index) for t in index[key])
+            last_start = await _step(checker, body, stopped, memo, index, default, last_start)
+        except NotLeading:
+            log.info("%s/%s: check abandoned: this replica stopped leading", namespace, name)
+
+
+async def _step(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+                index: kopf.Index[Any, TicketView], default: timedelta, last_start: float | None) -> float | None:
+    """One turn of a cluster's loop: note a rejected or paused spec, or wait, or run the check that is due.
+    Returns when the last check started (monotonic)."""
+    namespace, name = checker.namespace, checker.name
+    try:
+        spec = parse_spec(body)
+    except ValidationError as error:
+        await _note_spec_rejected(memo.writer, namespace, name, body, spec_error(error))
+        checker.last_status = None  # the first check after the fix rewrites the status
+        await stopped.wait(SPEC_POLL_S * 10)
+        return last_start
+    interval = interval_of(spec, default).total_seconds()
+    if spec.paused:
+        if not memo.notifier.registered(namespace, name):
+            await _register_delivery(memo, namespace, name, spec, index)  # open tickets still page
+        await _note_paused(memo.writer, namespace, name, body)
+        checker.last_status = None  # the first check after the pause rewrites the status
+        await stopped.wait(SPEC_POLL_S)
+        return last_start
+    now = time.monotonic()
+    due = now if last_start is None else last_start + interval
+    if now < due:
+        await stopped.wait(min(SPEC_POLL_S, due - now))
+        return last_start
+    self_metrics.CHECK_LAG.observe(now - due)
+    budget = (parse_duration(spec.pd.timeout) + parse_duration(spec.prometheus.timeout)).total_seconds()
+    with WATCHDOG.check(namespace, name, budget):
+        await _register_delivery(memo, namespace, name, spec, index)
+        await _check_once(checker, body, spec, lambda: _tickets(index, namespace, name))
+    self_metrics.OPEN_TICKETS.count(t for key in list(index) for t in index[key])
+    return now
 
 
 async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVClusterSpec,
@@ -164,6 +198,8 @@ async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVCluste
     self_metrics.CHECKS.labels(namespace, name).inc()
     try:
         result = await checker.check(dict(body), spec, tickets)
+    except NotLeading:
+        raise  # not a failure: another replica acts now
     except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:
         # The API server itself is unavailable: nothing was decided, try again next interval.
         self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
@@ -188,6 +224,11 @@ async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVCluste
         self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
     else:
         self_metrics.LAST_SUCCESS.labels(namespace, name).set(time.time())
+
+
+def _leadership(memo: kopf.Memo) -> Leadership:
+    leadership = memo.get("leadership")
+    return leadership if isinstance(leadership, Leadership) else Leadership()
 
 
 def _tickets(index: kopf.Index[Any, TicketView], namespace: str, name: str) -> Iterable[TicketView]:
@@ -217,8 +258,8 @@ async def ticket_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.
 
     Never raises: kopf does not retry on.event handlers. What is not recorded here is recorded by the next
     check of the cluster, which plans the same edit from the same `recorded` annotation."""
-    if type == "DELETED" or not hasattr(memo, "writer"):
-        return
+    if type == "DELETED" or not hasattr(memo, "writer") or not _leadership(memo).acting():
+        return  # a standby: the leader records it, or the next check of a new leader does
     view = TicketView.from_resource(body)
     if view.name in memo.writer.busy:
         return  # this process is mid-write on it: an intermediate version; a later event or check has the rest
@@ -230,6 +271,8 @@ async def ticket_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.
             cluster = await _cluster_of(memo.writer, namespace, view.cluster) if op.event is not None else None
             await memo.writer.patch_ticket(namespace, cluster, op)
             return
+        except NotLeading:
+            return  # the next leader's check records it, from the same `recorded` annotation
         except ApiException as error:
             if error.status in (404, 409):
                 return  # deleted, or changed again: its newer version comes as an event of its own

@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tikv_operator import self_metrics
 from tikv_operator.adapters.alertmanager import AlertmanagerClient, DeliveryError
 from tikv_operator.adapters.credentials import NO_ALERTMANAGER_CREDENTIALS, AlertmanagerCredentials
-from tikv_operator.adapters.kube_api import server_message
+from tikv_operator.adapters.kube_api import NotLeading, server_message
 from tikv_operator.core.alerts import (
     SILENCED_PHASES,
     Alert,
@@ -97,8 +97,11 @@ def _client(url: str, timeout_s: float, credentials: AlertmanagerCredentials) ->
 
 class Notifier:
     def __init__(self, policy: AlertPolicy, default_urls: Sequence[str] = (), recorder: SilenceRecorder | None = None,
-                 watchdog_labels: Mapping[str, str] | None = None) -> None:
+                 watchdog_labels: Mapping[str, str] | None = None, active: Callable[[], bool] = lambda: True) -> None:
         self.policy = policy
+        # Only the replica that acts pages (HA: the one holding the Lease); a standby's records stay, and it
+        # sends what is due the moment it leads.
+        self.active = active
         self.default_urls = tuple(default_urls)
         self.recorder = recorder
         self.watchdog_labels = dict(watchdog_labels or {})
@@ -203,10 +206,12 @@ class Notifier:
     async def _run(self, target: Target) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            if time.monotonic() < target.retry_at:
+            if time.monotonic() < target.retry_at or not self.active():
                 continue
             try:
                 await self.deliver(target, datetime.now(UTC))
+            except NotLeading:
+                continue  # lost the Lease mid-round: the new leader sends
             except Exception:
                 # A bug must cost one delivery round, never the loop that pages people.
                 log.exception("alertmanager %s: delivery round failed", target.url)

@@ -10,6 +10,10 @@ import typer
 from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.cluster_resource import URL_PATTERN
 from tikv_operator.core.durations import parse_duration
+from tikv_operator.core.leases import LeaseTiming
+
+# A Kubernetes object name (RFC 1123 subdomain).
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 
 
 def run(
@@ -41,6 +45,20 @@ def run(
     runbook_url: Annotated[str, typer.Option(
         help="runbook_url annotation of alerts; {invariant} is replaced by the invariant's name, e.g. "
              "https://example.com/runbooks/{invariant}.md. Empty: no runbook_url.")] = "",
+    leader_elect: Annotated[bool, typer.Option(
+        "--leader-elect/--no-leader-elect", help="Run as one of several replicas: only the holder of a "
+        "coordination.k8s.io Lease checks and writes; the others stand by with warm caches.")] = False,
+    leader_election_id: Annotated[str, typer.Option(help="Name of the Lease.")] = "tikv-operator",
+    leader_election_namespace: Annotated[str | None, typer.Option(
+        help="Namespace of the Lease. Default: $POD_NAMESPACE (the chart sets it from the downward API), else "
+             "the service account's namespace, else default.", show_default=False)] = None,
+    leader_election_lease_duration: Annotated[str, typer.Option(
+        help="How long a standby waits, after the holder's last renewal, before it takes the Lease.")] = "15s",
+    leader_election_renew_deadline: Annotated[str, typer.Option(
+        help="The holder stops acting when it could not renew for this long (shorter than the lease "
+             "duration, so it stops before anyone else may start).")] = "10s",
+    leader_election_retry_period: Annotated[str, typer.Option(
+        help="How often the holder renews and a standby tries to take the Lease.")] = "2s",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator: check every TiKVCluster and keep its OperatorTickets (Ctrl+C or SIGTERM stops it)."""
@@ -62,8 +80,10 @@ def run(
                                      "query or fragment")
     if resend.total_seconds() < 1:
         raise typer.BadParameter("--alert-resend-interval must be at least 1s")
+    election = _election(leader_elect, leader_election_id, leader_election_namespace,
+                         (leader_election_lease_duration, leader_election_renew_deadline, leader_election_retry_period))
     # Imported here: kopf and the Kubernetes client take a second to import, which `--help` need not pay.
-    from tikv_operator.runner import LogFormat, RunOptions, run_operator
+    from tikv_operator.runner import ElectionOptions, LogFormat, RunOptions, run_operator
 
     fmt: LogFormat = "json" if log_format == "json" else "text"
     run_operator(RunOptions(
@@ -71,7 +91,29 @@ def run(
         metrics_port=metrics_port, bind_address=bind_address, log_format=fmt, default_interval=interval,
         verbose=verbose, stall_timeout=stall, alertmanager_urls=urls,
         alert_policy=AlertPolicy(resend=resend, silence_duration=silence, runbook_url=runbook_url),
+        election=ElectionOptions(lease=election[0], namespace=election[1], timing=election[2]) if election else None,
     ))
+
+
+def _election(enabled: bool, lease: str, namespace: str | None, durations: tuple[str, str, str],
+              ) -> tuple[str, str, LeaseTiming] | None:
+    """The Lease's name, namespace and timing, checked; None without --leader-elect."""
+    if not enabled:
+        return None
+    if not re.fullmatch(DNS_SUBDOMAIN, lease):
+        raise typer.BadParameter(f"--leader-election-id {lease!r} is not a valid Lease name (a DNS subdomain: "
+                                 "lower-case letters, digits, '-' and '.')")
+    try:
+        duration, deadline, retry = (parse_duration(d).total_seconds() for d in durations)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    timing = LeaseTiming(lease_duration_s=duration, renew_deadline_s=deadline, retry_period_s=retry)
+    problems = timing.problems()
+    if problems:
+        raise typer.BadParameter("leader election timing: " + "; ".join(problems))
+    from tikv_operator.leader_election import default_namespace
+
+    return lease, namespace or default_namespace(), timing
 
 
 def main() -> None:

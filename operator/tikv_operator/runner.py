@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -10,9 +13,25 @@ from typing import Literal
 
 import kopf
 
+from tikv_operator.adapters.kube_api import TimedApiClient
+from tikv_operator.adapters.lease_lock import LeaseLock
 from tikv_operator.core.alerts import AlertPolicy
+from tikv_operator.core.leases import LeaseTiming
+from tikv_operator.leader_election import Leadership, LeaseElector, new_identity, user_agent
 
 LogFormat = Literal["text", "json"]
+
+log = logging.getLogger("tikv_operator")
+
+
+@dataclass(frozen=True)
+class ElectionOptions:
+    """`--leader-elect`: the Lease that decides which replica acts."""
+
+    lease: str = "tikv-operator"
+    namespace: str = "default"
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -29,10 +48,11 @@ class RunOptions:
     alertmanager_urls: Sequence[str] = ()  # the default for clusters whose spec names none
     alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
     extra_memo: dict[str, object] = field(default_factory=dict)
+    election: ElectionOptions | None = None  # None: this process always acts
 
 
 def run_operator(options: RunOptions) -> None:
-    """Runs until SIGINT/SIGTERM; kopf handles the signals and stops the daemons cleanly."""
+    """Runs until SIGINT/SIGTERM, then stops the daemons cleanly (a leader hands its Lease back first)."""
     from tikv_operator import (
         handlers,  # noqa: F401  (registers the handlers)
         self_metrics,
@@ -52,13 +72,65 @@ def run_operator(options: RunOptions) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if options.metrics_port is not None:
         self_metrics.serve(options.metrics_port, options.bind_address)
+    election = options.election
+    leadership = Leadership(elected=election is not None, identity=new_identity(),
+                            timing=election.timing if election else LeaseTiming())
+    self_metrics.LEADER.set(0 if election else 1)
     memo = kopf.Memo(default_interval=options.default_interval, only_cluster=options.only_cluster,
                      health_port=options.health_port, bind_address=options.bind_address,
                      alertmanager_urls=tuple(options.alertmanager_urls), alert_policy=options.alert_policy,
-                     **options.extra_memo)
-    kopf.run(
+                     leadership=leadership, **options.extra_memo)
+    asyncio.run(_operate(options, memo, leadership))
+
+
+async def _operate(options: RunOptions, memo: kopf.Memo, leadership: Leadership) -> None:
+    """kopf, and beside it the election once kopf has started (the Kubernetes configuration is loaded then,
+    and kopf waits for its ticket index before any check runs, so a new leader acts on a warm cache)."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    operator = asyncio.create_task(kopf.operator(
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),
         standalone=True,
         memo=memo,  # /healthz is ours (tikv_operator.health), started with the operator
-    )
+        stop_flag=stop, ready_flag=ready,
+    ), name="kopf")
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait({operator, started}, return_when=asyncio.FIRST_COMPLETED)
+    if operator.done():
+        started.cancel()
+        await operator  # startup failed: its exception, as kopf.run would raise it
+        return
+    elector: LeaseElector | None = None
+    election: asyncio.Task[None] | None = None
+    lease_api: TimedApiClient | None = None
+    if options.election is not None:
+        # A client of its own: renewals do not queue behind a burst of check writes.
+        lease_api = TimedApiClient(timeout_s=options.election.timing.renew_deadline_s / 2,
+                                   user_agent=user_agent(leadership.identity))
+        lock = LeaseLock(lease_api, options.election.namespace, options.election.lease, lease_api.timeout_s)
+        elector = LeaseElector(lock, leadership)
+        election = asyncio.create_task(elector.run(), name="leader election")
+
+    async def shut_down(received: signal.Signals) -> None:
+        log.info("%s received: stopping", received.name)
+        if election is not None and elector is not None:
+            election.cancel()
+            await elector.release()  # before kopf stops: the standby takes over while we wind down
+        stop.set()
+
+    # Replaces kopf's own handlers (installed before `ready`): the Lease goes back before kopf's shutdown,
+    # which waits for the daemons and may take seconds.
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+    for received in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(received, lambda s=received: stopping or stopping.append(
+            asyncio.create_task(shut_down(s))))
+    try:
+        await operator
+    finally:
+        if election is not None:
+            election.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await election
+        if lease_api is not None:
+            await lease_api.close()

@@ -38,6 +38,11 @@ NOTIFICATIONS_FAILED = Counter(
     "Requests to an Alertmanager (alert posts, silences) that failed; the alerts are posted again.",
     ["alertmanager"])
 
+LEADER = Gauge(
+    "tikv_operator_leader", "1 while this replica acts (holds the Lease, or runs without leader election).")
+LEADER_TRANSITIONS = Counter(
+    "tikv_operator_leader_transitions_total", "Times this replica started leading (acquired the Lease).")
+
 for _target in ("pd", "prometheus"):
     PROBE_ERRORS.labels(_target)
 

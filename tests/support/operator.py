@@ -4,6 +4,7 @@ scraped by the platform's Prometheus for it to watch."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.kube import Cli, eventually
 from tests.support.prometheus import Prometheus, ScrapeTargets
@@ -73,8 +75,28 @@ class OperatorProcess:
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
 
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples (every label set), as `sum(name)` would give."""
+        return sum(sample.value for family in text_string_to_metric_families(self.metrics())
+                   for sample in family.samples if sample.name == name)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def identity(self) -> str:
+        """Its name as a Lease holder, from the line it logs when it joins the election."""
+        found = eventually(lambda: re.search(r"leader election on lease \S+ as (\S+) ", self.log()), timeout=30,
+                           what=f"the operator to join the election (log: {self.log_path})")
+        return found.group(1)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process is frozen as by a network partition or a stalled node; SIGCONT resumes it."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM, as Kubernetes stops a pod; returns the exit code."""

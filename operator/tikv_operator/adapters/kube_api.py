@@ -8,6 +8,7 @@ default has no limit: a half-open connection to the API server would stall a clu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -18,16 +19,34 @@ from kubernetes_asyncio.client.exceptions import ApiException
 API_TIMEOUT_SECONDS = 10.0
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class NotLeading(Exception):
+    """A write refused because this replica does not hold the Lease (any more): another may act now."""
+
+
 class TimedApiClient(client.ApiClient):
-    """An ApiClient whose requests without their own `_request_timeout` get `timeout_s` in total."""
+    """An ApiClient whose requests without their own `_request_timeout` get `timeout_s` in total, and whose
+    writes pass `fence` first: with leader election, every write of the operator (tickets, statuses,
+    Events, silences' records) goes through here, so a replica that lost its Lease cannot write, whichever
+    code path tries."""
 
     def __init__(self, configuration: client.Configuration | None = None, timeout_s: float = API_TIMEOUT_SECONDS,
-                 ) -> None:
+                 fence: Callable[[], bool] | None = None, user_agent: str | None = None) -> None:
         super().__init__(configuration)
         self.timeout_s = timeout_s
+        self.fence = fence
+        if user_agent:
+            # The API server's audit log and managedFields then name the operator (and the replica).
+            self.user_agent = user_agent
 
-    def call_api(self, *args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
-        return super().call_api(*args, _request_timeout=_request_timeout or self.timeout_s, **kwargs)
+    def call_api(self, resource_path: str, method: str, *args: Any, _request_timeout: Any = None,
+                 **kwargs: Any) -> Any:
+        if self.fence is not None and method.upper() in WRITE_METHODS and not self.fence():
+            raise NotLeading(f"{method} {resource_path} refused: this replica does not hold the Lease")
+        return super().call_api(resource_path, method, *args, _request_timeout=_request_timeout or self.timeout_s,
+                                **kwargs)
 
 
 def server_message(error: ApiException, limit: int = 500) -> str:

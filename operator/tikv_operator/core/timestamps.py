@@ -10,6 +10,11 @@ def to_rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def to_rfc3339_micro(moment: datetime) -> str:
+    """Microsecond precision with a Z, like metav1.MicroTime (a Lease's renewTime): always six digits."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def from_rfc3339(text: str | None) -> datetime | None:
     if not text:
         return None
