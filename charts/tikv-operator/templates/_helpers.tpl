@@ -77,6 +77,16 @@ secrets get would reach every ServiceAccount token of kube-system.
 - --all-namespaces
 {{- end }}
 - --standalone
+{{- if .Values.leaderElection.enabled }}
+- --leader-elect
+- --leader-election-id={{ .Values.leaderElection.id }}
+- --leader-election-namespace={{ .Release.Namespace }}
+- --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
+- --leader-election-renew-deadline={{ .Values.leaderElection.renewDeadline }}
+- --leader-election-retry-period={{ .Values.leaderElection.retryPeriod }}
+{{- else }}
+- --no-leader-elect
+{{- end }}
 - --metrics-port={{ .Values.metrics.port }}
 - --health-port={{ .Values.health.port }}
 - --log-format={{ .Values.logFormat }}
@@ -91,5 +101,25 @@ secrets get would reach every ServiceAccount token of kube-system.
 - --silence-duration={{ .Values.alertmanager.silenceDuration }}
 {{- if .Values.alertmanager.runbookURL }}
 - --runbook-url={{ .Values.alertmanager.runbookURL }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Values the schema cannot judge alone; included by deployment.yaml so that a bad combination fails
+`helm install`/`upgrade`/`template` with a message naming the values.
+*/}}
+{{- define "tikv-operator.validate" -}}
+{{- if not (and (kindIs "map" .Values.leaderElection) (kindIs "map" .Values.podDisruptionBudget) (hasKey .Values "replicas")) }}
+{{- fail "replicas, leaderElection and podDisruptionBudget are missing from the values: they come from an older chart (helm upgrade --reuse-values keeps the old chart's defaults). Upgrade with --reset-then-reuse-values (Helm 3.14+), or pass your own values with -f" }}
+{{- end }}
+{{- if eq (int .Values.metrics.port) (int .Values.health.port) }}
+{{- fail "metrics.port and health.port must differ: the operator serves /metrics and /healthz on separate ports" }}
+{{- end }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicas=%d needs leaderElection.enabled=true: without a Lease every replica is active and repeats every check, ticket write and Event. Set replicas=1 or leaderElection.enabled=true" (int .Values.replicas)) }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and $pdb.enabled (gt (int .Values.replicas) 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int .Values.replicas)) }}
+{{- fail (printf "podDisruptionBudget.minAvailable=%d must be below replicas=%d: otherwise no node drain can ever evict an operator pod" (int $pdb.minAvailable) (int .Values.replicas)) }}
 {{- end }}
 {{- end -}}

@@ -1,6 +1,7 @@
 """The chart's RBAC, proven with a token minted for its ServiceAccount (TokenRequest API):
 `kubectl auth can-i` answers for the whole table, real requests made with the token, and a kopf operator
-that runs with nothing but that token. Both the all-namespaces and the namespaced install."""
+that runs with nothing but that token. Both the all-namespaces and the namespaced install, and the Lease
+of leader election in the release's namespace only."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.integration.chart.serviceaccount import (
     token_kubeconfig,
 )
 from tests.support.kube import Cli, eventually
-from tests.unit.chart.chart import CHART, OPERATOR_RULES
+from tests.unit.chart.chart import CHART, LEASE_ID, OPERATOR_RULES
 
 RELEASE = "tikv-operator"
 ACCOUNT = "tikv-operator"  # the release name contains the chart name, so objects are named after it
@@ -53,6 +54,17 @@ DENIED_CLUSTER_WIDE = [
     ("get", "nodes"), ("create", "namespaces"), ("delete", "namespaces"),
 ]
 
+# Leader election, in the release's namespace: get and update the operator's own Lease by name, create a
+# Lease (create cannot be limited to a name). Nothing else on Leases, and nothing at all elsewhere.
+LEASES = "leases.coordination.k8s.io"
+LEASE_GRANTED = [("get", f"{LEASES}/{LEASE_ID}"), ("update", f"{LEASES}/{LEASE_ID}"), ("create", LEASES)]
+LEASE_DENIED = [
+    ("get", LEASES), ("update", LEASES),  # any Lease: only the operator's own, by name
+    ("get", f"{LEASES}/kube-controller-manager"), ("update", f"{LEASES}/kube-controller-manager"),
+    ("list", LEASES), ("watch", LEASES), ("patch", f"{LEASES}/{LEASE_ID}"), ("delete", f"{LEASES}/{LEASE_ID}"),
+    ("deletecollection", LEASES),
+]
+
 
 @dataclass(frozen=True)
 class Install:
@@ -72,10 +84,13 @@ def extra_namespaces(kubectl_admin: Cli, namespace: str) -> Iterator[list[str]]:
         kubectl_admin("delete", "namespace", name, "--wait=false", check=False)
 
 
-def install(helm: Cli, kubectl_admin: Cli, namespace: str, watched: list[str], tmp_path: Path) -> Install:
+def install(helm: Cli, kubectl_admin: Cli, namespace: str, watched: list[str], tmp_path: Path,
+            *settings: str) -> Install:
     args = ["install", RELEASE, str(CHART)]
     if watched:
         args += ["--set", "watchNamespaces={" + ",".join(watched) + "}"]
+    for setting in settings:
+        args += ["--set", setting]
     helm(*args)
     kubeconfig = token_kubeconfig(kubectl_admin, namespace, ACCOUNT, tmp_path / "operator.kubeconfig")
     return Install(namespace, watched, kubeconfig, as_account(kubectl_admin, kubeconfig))
@@ -93,6 +108,25 @@ def namespaced(helm: Cli, kubectl_admin: Cli, namespace: str, extra_namespaces: 
                tmp_path: Path) -> Iterator[Install]:
     yield install(helm, kubectl_admin, namespace, extra_namespaces[:2], tmp_path)
     helm("uninstall", RELEASE, check=False)
+
+
+@pytest.fixture
+def without_leader_election(helm: Cli, kubectl_admin: Cli, namespace: str, tikvops_crds: None, tmp_path: Path,
+                            ) -> Iterator[Install]:
+    yield install(helm, kubectl_admin, namespace, [], tmp_path, "leaderElection.enabled=false,replicas=1")
+    helm("uninstall", RELEASE, check=False)
+
+
+def assert_lease_rules(account: Cli, release_namespace: str, elsewhere: list[str]) -> None:
+    """The Lease rows of the table: granted in the release's namespace, nowhere else."""
+    here = ["--namespace", release_namespace]
+    answers = can_i_all(account, [(*check, *here) for check in LEASE_GRANTED])
+    refused = [check for check, answer in zip(LEASE_GRANTED, answers, strict=True) if not answer]
+    assert refused == [], f"the operator's token may not {refused} in its own namespace"
+    assert_denied(account, LEASE_DENIED, here)
+    for other in elsewhere:
+        assert_denied(account, [*LEASE_GRANTED, *LEASE_DENIED], ["--namespace", other])
+    assert_denied(account, [*LEASE_GRANTED, *LEASE_DENIED], ["--all-namespaces"])
 
 
 def assert_operator_rules(account: Cli, scope: list[str], allowed: bool) -> None:
@@ -116,6 +150,7 @@ def test_all_namespaces_install_grants_exactly_the_table(all_namespaces: Install
         assert_operator_rules(account, scope, allowed=True)
         assert_denied(account, DENIED_EVERYWHERE, scope)
     assert_denied(account, DENIED_CLUSTER_WIDE, [])
+    assert_lease_rules(account, all_namespaces.namespace, ["default", "kube-system"])
 
 
 def test_namespaced_install_grants_the_table_only_in_the_watched_namespaces(
@@ -130,6 +165,14 @@ def test_namespaced_install_grants_the_table_only_in_the_watched_namespaces(
         assert_operator_rules(account, ["--namespace", other], allowed=False)
     assert_operator_rules(account, ["--all-namespaces"], allowed=False)
     assert_denied(account, [*DENIED_CLUSTER_WIDE, ("watch", "secrets", "--all-namespaces")], [])
+    # The Lease lives in the release's namespace, watched or not; the watched namespaces get none.
+    assert_lease_rules(account, namespaced.namespace, [*namespaced.watched, extra_namespaces[2], "default"])
+
+
+def test_without_leader_election_nothing_is_granted_on_leases(without_leader_election: Install) -> None:
+    account, namespace = without_leader_election.account, without_leader_election.namespace
+    assert_denied(account, [*LEASE_GRANTED, *LEASE_DENIED], ["--namespace", namespace])
+    assert_operator_rules(account, ["--namespace", namespace], allowed=True)  # the rest is unchanged
 
 
 def make_secret(kubectl_admin: Cli, namespace: str) -> None:
@@ -177,6 +220,37 @@ def test_requests_made_with_the_token_all_namespaces(all_namespaces: Install, ku
     assert forbidden(account("get", "secret", "pd-tls", "--namespace", "kube-system", check=False))
     assert forbidden(account("delete", "pod", "anything", "--namespace", namespace, check=False))
     assert forbidden(account("label", "crd", "tikvclusters.tikvops.io", "edited=yes", check=False))
+
+
+def lease(name: str, holder: str) -> str:
+    return json.dumps({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15},
+    })
+
+
+def test_lease_requests_made_with_the_token(all_namespaces: Install, kubectl_admin: Cli,
+                                            extra_namespaces: list[str]) -> None:
+    """What leader election does, for real: create the Lease, read it, take it over (update, a PUT)."""
+    ns = all_namespaces.account.in_namespace(all_namespaces.namespace)
+    ns("create", "-f", "-", input=lease(LEASE_ID, "tikv-operator-a"))
+    got = ns.json("get", "lease", LEASE_ID)
+    got["spec"]["holderIdentity"] = "tikv-operator-b"
+    ns("replace", "-f", "-", input=json.dumps(got))
+    assert ns.json("get", "lease", LEASE_ID)["spec"]["holderIdentity"] == "tikv-operator-b"
+    assert forbidden(ns("patch", "lease", LEASE_ID, "--type=merge", "-p", '{"spec":{"holderIdentity":"x"}}',
+                        check=False))
+    assert forbidden(ns("delete", "lease", LEASE_ID, check=False))
+    assert forbidden(ns("get", "leases", check=False))  # no list
+    # Another Lease of the namespace (another controller's) can be neither read nor taken over.
+    kubectl_admin.in_namespace(all_namespaces.namespace)("create", "-f", "-", input=lease("someone-else", "them"))
+    assert forbidden(ns("get", "lease", "someone-else", check=False))
+    # Nothing in any other namespace, not even the Lease's name.
+    other = all_namespaces.account.in_namespace(extra_namespaces[2])
+    assert forbidden(other("create", "-f", "-", input=lease(LEASE_ID, "tikv-operator-a"), check=False))
+    assert forbidden(other("get", "lease", LEASE_ID, check=False))
 
 
 def test_requests_made_with_the_token_namespaced(namespaced: Install, kubectl_admin: Cli,

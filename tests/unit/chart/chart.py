@@ -35,6 +35,13 @@ OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
 )
 # Secrets only by name, only in the credential namespaces (a Role of its own), never in a ClusterRole.
 CREDENTIAL_RULES: frozenset[tuple[str, str, str]] = frozenset({("", "secrets", "get")})
+# Leader election (leaderElection.enabled): a Role of its own in the release's namespace only. get and update
+# only the Lease named leaderElection.id (resourceNames); create cannot be limited to a name.
+LEASE_ID = "tikv-operator"
+LEADER_ELECTION_RULES: frozenset[tuple[str, str, str]] = frozenset(
+    {("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")}
+)
+LEADER_ELECTION_ROLE = f"{SCOPED}-leader-election"
 # kopf needs nothing beyond these: the operator runs it standalone (no peering objects) and with cluster
 # scanning disabled (no Namespace listing, no CRD watching), so in namespaced mode there is no ClusterRole.
 

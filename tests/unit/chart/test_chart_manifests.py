@@ -1,5 +1,5 @@
 """`helm template` output: valid for Kubernetes 1.28 to the newest kubernetes-validate knows, and the
-Deployment, Service and ServiceMonitor say what the chart promises."""
+Deployment, PodDisruptionBudget, Service and ServiceMonitor say what the chart promises."""
 
 from __future__ import annotations
 
@@ -35,13 +35,18 @@ EVERYTHING = {
             "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "tikv-operator"}}}}]},
     },
     "podAnnotations": {"example.com/team": "storage"},
+    "replicas": 3,
+    "leaderElection": {"enabled": True, "id": "tikv-ops.leader", "leaseDuration": "30s", "renewDeadline": "20s",
+                       "retryPeriod": "4s"},
+    "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
     "metrics": {"port": 9090},
     "health": {"port": 9091},
     "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}},
     "alertmanager": {"urls": ["http://am-0.am:9093", "http://am-1.am:9093"], "resendInterval": "30s",
                      "silenceDuration": "8h", "runbookURL": "https://runbooks.example/{invariant}.md"},
 }
-VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING}
+SINGLE = {"replicas": 1, "leaderElection": {"enabled": False}}
+VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING, "single": SINGLE}
 
 
 def validate(doc: dict[str, Any], version: str) -> None:
@@ -97,12 +102,11 @@ def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return containers[0]
 
 
-def test_the_deployment_runs_one_restricted_operator(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_the_deployment_runs_restricted_operators(rendered: dict[str, list[dict[str, Any]]]) -> None:
     deployment = one(rendered["defaults"], "Deployment")
     assert deployment["metadata"]["namespace"] == RELEASE_NAMESPACE
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == FULLNAME
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -124,6 +128,26 @@ def test_the_deployment_runs_one_restricted_operator(rendered: dict[str, list[di
     assert [v["name"] for v in pod["volumes"] if "emptyDir" in v] == ["tmp"]
 
 
+def test_two_replicas_roll_one_at_a_time_and_one_alone_is_recreated(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    # With the Lease: a new pod starts before an old one stops, so one replica always runs.
+    for value_set in ("defaults", "every value set"):
+        assert one(rendered[value_set], "Deployment")["spec"]["strategy"] == {
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+    assert one(rendered["every value set"], "Deployment")["spec"]["replicas"] == 3
+    # Without it: never two active pods, not even during a rollout.
+    single = one(rendered["single"], "Deployment")["spec"]
+    assert (single["replicas"], single["strategy"]) == (1, {"type": "Recreate"})
+
+
+def test_the_pod_knows_its_name_and_namespace(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for value_set in VALUE_SETS:
+        env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container_of(rendered[value_set])["env"]}
+        assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}, value_set
+
+
 def test_liveness_and_readiness_probe_healthz_on_the_health_port(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for value_set, health_port in (("defaults", 8081), ("every value set", 9091)):
         container = container_of(rendered[value_set])
@@ -135,10 +159,17 @@ def test_liveness_and_readiness_probe_healthz_on_the_health_port(rendered: dict[
 
 def test_the_operator_arguments_follow_the_values(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert container_of(rendered["defaults"])["args"] == [
-        "--all-namespaces", "--standalone", "--metrics-port=8080", "--health-port=8081",
+        "--all-namespaces", "--standalone",
+        "--leader-elect", "--leader-election-id=tikv-operator", f"--leader-election-namespace={RELEASE_NAMESPACE}",
+        "--leader-election-lease-duration=15s", "--leader-election-renew-deadline=10s",
+        "--leader-election-retry-period=2s",
+        "--metrics-port=8080", "--health-port=8081",
         "--log-format=text", "--default-interval=30s", "--stall-timeout=5m",
         "--alert-resend-interval=1m", "--silence-duration=24h",
     ]
+    single = container_of(rendered["single"])["args"]
+    assert "--no-leader-elect" in single
+    assert not [arg for arg in single if arg.startswith("--leader-elect")]
     assert container_of(rendered["namespaced"])["args"][:3] == [
         "--namespace=tikv-a", "--namespace=tikv-b", "--standalone",
     ]
@@ -146,7 +177,10 @@ def test_the_operator_arguments_follow_the_values(rendered: dict[str, list[dict[
     assert {"--metrics-port=9090", "--health-port=9091", "--log-format=json", "--default-interval=1m30s",
             "--alertmanager-url=http://am-0.am:9093", "--alertmanager-url=http://am-1.am:9093",
             "--alert-resend-interval=30s", "--silence-duration=8h",
-            "--runbook-url=https://runbooks.example/{invariant}.md"} <= set(args)
+            "--runbook-url=https://runbooks.example/{invariant}.md",
+            "--leader-elect", "--leader-election-id=tikv-ops.leader",
+            f"--leader-election-namespace={RELEASE_NAMESPACE}", "--leader-election-lease-duration=30s",
+            "--leader-election-renew-deadline=20s", "--leader-election-retry-period=4s"} <= set(args)
     assert "--all-namespaces" not in args
 
 
@@ -163,8 +197,36 @@ def test_placement_and_image_values_reach_the_pod(rendered: dict[str, list[dict[
     assert container["imagePullPolicy"] == "Always"
     assert container["resources"] == EVERYTHING["resources"]
     defaults = one(rendered["defaults"], "Deployment")["spec"]["template"]
-    assert not {"nodeSelector", "tolerations", "affinity", "imagePullSecrets"} & set(defaults["spec"])
+    assert not {"nodeSelector", "tolerations", "imagePullSecrets"} & set(defaults["spec"])
     assert "annotations" not in defaults["metadata"]
+
+
+def test_replicas_prefer_different_nodes_unless_affinity_is_given(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    deployment = one(rendered["defaults"], "Deployment")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert deployment["spec"]["template"]["spec"]["affinity"] == {"podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+            "topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}}],
+    }}
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    # A given affinity replaces the default as a whole (test_placement_and_image_values_reach_the_pod).
+
+
+def test_the_disruption_budget_keeps_one_replica_and_only_with_several(
+    rendered: dict[str, list[dict[str, Any]]], helm_bin: str,
+) -> None:
+    for value_set, min_available in (("defaults", 1), ("every value set", "50%")):
+        budget = one(rendered[value_set], "PodDisruptionBudget")
+        assert budget["apiVersion"] == "policy/v1"  # helm template offline; policy/v1beta1 before Kubernetes 1.21
+        assert budget["metadata"]["namespace"] == RELEASE_NAMESPACE
+        assert budget["spec"] == {
+            "minAvailable": min_available,
+            "selector": {"matchLabels": one(rendered[value_set], "Deployment")["spec"]["selector"]["matchLabels"]},
+        }
+    # One replica: minAvailable 1 would block every node drain forever.
+    assert of_kind(rendered["single"], "PodDisruptionBudget") == []
+    assert of_kind(render(helm_bin, {"replicas": 1}), "PodDisruptionBudget") == []
+    assert of_kind(render(helm_bin, {"podDisruptionBudget": {"enabled": False}}), "PodDisruptionBudget") == []
 
 
 def test_the_metrics_service_and_the_optional_service_monitor(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -193,3 +255,25 @@ def test_equal_metrics_and_health_ports_are_refused(helm_bin: str) -> None:
     result = template(helm_bin, {"metrics": {"port": 9000}, "health": {"port": 9000}})
     assert result.returncode != 0
     assert "metrics.port and health.port must differ" in result.stderr
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"replicas": 2, "leaderElection": {"enabled": False}},
+     "replicas=2 needs leaderElection.enabled=true: without a Lease every replica is active"),
+    ({"replicas": 3, "podDisruptionBudget": {"minAvailable": 3}},
+     "podDisruptionBudget.minAvailable=3 must be below replicas=3"),
+])
+def test_several_replicas_without_a_lease_and_an_unsatisfiable_budget_are_refused(
+    helm_bin: str, values: dict[str, Any], message: str,
+) -> None:
+    result = template(helm_bin, values)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_values_of_an_older_chart_are_refused_with_the_way_out(helm_bin: str) -> None:
+    """`helm upgrade --reuse-values` from chart 0.1.0 keeps that chart's defaults, which lack the keys."""
+    old_defaults = [f"{key}=null" for key in ("replicas", "leaderElection", "podDisruptionBudget")]
+    result = template(helm_bin, extra=[arg for setting in old_defaults for arg in ("--set", setting)])
+    assert result.returncode != 0
+    assert "--reset-then-reuse-values" in result.stderr, result.stderr

@@ -1,4 +1,5 @@
-"""RBAC is exactly the table in tests/unit/chart/chart.py: sufficient, minimal, no wildcards."""
+"""RBAC is exactly the table in tests/unit/chart/chart.py: sufficient, minimal, no wildcards; the Lease of
+leader election in the release's namespace only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 from tests.unit.chart.chart import (
     CREDENTIAL_RULES,
     FULLNAME,
+    LEADER_ELECTION_ROLE,
+    LEADER_ELECTION_RULES,
+    LEASE_ID,
     OPERATOR_RULES,
     RELEASE_NAMESPACE,
     SCOPED,
@@ -41,8 +45,9 @@ def test_all_namespaces_is_one_cluster_role_with_exactly_the_operator_rules(
     binding = one(all_namespaces, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SCOPED}
     assert binding["subjects"] == SUBJECT
-    assert of_kind(all_namespaces, "Role") == []
-    assert of_kind(all_namespaces, "RoleBinding") == []
+    # The only Role: leader election's (the Lease), in the release's namespace.
+    assert [r["metadata"]["name"] for r in of_kind(all_namespaces, "Role")] == [LEADER_ELECTION_ROLE]
+    assert [b["metadata"]["name"] for b in of_kind(all_namespaces, "RoleBinding")] == [LEADER_ELECTION_ROLE]
     account = one(all_namespaces, "ServiceAccount")
     assert (account["metadata"]["name"], account["metadata"]["namespace"]) == (FULLNAME, RELEASE_NAMESPACE)
 
@@ -69,11 +74,15 @@ def test_no_wildcards_no_resource_names_no_escalation(mode: str, request: pytest
     docs: list[dict[str, Any]] = request.getfixturevalue(mode)
     for kind in ("ClusterRole", "Role"):
         for role in of_kind(docs, kind):
+            lease_role = role["metadata"]["name"] == LEADER_ELECTION_ROLE
             for rule in role["rules"]:
-                assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no nonResourceURLs either
+                # No nonResourceURLs; resourceNames only where they narrow the Lease rule.
+                allowed_keys = {"apiGroups", "resources", "verbs"} | ({"resourceNames"} if lease_role else set())
+                assert set(rule) <= allowed_keys, rule
+                assert {"apiGroups", "resources", "verbs"} <= set(rule), rule
                 for key in ("apiGroups", "resources", "verbs"):
                     assert not any("*" in item for item in rule[key]), rule
-            dangerous = {"escalate", "bind", "impersonate", "update", "deletecollection"}
+            dangerous = {"escalate", "bind", "impersonate", "deletecollection"} | (set() if lease_role else {"update"})
             assert not dangerous & {verb for _, _, verb in rule_set(role["rules"])}
     roles = of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
     granted = {triple for role in roles for triple in rule_set(role["rules"])}
@@ -122,3 +131,38 @@ def test_secrets_are_readable_only_in_the_credential_namespaces(
         assert bindings[namespace]["roleRef"]["name"] == f"{SCOPED}-credentials"
     for role in of_kind(docs, "ClusterRole"):
         assert not [rule for rule in role["rules"] if "secrets" in rule["resources"]]
+
+
+def leader_election(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    roles = [r for r in of_kind(docs, "Role") if r["metadata"]["name"] == LEADER_ELECTION_ROLE]
+    bindings = [b for b in of_kind(docs, "RoleBinding") if b["metadata"]["name"] == LEADER_ELECTION_ROLE]
+    return roles, bindings
+
+
+@pytest.mark.parametrize("mode", ["all_namespaces", "namespaced"])
+def test_the_lease_role_is_in_the_release_namespace_only(mode: str, request: pytest.FixtureRequest) -> None:
+    docs: list[dict[str, Any]] = request.getfixturevalue(mode)
+    (role,), (binding,) = leader_election(docs)
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert rule_set(role["rules"]) == LEADER_ELECTION_RULES  # get, create, update: no list, watch, patch, delete
+    # get and update reach the one Lease the operator contends for; create cannot name it in advance.
+    by_verb = {verb: rule.get("resourceNames") for rule in role["rules"] for verb in rule["verbs"]}
+    assert by_verb == {"create": None, "get": [LEASE_ID], "update": [LEASE_ID]}
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEADER_ELECTION_ROLE}
+    assert binding["subjects"] == SUBJECT
+    # No other role grants anything on Leases.
+    for other in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        if other is not role:
+            assert not [rule for rule in other["rules"] if "leases" in rule["resources"]]
+
+
+def test_the_lease_role_follows_the_lease_id(helm_bin: str) -> None:
+    (role,), _ = leader_election(render(helm_bin, {"leaderElection": {"id": "ops.tikv-leader"}}))
+    assert {tuple(rule.get("resourceNames", [])) for rule in role["rules"]} == {(), ("ops.tikv-leader",)}
+
+
+def test_no_lease_role_without_leader_election(helm_bin: str) -> None:
+    docs = render(helm_bin, {"replicas": 1, "leaderElection": {"enabled": False}})
+    assert leader_election(docs) == ([], [])
+    assert not [rule for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role") for rule in role["rules"]
+                if "leases" in rule["resources"]]

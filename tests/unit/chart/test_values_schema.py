@@ -91,10 +91,46 @@ def test_intervals_rejected(interval: str) -> None:
         {"affinity": {"nodeAffinity": {"requiredDuringScheduling": {}}}},
         {"serviceMonitor": {"enabled": "yes"}},
         {"nodeSelector": {"disk": 1}},
+        {"replicas": 0},
+        {"replicas": "2"},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "namespace": "ops"}},  # always the release's
+        {"leaderElection": {**DEFAULTS["leaderElection"], "enabled": "true"}},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "id": "Tikv_Operator"}},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "id": ""}},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "leaseDuration": "15"}},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "renewDeadline": "ten seconds"}},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "retryPeriod": "-2s"}},
+        {"leaderElection": {"enabled": True}},
+        {"podDisruptionBudget": {"enabled": True, "minAvailable": 0}},
+        {"podDisruptionBudget": {"enabled": True, "minAvailable": "0%"}},
+        {"podDisruptionBudget": {"enabled": True, "minAvailable": "half"}},
+        {"podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}},
     ],
 )
 def test_malformed_values_rejected(change: dict[str, Any]) -> None:
     assert not valid(with_values(**change))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"replicas": 1, "leaderElection": {**DEFAULTS["leaderElection"], "enabled": False}},
+        {"replicas": 3},
+        {"leaderElection": {**DEFAULTS["leaderElection"], "id": "tikv-ops.leader", "leaseDuration": "1m",
+                            "renewDeadline": "40s", "retryPeriod": "500ms"}},
+        {"podDisruptionBudget": {"enabled": False, "minAvailable": 1}},
+        {"podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}},
+    ],
+)
+def test_high_availability_values_accepted(change: dict[str, Any]) -> None:
+    assert valid(with_values(**change))
+
+
+def test_the_defaults_are_two_replicas_behind_a_lease() -> None:
+    assert DEFAULTS["replicas"] == 2
+    assert DEFAULTS["leaderElection"] == {"enabled": True, "id": "tikv-operator", "leaseDuration": "15s",
+                                          "renewDeadline": "10s", "retryPeriod": "2s"}
+    assert DEFAULTS["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
 
 
 def test_helm_applies_the_schema_and_names_the_field(helm_bin: str) -> None:
