@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import api_writes, check_cost, delivery_cost, detection_latency, query_cost, scale
+from bench import api_writes, check_cost, delivery_cost, detection_latency, failover, query_cost, scale
 from bench.common import log, platform_down, platform_up, render_results, write_section
 
 BENCHMARKS: dict[str, Callable[[list[str]], str]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], str]] = {
     "scale": scale.main,
     "query_cost": query_cost.main,
     "delivery_cost": delivery_cost.main,
+    "failover": failover.main,
 }
 QUICK: dict[str, list[str]] = {
     "check_cost": ["--sizes", "3,30", "--checks", "3"],
@@ -30,6 +31,7 @@ QUICK: dict[str, list[str]] = {
     "scale": ["--sizes", "20", "--window", "20", "--warmup", "5", "--py-spy", ""],
     "query_cost": ["--stores", "5", "--rounds", "2"],
     "delivery_cost": ["--clusters", "10", "--rounds", "2"],
+    "failover": ["--handovers", "2"],
 }
 
 
