@@ -95,6 +95,7 @@ def run(
     name: Annotated[str, typer.Option(help="Cluster name (-1, -2... added for several).")] = "basic",
     namespace: Annotated[str, typer.Option(help="Namespace used in pod-name addresses and labels.")] = "tidb",
     pd_port: Annotated[int, typer.Option(help="PD port (first of consecutive ones); 0: free.")] = 0,
+    pd_host: Annotated[str, typer.Option(help="Address PD's API listens on (any 127.0.0.0/8 one).")] = "127.0.0.1",
     control_port: Annotated[int, typer.Option(help="Control API port; 0 picks a free one.")] = 0,
     file_sd: Annotated[Path | None, typer.Option(help="Write a Prometheus file_sd target file here.")] = None,
     instance_label: Annotated[
@@ -111,6 +112,9 @@ def run(
     status_address: Annotated[
         bool, typer.Option(help="--no-status-address: PD shows none (tidb-operator v1 without dynamic config).")
     ] = True,
+    host_network: Annotated[
+        bool, typer.Option(help="PD lists stores at IP addresses; Prometheus keeps pod names (Kubernetes modes).")
+    ] = False,
     shuffle_stores: Annotated[bool, typer.Option(help="/stores in a new order on every call, as PD.")] = True,
     seed: Annotated[int | None, typer.Option(help="Seed of the /stores order (default: random).")] = None,
     label: Annotated[list[str] | None, typer.Option(help="Extra k=v label on every target.")] = None,
@@ -134,6 +138,7 @@ def run(
         namespace=namespace,
         instance_label=InstanceLabel(instance_label.value),
         pd_port=pd_port,
+        pd_host=pd_host,
         control_port=control_port,
         p99_ms=p99_ms,
         timing=Timing(
@@ -147,6 +152,7 @@ def run(
         seed=seed,
         shuffle_stores=shuffle_stores,
         status_address=status_address,
+        host_network=host_network,
         tiflash=tiflash,
         grpc_series=grpc_series.value,
         namespaces=_parse_namespaces(namespaces),

@@ -93,6 +93,10 @@ class ClusterIdentity:
     replicas: int = 3
     key: str = ""  # how faults and the control API name it: the name, or "<ns>/<name>" when names repeat
     pd_members: int = 3
+    # TiKV advertises its pod's IP (the node's, on the host network) instead of its DNS name. Not what
+    # tidb-operator does (it passes POD_NAME and keeps the DNS name): a what-if for the store -> pod mapping.
+    host_network: bool = False
+    index: int = 0  # the cluster's place in the simulation, which tells its host IPs apart
 
     def __post_init__(self) -> None:
         self.key = self.key or self.name
@@ -125,6 +129,14 @@ class ClusterIdentity:
     def peer_service(self, engine: str = "tikv") -> str:
         return f"{self.name}-{engine}-peer"
 
+    def host_ip(self, store_index: int, engine: str = "tikv") -> str:
+        """The IP a host-network pod advertises, its node's: 10.<i / 256>.<i % 256>.<ordinal + 10> in cluster i
+        (TiFlash pods: ordinal + 110)."""
+        last = store_index + (10 if engine == "tikv" else 110)
+        if last > 254:
+            raise ValueError(f"host_network gives at most 100 pods of each engine per cluster, not {store_index + 1}")
+        return f"10.{self.index // 256}.{self.index % 256}.{last}"
+
     def store_addresses(self, store_index: int, metrics_port: int, engine: str = "tikv") -> tuple[str, str]:
         """(address, status_address) as PD reports them for this deployment style.
 
@@ -132,6 +144,8 @@ class ClusterIdentity:
         """
         if self.instance_label.kubernetes:
             host = f"{self.pod_name(store_index, engine)}.{self.peer_service(engine)}.{self.namespace}.svc"
+            if self.host_network:
+                host = self.host_ip(store_index, engine)
             port, status_port = ENGINE_PORTS[engine]
             return f"{host}:{port}", f"{host}:{status_port}"
         # tiup: Prometheus scrapes the status address itself, so it must be the real port.

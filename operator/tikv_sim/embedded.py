@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from tikv_sim import tidb_status
 from tikv_sim.clock import Clock
 from tikv_sim.cluster_model import Cluster
 from tikv_sim.faults import Fault
@@ -84,3 +85,26 @@ class SimulatorThread:
 
     def summary(self) -> dict[str, Any]:
         return self.call(self.simulator.summary)
+
+    def tidb_tikv_status(
+        self,
+        cluster: str | None = None,
+        *,
+        cluster_domain: str = "",
+        pod_name_from: tidb_status.PodNameFrom = "address",
+        previous: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The `status.tikv` tidb-operator would write for a cluster now (see tikv_sim.tidb_status)."""
+
+        def build() -> dict[str, Any]:
+            model = self.simulator.clusters[self.simulator.cluster_key(cluster)]
+            return tidb_status.tikv_status(model, self.simulator.clock.now_ns(), cluster_domain=cluster_domain,
+                                           pod_name_from=pod_name_from, previous=previous)  # fmt: skip
+
+        return self.call(build)
+
+    def tidb_stores(
+        self, cluster: str | None = None, *, pod_name_from: tidb_status.PodNameFrom = "address"
+    ) -> dict[str, dict[str, Any]]:
+        """`status.tikv.stores`: {"<id>": {id, podName, ip, leaderCount, state, lastTransitionTime}}."""
+        return dict(self.tidb_tikv_status(cluster, pod_name_from=pod_name_from).get("stores", {}))

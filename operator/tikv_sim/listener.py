@@ -33,9 +33,10 @@ _PORTS = random.Random()  # noqa: S311 (spreading ports, not secrets)
 
 
 class Listener:
-    def __init__(self, make_app: Callable[[], web.Application], port: int = 0) -> None:
+    def __init__(self, make_app: Callable[[], web.Application], port: int = 0, host: str = HOST) -> None:
         self._make_app = make_app
         self.port = port
+        self.host = host  # any 127.0.0.0/8 address binds on Linux without configuration
         self._runner: web.AppRunner | None = None
         # A fault and a timeline step may open or close the same listener at once.
         self._lock = asyncio.Lock()
@@ -46,7 +47,7 @@ class Listener:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def open(self) -> None:
         async with self._lock:
@@ -67,18 +68,19 @@ class Listener:
 
     async def _bind(self, runner: web.AppRunner) -> None:
         if self.port:
-            await web.TCPSite(runner, HOST, self.port, reuse_address=True).start()
+            await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
             return
         top = _ephemeral_start()
         if top > _LOWEST_PORT + _PICKS:
             for _ in range(_PICKS):
                 try:
-                    await web.TCPSite(runner, HOST, _PORTS.randrange(_LOWEST_PORT, top), reuse_address=True).start()
+                    port = _PORTS.randrange(_LOWEST_PORT, top)
+                    await web.TCPSite(runner, self.host, port, reuse_address=True).start()
                     return
                 except OSError as error:
                     if error.errno != errno.EADDRINUSE:
                         raise
-        await web.TCPSite(runner, HOST, 0, reuse_address=True).start()
+        await web.TCPSite(runner, self.host, 0, reuse_address=True).start()
 
     async def close(self) -> None:
         async with self._lock:

@@ -35,6 +35,7 @@ class SimConfig:
     namespace: str = "tidb"
     instance_label: InstanceLabel = InstanceLabel.STATUS_ADDRESS
     pd_port: int = 0  # first PD port when several clusters run; 0 picks free ports
+    pd_host: str = "127.0.0.1"  # where PD's API listens (any 127.0.0.0/8 address); store metrics stay on 127.0.0.1
     control_port: int | None = 0  # None: no control API (embedded use drives the model directly)
     p99_ms: float = 10.0
     timing: Timing = field(default_factory=Timing)
@@ -46,6 +47,9 @@ class SimConfig:
     tiflash: int = 0  # TiFlash stores per cluster, after the TiKV ones
     grpc_series: str = "full"  # "lean": a dozen gRPC types on two priorities instead of 50 x 4
     namespaces: tuple[str, ...] | None = None  # one cluster `name` per namespace (same pod names in each)
+    # PD lists stores at IP addresses (10.0.<cluster>.<ordinal + 10>:20160) while Prometheus keeps the
+    # deployment's instance label (pod-name: the pod name). Needs a Kubernetes instance label.
+    host_network: bool = False
 
     def cluster_name(self, index: int) -> str:
         return self.name if self.clusters == 1 else f"{self.name}-{index + 1}"
@@ -68,6 +72,10 @@ class SimConfig:
             not self.namespaces or len(set(self.namespaces)) != len(self.namespaces) or not all(self.namespaces)
         ):
             raise ValueError("namespaces must be distinct, non-empty names")
+        if self.host_network and not self.instance_label.kubernetes:
+            raise ValueError("host_network is a Kubernetes deployment: use instance_label pod-name or pod-label")
+        if self.host_network and max(self.stores, self.tiflash) > 100:
+            raise ValueError("host_network gives at most 100 pods of each engine per cluster")
 
 
 @dataclass
@@ -133,7 +141,11 @@ class Simulator:
         return runtime.listeners[slot.index]
 
     def _runtime(self, cluster: str | None) -> _ClusterRuntime:
-        return self._runtimes[pick_cluster(self.clusters, cluster).key]
+        return self._runtimes[self.cluster_key(cluster)]
+
+    def cluster_key(self, cluster: str | None = None) -> str:
+        """The key of the cluster a name, a "<ns>/<name>" key or None (the only one) picks."""
+        return pick_cluster(self.clusters, cluster).key
 
     def _next_pod_ip(self) -> str:
         self._pod_ips += 1
@@ -160,7 +172,8 @@ class Simulator:
             listener = Listener(partial(self._store_app, holder, slot))
             await listener.open()
             listeners[slot] = listener
-        identity = ClusterIdentity(name=name, namespace=namespace, instance_label=config.instance_label, key=key)
+        identity = ClusterIdentity(name=name, namespace=namespace, instance_label=config.instance_label, key=key,
+                                   host_network=config.host_network, index=index)  # fmt: skip
         ports = [listeners[i].port for i in range(config.stores + config.tiflash)]
         cluster = build_cluster(
             identity,
@@ -177,7 +190,7 @@ class Simulator:
         if config.shuffle_stores:
             shuffle = random.Random() if config.seed is None else random.Random(f"{config.seed}/{key}")  # noqa: S311
         pd_server = PdServer(cluster, self.clock, lambda: pd_listener.url, shuffle)
-        pd_listener = Listener(pd_server.make_app, pd_port)
+        pd_listener = Listener(pd_server.make_app, pd_port, config.pd_host)
         members = [Listener(partial(self._pd_member_app, cluster, i)) for i in range(identity.pd_members)]
         runtime = _ClusterRuntime(
             cluster=cluster,
@@ -187,6 +200,8 @@ class Simulator:
             listeners=listeners,
             pod_ips={slot: self._next_pod_ip() for slot in listeners},
         )
+        if identity.host_network:  # a host-network pod has its node's IP, the one PD lists
+            runtime.pod_ips = {s.index: identity.host_ip(s.ordinal, s.engine) for s in cluster.slots}
         runtime.booted = {s.index: (s.store_id, cluster.store(s.store_id).process_start_ns) for s in cluster.slots}
         self._runtimes[key] = runtime
         await pd_listener.open()
@@ -290,7 +305,8 @@ class Simulator:
 
     async def _reconcile(self, runtime: _ClusterRuntime) -> None:
         cluster = runtime.cluster
-        new_pods = cluster.identity.instance_label is InstanceLabel.POD_LABEL
+        # A host-network pod keeps its node's IP across restarts.
+        new_pods = cluster.identity.instance_label is InstanceLabel.POD_LABEL and not cluster.identity.host_network
         for slot in cluster.slots:
             listener = runtime.listeners[slot.index]
             store = cluster.store(slot.store_id)

@@ -11,6 +11,7 @@ Loaded for every run through `-p tests.support.plugin` (pyproject.toml).
 - `prometheus` (session) and `prom_targets` (per test): the real Prometheus and one test's scrape targets.
 - `alertmanager` (session): the platform's real Alertmanager and its webhook log (shared: filter by labels);
   `private_alertmanager` (per test): one of the test's own, to stop and restart; always stopped at teardown.
+- `tidb_crds` (session, from tests.support.tidb_operator): tidb-operator's TidbCluster and TidbMonitor CRDs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from tests.support.platform import (
     read_platform,
 )
 from tests.support.prometheus import Prometheus, ScrapeTargets
+
+# More fixtures, in modules of their own: tidb_crds (tidb-operator's CRDs, reduced).
+pytest_plugins = ["tests.support.tidb_operator"]
 
 INTEGRATION_DIR = Path(__file__).resolve().parents[1] / "integration"
 CR_DELETE_TIMEOUT_S = 20.0
