@@ -121,9 +121,3 @@ def parse_status(status: Mapping[str, Any] | None) -> TiKVClusterStatus | None:
         return None
 
 
-def spec_error(error: ValidationError) -> str:
-    """Which field of the spec is wrong and why, in one line (pydantic's loc is snake_case Python names)."""
-    first = error.errors()[0]
-    where = ".".join(["spec", *(str(part) for part in first["loc"])])
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"

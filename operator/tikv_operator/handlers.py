@@ -22,9 +22,9 @@ from tikv_operator.adapters.credentials import SecretCache, load_alertmanager_cr
 from tikv_operator.adapters.kube_api import NotLeading, TimedApiClient, server_message
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
-from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status, spec_error
+from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status
 from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.core.cluster_resource import TiKVClusterSpec, spec_error
 from tikv_operator.core.cluster_status import spec_rejected_status
 from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.lifecycle import react_to_edit

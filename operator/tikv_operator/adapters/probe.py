@@ -63,4 +63,4 @@ async def observe(
     credentials = credentials or NO_CREDENTIALS
     pd, metrics = await asyncio.gather(_pd(spec, credentials, ticketed_stores), _metrics(spec, credentials))
     return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics, secrets=credentials.secrets,
-                       stale_secrets=credentials.stale)
+                       stale_secrets=credentials.stale, store_pods=dict(spec.store_pods))

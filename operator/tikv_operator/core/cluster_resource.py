@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from tikv_operator.core.catalogue import ENTRIES
 from tikv_operator.core.durations import AtLeastASecond, Duration
@@ -19,6 +19,8 @@ URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
 # The cluster's name is the value of the tikvops.io/cluster label on its tickets: at most 63 characters.
 CLUSTER_NAME_MAX = 63
 LABEL_NAME_PATTERN = r"[a-zA-Z_][a-zA-Z0-9_]*"
+# A TidbCluster's stores, with room for scale-outs and replaced stores.
+STORE_PODS_MAX = 10000
 
 
 def label_names(keys: dict[str, str], field: str) -> dict[str, str]:
@@ -251,6 +253,20 @@ class TiKVClusterSpec(WireModel):
     alertmanager: AlertmanagerSpec | None = Field(
         None, description="Alertmanager delivery of this cluster's tickets; unset: the operator's default.")
     tickets: TicketPolicy = Field(default_factory=TicketPolicy, json_schema_extra={"default": {}})
+    store_pods: dict[str, Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=dict, max_length=STORE_PODS_MAX,
+        description="Store id -> the pod that runs it, as tidb-operator's TidbCluster status.tikv.stores says "
+        "(discovery writes it). A listed store's series are the ones whose pod label, else instance label, is "
+        "that pod; stores not listed are matched by the deployment's naming convention.",
+    )
+
+    @field_validator("store_pods")
+    @classmethod
+    def _store_ids(cls, pods: dict[str, str]) -> dict[str, str]:
+        bad = sorted(key for key in pods if not key.isdigit())
+        if bad:
+            raise ValueError(f"storePods keys must be PD store ids (digits): {bad}")
+        return pods
 
     # The API server cannot check that names in a list are unique without CEL (Kubernetes 1.20).
     @field_validator("custom_invariants")
@@ -298,3 +314,11 @@ class TiKVClusterStatus(WireModel):
     open_tickets: int | None = Field(None, ge=0)
     pending_violations: list[PendingViolation] = Field(default_factory=list)
     message: str | None = None
+
+
+def spec_error(error: ValidationError) -> str:
+    """Which field of the spec is wrong and why, in one line (pydantic's loc is snake_case Python names)."""
+    first = error.errors()[0]
+    where = ".".join(["spec", *(str(part) for part in first["loc"])])
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"

@@ -11,7 +11,7 @@ naming convention, chosen by whichever explains more keys:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -61,20 +61,26 @@ def _precedence(store: Store) -> tuple[bool, int]:
 class InstanceMap:
     convention: Convention
     store_by_key: Mapping[str, str]
+    declared: Mapping[str, str] = field(default_factory=dict)  # store id -> pod, from the deployment
 
     @cached_property  # read for every store of every metric invariant: built once per check
     def key_by_store(self) -> dict[str, str]:
         return {sid: key for key, sid in self.store_by_key.items()}
 
     def expected_key(self, store: Store) -> str:
-        """The key this store's series would carry under the chosen convention."""
-        return _KEYS[self.convention](store)
+        """The key this store's series would carry: its declared pod, else the chosen convention's."""
+        return self.declared.get(store.id) or _KEYS[self.convention](store)
 
 
-def map_instances(stores: Iterable[Store], keys: Iterable[str]) -> InstanceMap:
-    """Map the store keys seen in Prometheus to store ids with the convention that matches most of them."""
-    stores = sorted(stores, key=_precedence)  # later entries win below
-    seen = set(keys)
+def map_instances(stores: Iterable[Store], keys: Iterable[str], declared: Mapping[str, str] | None = None,
+                  ) -> InstanceMap:
+    """Map the store keys seen in Prometheus to store ids: a store whose pod the deployment declares
+    (spec.storePods) by that pod, exactly; the others with the convention that matches most keys, never
+    taking a declared pod's key for another store."""
+    declared = {sid: pod for sid, pod in (declared or {}).items() if pod}
+    stores = sorted((s for s in stores if s.id not in declared), key=_precedence)  # later entries win below
+    taken = set(declared.values())
+    seen = set(keys) - taken
     best: InstanceMap | None = None
     for convention, key in _KEYS.items():
         keyed = {key(s): s.id for s in stores if key(s)}
@@ -82,7 +88,10 @@ def map_instances(stores: Iterable[Store], keys: Iterable[str]) -> InstanceMap:
         if best is None or len(mapped) > len(best.store_by_key):
             best = InstanceMap(convention, mapped)
     assert best is not None
-    return best
+    if not declared:
+        return best
+    return InstanceMap(best.convention, {**best.store_by_key, **{pod: sid for sid, pod in declared.items()}},
+                       declared)
 
 
 def index_by_key(series: Iterable[Series]) -> dict[str, list[Series]]:

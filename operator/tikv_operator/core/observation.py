@@ -115,3 +115,5 @@ class Observation:
     metrics: MetricsObservation
     secrets: tuple[str, ...] = ()
     stale_secrets: tuple[str, ...] = ()  # why a Secret in use is an older copy (its re-reads fail)
+    # Store id -> pod, as the deployment declares it (spec.storePods, from tidb-operator): no guessing.
+    store_pods: Mapping[str, str] = field(default_factory=dict)

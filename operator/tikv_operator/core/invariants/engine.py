@@ -185,7 +185,8 @@ def metric_rule(check: str, metric: str, judge: MetricJudge, absent: Absent | No
 
 
 def no_series(store: Store, key: str, metric: str, view: MetricView, check: str) -> str:
-    looked = {"status-address": "status address", "pod-name": "pod"}[view.instances.convention]
+    looked = "pod" if store.id in view.instances.declared else {
+        "status-address": "status address", "pod-name": "pod"}[view.instances.convention]
     message = f"no {metric} series in Prometheus for store {store.id} ({looked} {key or '(none)'})"
     others = view.unmapped_keys(check)
     if others and not view.instances.store_by_key:
@@ -203,4 +204,4 @@ def metric_view(obs: Observation) -> MetricView:
             rows.setdefault(s.labels.get(CHECK_LABEL) or name, []).append(s)
     by_check = {check: index_by_key(series) for check, series in rows.items()}
     keys = {key for index in by_check.values() for key in index if key}
-    return MetricView(map_instances(obs.pd.stores, keys), by_check)
+    return MetricView(map_instances(obs.pd.stores, keys, obs.store_pods), by_check)
