@@ -59,6 +59,15 @@ def run(
              "duration, so it stops before anyone else may start).")] = "10s",
     leader_election_retry_period: Annotated[str, typer.Option(
         help="How often the holder renews and a standby tries to take the Lease.")] = "2s",
+    discover_tidbclusters: Annotated[bool, typer.Option(
+        "--discover-tidbclusters", help="Generate and keep a TiKVCluster for every tidb-operator TidbCluster "
+        "(pingcap.com/v1alpha1) with TiKV and its own PD, from its PD service, TLS Secret, TidbMonitor and "
+        "store pods.")] = False,
+    default_prometheus_url: Annotated[str, typer.Option(
+        help="Prometheus of discovered TidbClusters that no TidbMonitor lists. Empty: such clusters are "
+             "skipped (and the log says so).")] = "",
+    discovery_interval: Annotated[str, typer.Option(
+        help="How often discovery lists TidbClusters and TidbMonitors.")] = "30s",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator: check every TiKVCluster and keep its OperatorTickets (Ctrl+C or SIGTERM stops it)."""
@@ -80,10 +89,19 @@ def run(
                                      "query or fragment")
     if resend.total_seconds() < 1:
         raise typer.BadParameter("--alert-resend-interval must be at least 1s")
+    if default_prometheus_url and not re.fullmatch(URL_PATTERN, default_prometheus_url):
+        raise typer.BadParameter(f"--default-prometheus-url {default_prometheus_url!r} is not an http(s) URL "
+                                 "without user:password@, query or fragment")
+    try:
+        every = parse_duration(discovery_interval)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if every.total_seconds() < 1:
+        raise typer.BadParameter("--discovery-interval must be at least 1s")
     election = _election(leader_elect, leader_election_id, leader_election_namespace,
                          (leader_election_lease_duration, leader_election_renew_deadline, leader_election_retry_period))
     # Imported here: kopf and the Kubernetes client take a second to import, which `--help` need not pay.
-    from tikv_operator.runner import ElectionOptions, LogFormat, RunOptions, run_operator
+    from tikv_operator.runner import DiscoveryOptions, ElectionOptions, LogFormat, RunOptions, run_operator
 
     fmt: LogFormat = "json" if log_format == "json" else "text"
     run_operator(RunOptions(
@@ -92,6 +110,7 @@ def run(
         verbose=verbose, stall_timeout=stall, alertmanager_urls=urls,
         alert_policy=AlertPolicy(resend=resend, silence_duration=silence, runbook_url=runbook_url),
         election=ElectionOptions(lease=election[0], namespace=election[1], timing=election[2]) if election else None,
+        discovery=DiscoveryOptions(default_prometheus_url, every) if discover_tidbclusters else None,
     ))
 
 

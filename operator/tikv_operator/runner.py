@@ -17,11 +17,20 @@ from tikv_operator.adapters.kube_api import TimedApiClient
 from tikv_operator.adapters.lease_lock import LeaseLock
 from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.leases import LeaseTiming
+from tikv_operator.discovery import Discovery
 from tikv_operator.leader_election import Leadership, LeaseElector, new_identity, user_agent
 
 LogFormat = Literal["text", "json"]
 
 log = logging.getLogger("tikv_operator")
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions:
+    """`--discover-tidbclusters`: TiKVClusters generated from tidb-operator's TidbClusters."""
+
+    default_prometheus: str = ""
+    interval: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class RunOptions:
     alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
     extra_memo: dict[str, object] = field(default_factory=dict)
     election: ElectionOptions | None = None  # None: this process always acts
+    discovery: DiscoveryOptions | None = None  # None: no TidbCluster discovery
 
 
 def run_operator(options: RunOptions) -> None:
@@ -110,6 +120,13 @@ async def _operate(options: RunOptions, memo: kopf.Memo, leadership: Leadership)
         lock = LeaseLock(lease_api, options.election.namespace, options.election.lease, lease_api.timeout_s)
         elector = LeaseElector(lock, leadership)
         election = asyncio.create_task(elector.run(), name="leader election")
+    discovery: asyncio.Task[None] | None = None
+    discovery_api: TimedApiClient | None = None
+    if options.discovery is not None:
+        discovery_api = TimedApiClient(fence=leadership.acting, user_agent=user_agent(leadership.identity))
+        discovery = asyncio.create_task(Discovery(
+            discovery_api, tuple(options.namespaces), options.discovery.default_prometheus,
+            options.discovery.interval.total_seconds(), leadership).run(), name="tidbcluster discovery")
 
     async def shut_down(received: signal.Signals) -> None:
         log.info("%s received: stopping", received.name)
@@ -128,9 +145,11 @@ async def _operate(options: RunOptions, memo: kopf.Memo, leadership: Leadership)
     try:
         await operator
     finally:
-        if election is not None:
-            election.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await election
-        if lease_api is not None:
-            await lease_api.close()
+        for task in (election, discovery):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for api in (lease_api, discovery_api):
+            if api is not None:
+                await api.close()

@@ -138,13 +138,14 @@ class SimulatedCluster:
 
 
 def start_simulated_cluster(prometheus: Prometheus, targets: ScrapeTargets, stores: int = 3,
-                            **config: Any) -> SimulatedCluster:
+                            labels: Mapping[str, str] | None = None, **config: Any) -> SimulatedCluster:
     """A simulator whose targets file is `targets.path` (the simulator rewrites it when a target moves, as
-    a restarted pod does under kube-prometheus), once Prometheus has scraped every target. The `lean`
+    a restarted pod does under kube-prometheus), once Prometheus has scraped every target; `labels` adds
+    target labels (a TidbMonitor's tidb_cluster). The `lean`
     gRPC profile unless told: the whole histogram is 4.6k series a store, too many for a test suite."""
     config.setdefault("timing", FAST_PD)
     config.setdefault("grpc_series", "lean")
-    sim = SimulatorThread(SimConfig(stores=stores, control_port=None, extra_labels=targets.labels,
+    sim = SimulatorThread(SimConfig(stores=stores, control_port=None, extra_labels={**targets.labels, **(labels or {})},
                                     file_sd=targets.path, **config))
     sim.__enter__()
     try:
