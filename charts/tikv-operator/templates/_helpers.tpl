@@ -32,15 +32,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-The operator's RBAC rules: what it does with its own resources in every namespace it watches. kopf
+The operator's RBAC rules: what it does in every namespace it watches, with its own resources and, with
+discovery.tidbClusters, with tidb-operator's TidbClusters and TidbMonitors (read only). kopf
 itself needs nothing more: the operator runs it standalone (no peering objects) with cluster scanning
 disabled (it neither lists Namespaces nor watches CRDs; the CRDs must exist when it starts, which Helm
 ensures by installing crds/ first). The chart README explains each rule.
 */}}
 {{- define "tikv-operator.rules" -}}
+{{- $discovery := include "tikv-operator.discovery" . -}}
 - apiGroups: ["tikvops.io"]
   resources: ["tikvclusters"]
+  {{- if $discovery }}
+  # Discovery also creates the TiKVClusters it generates and deletes those whose TidbCluster opts out.
+  verbs: ["get", "list", "watch", "patch", "create", "delete"]
+  {{- else }}
   verbs: ["get", "list", "watch", "patch"]
+  {{- end }}
 - apiGroups: ["tikvops.io"]
   resources: ["tikvclusters/status"]
   verbs: ["get", "patch"]
@@ -56,6 +63,12 @@ ensures by installing crds/ first). The chart README explains each rule.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- if $discovery }}
+# Discovery (discovery.tidbClusters): read tidb-operator's TidbClusters and TidbMonitors, nothing more.
+- apiGroups: ["pingcap.com"]
+  resources: ["tidbclusters", "tidbmonitors"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -65,6 +78,14 @@ secrets get would reach every ServiceAccount token of kube-system.
 */}}
 {{- define "tikv-operator.credentialNamespaces" -}}
 {{- .Values.credentialNamespaces | default .Values.watchNamespaces | toJson -}}
+{{- end -}}
+
+{{/*
+"true" when discovery of TidbClusters is on, else empty. A release upgraded with --reuse-values from a chart
+without the discovery key has none: discovery stays off, as it was.
+*/}}
+{{- define "tikv-operator.discovery" -}}
+{{- if (.Values.discovery | default dict).tidbClusters }}true{{ end -}}
 {{- end -}}
 
 {{/* The operator's arguments (after the image's `tikv-operator run`). */}}
@@ -101,6 +122,13 @@ secrets get would reach every ServiceAccount token of kube-system.
 - --silence-duration={{ .Values.alertmanager.silenceDuration }}
 {{- if .Values.alertmanager.runbookURL }}
 - --runbook-url={{ .Values.alertmanager.runbookURL }}
+{{- end }}
+{{- if include "tikv-operator.discovery" . }}
+- --discover-tidbclusters
+- --discovery-interval={{ .Values.discovery.interval }}
+{{- with .Values.discovery.prometheusURL }}
+- --default-prometheus-url={{ . }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

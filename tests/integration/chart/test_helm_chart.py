@@ -53,6 +53,7 @@ def test_install_upgrade_uninstall(helm: Cli, kubectl: Cli, kubectl_admin: Cli, 
                     "No default Alertmanager (alertmanager.urls)",
                     f"kubectl --namespace {namespace} get lease tikv-operator"):
         assert command in install.stdout, command
+    assert "discovered-from" not in install.stdout  # discovery is off by default
 
     assert operator_args(kubectl)[:8] == ["--all-namespaces", "--standalone", *leader_election_args(namespace)]
     assert "--log-format=text" in operator_args(kubectl)
@@ -136,6 +137,41 @@ def test_upgrade_to_one_replica_without_leader_election_and_back(helm: Cli, kube
     helm("uninstall", RELEASE)
 
 
+def test_upgrade_to_discovery_and_back(helm: Cli, kubectl: Cli, kubectl_admin: Cli, namespace: str) -> None:
+    """discovery.tidbClusters switches the operator's flags and its rows of the ClusterRole, and nothing else."""
+    cluster_scoped = f"{namespace}-{NAME}"
+
+    def pingcap_rules() -> list[dict]:
+        return [rule for rule in kubectl_admin.json("get", "clusterrole", cluster_scoped)["rules"]
+                if "pingcap.com" in rule["apiGroups"]]
+
+    def tikvcluster_verbs() -> list[str]:
+        rules = kubectl_admin.json("get", "clusterrole", cluster_scoped)["rules"]
+        return sorted(verb for rule in rules if rule["resources"] == ["tikvclusters"] for verb in rule["verbs"])
+
+    helm("install", RELEASE, str(CHART))
+    before = operator_args(kubectl)
+    assert pingcap_rules() == []
+    assert tikvcluster_verbs() == ["get", "list", "patch", "watch"]
+
+    on = helm("upgrade", RELEASE, str(CHART), "--reuse-values", "--set",
+              "discovery.tidbClusters=true,discovery.prometheusURL=http://prometheus.monitoring:9090,"
+              "discovery.interval=1m")
+    assert "kubectl get tikvclusters -A -l tikvops.io/discovered-from" in on.stdout
+    assert operator_args(kubectl) == [*before, "--discover-tidbclusters", "--discovery-interval=1m",
+                                      "--default-prometheus-url=http://prometheus.monitoring:9090"]
+    assert pingcap_rules() == [{"apiGroups": ["pingcap.com"], "resources": ["tidbclusters", "tidbmonitors"],
+                                "verbs": ["get", "list", "watch"]}]
+    assert tikvcluster_verbs() == ["create", "delete", "get", "list", "patch", "watch"]
+
+    off = helm("upgrade", RELEASE, str(CHART), "--reuse-values", "--set", "discovery.tidbClusters=false")
+    assert "discovered-from" not in off.stdout
+    assert operator_args(kubectl) == before  # the URL and interval stay in the values, unused
+    assert pingcap_rules() == []
+    assert tikvcluster_verbs() == ["get", "list", "patch", "watch"]
+    helm("uninstall", RELEASE)
+
+
 def test_several_replicas_without_leader_election_are_refused(helm: Cli, kubectl: Cli) -> None:
     result = helm("install", RELEASE, str(CHART), "--set", "replicas=2,leaderElection.enabled=false", check=False)
     assert result.returncode != 0
@@ -156,6 +192,9 @@ def test_several_replicas_without_leader_election_are_refused(helm: Cli, kubectl
         ("replicas=0", ["/replicas", "minimum"]),
         ("leaderElection.leaseDuration=15sec", ["/leaderElection/leaseDuration", "15sec", "does not match pattern"]),
         ("leaderElection.namespace=ops", ["/leaderElection", "namespace", "not allowed"]),
+        ("discovery.prometheusURL=not a url", ["/discovery/prometheusURL", "not a url", "does not match pattern"]),
+        ("discovery.tidbclusters=true", ["/discovery", "tidbclusters", "not allowed"]),
+        ("discovery.interval=often", ["/discovery/interval", "often", "does not match pattern"]),
     ],
 )
 def test_invalid_values_are_refused_with_a_readable_message(helm: Cli, kubectl: Cli, setting: str,

@@ -1,7 +1,8 @@
 """The chart's RBAC, proven with a token minted for its ServiceAccount (TokenRequest API):
 `kubectl auth can-i` answers for the whole table, real requests made with the token, and a kopf operator
-that runs with nothing but that token. Both the all-namespaces and the namespaced install, and the Lease
-of leader election in the release's namespace only."""
+that runs with nothing but that token. Both the all-namespaces and the namespaced install, the Lease
+of leader election in the release's namespace only, and discovery's rows (discovery.tidbClusters) wherever
+the table goes, and nowhere without it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from tests.integration.chart.serviceaccount import (
     token_kubeconfig,
 )
 from tests.support.kube import Cli, eventually
-from tests.unit.chart.chart import CHART, LEASE_ID, OPERATOR_RULES
+from tests.unit.chart.chart import CHART, DISCOVERY_RULES, LEASE_ID, OPERATOR_RULES
 
 RELEASE = "tikv-operator"
 ACCOUNT = "tikv-operator"  # the release name contains the chart name, so objects are named after it
@@ -54,6 +56,22 @@ DENIED_CLUSTER_WIDE = [
     ("get", "nodes"), ("create", "namespaces"), ("delete", "namespaces"),
 ]
 
+# Discovery (discovery.tidbClusters=true): DISCOVERY_RULES too, wherever the table goes (`kubectl auth can-i`
+# needs no TidbCluster CRD to answer). What it never grants, even then: tidb-operator's objects are read only,
+# and only TidbClusters and TidbMonitors.
+DISCOVERY_CHECKS = [(verb, *as_can_i_args(group, resource)) for group, resource, verb in sorted(DISCOVERY_RULES)]
+DENIED_WITH_DISCOVERY = [
+    *[check for check in DENIED_EVERYWHERE if check not in DISCOVERY_CHECKS],
+    ("deletecollection", "tikvclusters.tikvops.io"),
+    *[(verb, "tidbclusters.pingcap.com") for verb in ("create", "update", "patch", "delete", "deletecollection")],
+    *[(verb, "tidbmonitors.pingcap.com") for verb in ("create", "update", "patch", "delete")],
+    ("get", "tidbclusters.pingcap.com", "--subresource=status"),
+    ("patch", "tidbclusters.pingcap.com", "--subresource=status"),
+    ("update", "tidbclusters.pingcap.com", "--subresource=finalizers"),
+    *[("list", f"{resource}.pingcap.com") for resource in ("backups", "tidbinitializers", "tidbngmonitorings",
+                                                           "dmclusters", "tidbdashboards")],
+]
+
 # Leader election, in the release's namespace: get and update the operator's own Lease by name, create a
 # Lease (create cannot be limited to a name). Nothing else on Leases, and nothing at all elsewhere.
 LEASES = "leases.coordination.k8s.io"
@@ -64,6 +82,38 @@ LEASE_DENIED = [
     ("list", LEASES), ("watch", LEASES), ("patch", f"{LEASES}/{LEASE_ID}"), ("delete", f"{LEASES}/{LEASE_ID}"),
     ("deletecollection", LEASES),
 ]
+
+
+def review(account: Cli, verb: str, resource: str, *scope: str) -> bool:
+    """What `kubectl auth can-i` asks, as a SelfSubjectAccessReview of our own. kubectl maps the resource
+    through the API server's discovery and, for one nobody serves (tidb-operator's, without its CRDs), asks
+    about a resource literally named "tidbclusters.pingcap.com" in the core group, which is always "no"."""
+    name, _, group = resource.partition(".")
+    attributes = {"verb": verb, "group": group, "resource": name, "namespace": "default"}
+    args = iter(scope)
+    for arg in args:
+        if arg.startswith("--subresource="):
+            attributes["subresource"] = arg.partition("=")[2]
+        elif arg == "--namespace":
+            attributes["namespace"] = next(args)
+        elif arg == "--all-namespaces":
+            attributes["namespace"] = ""
+        else:
+            raise ValueError(f"unexpected can-i argument {arg!r}")
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes}}
+    status = json.loads(account("create", "-f", "-", "-o", "json", input=json.dumps(body)).stdout)["status"]
+    return bool(status.get("allowed"))
+
+
+def ask_all(account: Cli, questions: Sequence[Sequence[str]]) -> list[bool]:
+    """`kubectl auth can-i` answers (can_i_all), but pingcap.com questions go to review()."""
+    reviewed = [i for i, (_, resource, *_) in enumerate(questions) if resource.endswith(".pingcap.com")]
+    answers = can_i_all(account, [q for i, q in enumerate(questions) if i not in reviewed])
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        by_review = dict(zip(reviewed, pool.map(lambda i: review(account, *questions[i]), reviewed), strict=True))
+    rest = iter(answers)
+    return [by_review[i] if i in by_review else next(rest) for i in range(len(questions))]
 
 
 @dataclass(frozen=True)
@@ -111,6 +161,20 @@ def namespaced(helm: Cli, kubectl_admin: Cli, namespace: str, extra_namespaces: 
 
 
 @pytest.fixture
+def all_namespaces_discovery(helm: Cli, kubectl_admin: Cli, namespace: str, tikvops_crds: None, tmp_path: Path,
+                             ) -> Iterator[Install]:
+    yield install(helm, kubectl_admin, namespace, [], tmp_path, "discovery.tidbClusters=true")
+    helm("uninstall", RELEASE, check=False)
+
+
+@pytest.fixture
+def namespaced_discovery(helm: Cli, kubectl_admin: Cli, namespace: str, extra_namespaces: list[str],
+                         tikvops_crds: None, tmp_path: Path) -> Iterator[Install]:
+    yield install(helm, kubectl_admin, namespace, extra_namespaces[:2], tmp_path, "discovery.tidbClusters=true")
+    helm("uninstall", RELEASE, check=False)
+
+
+@pytest.fixture
 def without_leader_election(helm: Cli, kubectl_admin: Cli, namespace: str, tikvops_crds: None, tmp_path: Path,
                             ) -> Iterator[Install]:
     yield install(helm, kubectl_admin, namespace, [], tmp_path, "leaderElection.enabled=false,replicas=1")
@@ -120,7 +184,7 @@ def without_leader_election(helm: Cli, kubectl_admin: Cli, namespace: str, tikvo
 def assert_lease_rules(account: Cli, release_namespace: str, elsewhere: list[str]) -> None:
     """The Lease rows of the table: granted in the release's namespace, nowhere else."""
     here = ["--namespace", release_namespace]
-    answers = can_i_all(account, [(*check, *here) for check in LEASE_GRANTED])
+    answers = ask_all(account, [(*check, *here) for check in LEASE_GRANTED])
     refused = [check for check, answer in zip(LEASE_GRANTED, answers, strict=True) if not answer]
     assert refused == [], f"the operator's token may not {refused} in its own namespace"
     assert_denied(account, LEASE_DENIED, here)
@@ -129,15 +193,16 @@ def assert_lease_rules(account: Cli, release_namespace: str, elsewhere: list[str
     assert_denied(account, [*LEASE_GRANTED, *LEASE_DENIED], ["--all-namespaces"])
 
 
-def assert_operator_rules(account: Cli, scope: list[str], allowed: bool) -> None:
-    rules = sorted(OPERATOR_RULES)
-    answers = can_i_all(account, [(verb, *as_can_i_args(group, resource), *scope) for group, resource, verb in rules])
+def assert_operator_rules(account: Cli, scope: list[str], allowed: bool,
+                          table: frozenset[tuple[str, str, str]] = OPERATOR_RULES) -> None:
+    rules = sorted(table)
+    answers = ask_all(account, [(verb, *as_can_i_args(group, resource), *scope) for group, resource, verb in rules])
     wrong = [rule for rule, answer in zip(rules, answers, strict=True) if answer is not allowed]
     assert wrong == [], f"can-i {scope} answered {not allowed} for {wrong}, expected {allowed}"
 
 
 def assert_denied(account: Cli, checks: list[tuple[str, ...]], scope: list[str]) -> None:
-    answers = can_i_all(account, [(*check, *scope) for check in checks])
+    answers = ask_all(account, [(*check, *scope) for check in checks])
     granted = [check for check, answer in zip(checks, answers, strict=True) if answer]
     assert granted == [], f"the operator's token may {granted} {scope}"
 
@@ -149,6 +214,9 @@ def test_all_namespaces_install_grants_exactly_the_table(all_namespaces: Install
     for scope in (["--namespace", all_namespaces.namespace], ["--namespace", "default"], ["--all-namespaces"]):
         assert_operator_rules(account, scope, allowed=True)
         assert_denied(account, DENIED_EVERYWHERE, scope)
+        # Discovery is off: neither TidbClusters nor TidbMonitors, nor creating a TiKVCluster.
+        assert_operator_rules(account, scope, allowed=False, table=DISCOVERY_RULES)
+        assert_denied(account, DENIED_WITH_DISCOVERY, scope)
     assert_denied(account, DENIED_CLUSTER_WIDE, [])
     assert_lease_rules(account, all_namespaces.namespace, ["default", "kube-system"])
 
@@ -161,12 +229,126 @@ def test_namespaced_install_grants_the_table_only_in_the_watched_namespaces(
     for watched in namespaced.watched:
         assert_operator_rules(account, ["--namespace", watched], allowed=True)
         assert_denied(account, DENIED_EVERYWHERE, ["--namespace", watched])
+        assert_operator_rules(account, ["--namespace", watched], allowed=False, table=DISCOVERY_RULES)
     for other in unwatched:
-        assert_operator_rules(account, ["--namespace", other], allowed=False)
-    assert_operator_rules(account, ["--all-namespaces"], allowed=False)
+        assert_operator_rules(account, ["--namespace", other], allowed=False, table=OPERATOR_RULES | DISCOVERY_RULES)
+    assert_operator_rules(account, ["--all-namespaces"], allowed=False, table=OPERATOR_RULES | DISCOVERY_RULES)
     assert_denied(account, [*DENIED_CLUSTER_WIDE, ("watch", "secrets", "--all-namespaces")], [])
     # The Lease lives in the release's namespace, watched or not; the watched namespaces get none.
     assert_lease_rules(account, namespaced.namespace, [*namespaced.watched, extra_namespaces[2], "default"])
+
+
+def test_discovery_all_namespaces_grants_its_rows_in_every_namespace(all_namespaces_discovery: Install) -> None:
+    account, namespace = all_namespaces_discovery.account, all_namespaces_discovery.namespace
+    # In any namespace, one that does not even exist included.
+    for scope in (["--namespace", namespace], ["--namespace", "default"], ["--namespace", "tidb-anywhere"],
+                  ["--all-namespaces"]):
+        assert ask_all(account, [("list", "tidbclusters.pingcap.com", *scope),
+                                   ("create", "tikvclusters.tikvops.io", *scope)]) == [True, True], scope
+        assert_operator_rules(account, scope, allowed=True, table=OPERATOR_RULES | DISCOVERY_RULES)
+        assert_denied(account, DENIED_WITH_DISCOVERY, scope)
+    # The rest is as without discovery: nothing cluster-wide beyond the table, the Lease in the release's namespace.
+    assert_denied(account, DENIED_CLUSTER_WIDE, [])
+    assert_lease_rules(account, namespace, ["default", "kube-system"])
+
+
+def test_the_access_review_answers_as_kubectl_does(all_namespaces_discovery: Install) -> None:
+    """review() stands in for `kubectl auth can-i` where kubectl cannot map the resource: where it can, the
+    two agree, yes and no alike."""
+    account, namespace = all_namespaces_discovery.account, all_namespaces_discovery.namespace
+    questions = [
+        *[(verb, *as_can_i_args(group, resource), "--namespace", namespace) for group, resource, verb in
+          sorted(OPERATOR_RULES | DISCOVERY_RULES) if group != "pingcap.com"],
+        ("create", "tikvclusters.tikvops.io", "--all-namespaces"),
+        ("update", "tikvclusters.tikvops.io", "--namespace", namespace),
+        ("update", "tikvclusters.tikvops.io", "--subresource=status", "--namespace", namespace),
+        ("get", "secrets", "--namespace", "kube-system"), ("list", "namespaces", "--all-namespaces"),
+    ]
+    expected = can_i_all(account, questions)
+    assert True in expected
+    assert False in expected
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(lambda question: review(account, *question), questions)) == expected
+
+
+def test_discovery_namespaced_grants_its_rows_only_in_the_watched_namespaces(
+    namespaced_discovery: Install, extra_namespaces: list[str],
+) -> None:
+    account = namespaced_discovery.account
+    for watched in namespaced_discovery.watched:
+        scope = ["--namespace", watched]
+        assert ask_all(account, [("list", "tidbclusters.pingcap.com", *scope),
+                                   ("create", "tikvclusters.tikvops.io", *scope)]) == [True, True], scope
+        assert_operator_rules(account, scope, allowed=True, table=OPERATOR_RULES | DISCOVERY_RULES)
+        assert_denied(account, DENIED_WITH_DISCOVERY, scope)
+    for other in (namespaced_discovery.namespace, extra_namespaces[2], "default", "kube-system"):
+        assert_operator_rules(account, ["--namespace", other], allowed=False, table=OPERATOR_RULES | DISCOVERY_RULES)
+    assert_operator_rules(account, ["--all-namespaces"], allowed=False, table=OPERATOR_RULES | DISCOVERY_RULES)
+    assert_denied(account, DENIED_CLUSTER_WIDE, [])
+    assert_lease_rules(account, namespaced_discovery.namespace,
+                       [*namespaced_discovery.watched, extra_namespaces[2], "default"])
+
+
+def list_tidbclusters(account: Cli, namespace: str | None) -> str:
+    """A real list of TidbClusters with the token: no CRD serves them here, so an authorized request gets a
+    404 (NotFound) and a refused one a 403 (Forbidden) -- the API server authorizes before it routes."""
+    path = f"/apis/pingcap.com/v1alpha1/namespaces/{namespace}/tidbclusters" if namespace else \
+        "/apis/pingcap.com/v1alpha1/tidbclusters"
+    result = account("get", "--raw", path, check=False)
+    assert result.returncode != 0, result.stdout
+    if "(NotFound)" in result.stderr:
+        return "allowed"
+    assert forbidden(result), result.stderr
+    return "forbidden"
+
+
+def create_and_delete_cluster(account: Cli, namespace: str) -> bool:
+    """Create a TiKVCluster with the token and delete it, as discovery does; False when refused."""
+    ns = account.in_namespace(namespace)
+    created = ns("create", "-f", "-", input=probed_cluster("generated"), check=False)
+    if created.returncode != 0:
+        assert forbidden(created), created.stderr
+        return False
+    ns("delete", "tikvcluster", "generated")  # no operator runs, so no finalizer holds it
+    return True
+
+
+def test_discovery_requests_made_with_the_token(all_namespaces_discovery: Install, extra_namespaces: list[str],
+                                                kubectl_admin: Cli) -> None:
+    account = all_namespaces_discovery.account
+    for namespace in (all_namespaces_discovery.namespace, extra_namespaces[2]):
+        assert list_tidbclusters(account, namespace) == "allowed"
+        assert create_and_delete_cluster(account, namespace)
+    assert list_tidbclusters(account, None) == "allowed"
+    # RBAC cannot tell a generated TiKVCluster from another: the operator itself deletes only those labelled
+    # tikvops.io/discovered-from. Still no update (a PUT), only patch.
+    kubectl_admin.in_namespace(extra_namespaces[2])("create", "-f", "-", input=probed_cluster("theirs"))
+    assert forbidden(account.in_namespace(extra_namespaces[2])(
+        "replace", "-f", "-", input=probed_cluster("theirs"), check=False))
+    account.in_namespace(extra_namespaces[2])("delete", "tikvcluster", "theirs")
+
+
+def test_discovery_requests_made_with_the_token_namespaced(namespaced_discovery: Install,
+                                                           extra_namespaces: list[str]) -> None:
+    account = namespaced_discovery.account
+    watched, unwatched = namespaced_discovery.watched[0], extra_namespaces[2]
+    assert list_tidbclusters(account, watched) == "allowed"
+    assert create_and_delete_cluster(account, watched)
+    for namespace in (unwatched, namespaced_discovery.namespace):
+        assert list_tidbclusters(account, namespace) == "forbidden"
+        assert not create_and_delete_cluster(account, namespace)
+    assert list_tidbclusters(account, None) == "forbidden"
+
+
+def test_without_discovery_the_token_neither_lists_tidbclusters_nor_creates_tikvclusters(
+    all_namespaces: Install,
+) -> None:
+    account, namespace = all_namespaces.account, all_namespaces.namespace
+    assert ask_all(account, [("list", "tidbclusters.pingcap.com", "--namespace", namespace),
+                               ("create", "tikvclusters.tikvops.io", "--namespace", namespace)]) == [False, False]
+    assert list_tidbclusters(account, namespace) == "forbidden"
+    assert list_tidbclusters(account, None) == "forbidden"
+    assert not create_and_delete_cluster(account, namespace)
 
 
 def test_without_leader_election_nothing_is_granted_on_leases(without_leader_election: Install) -> None:
@@ -213,7 +395,7 @@ def test_requests_made_with_the_token_all_namespaces(all_namespaces: Install, ku
     # The default install reads no Secret anywhere: a ClusterRole with secrets get would reach kube-system.
     for where in (namespace, "kube-system", "default"):
         assert forbidden(account("get", "secret", "pd-tls", "--namespace", where, check=False))
-    assert not can_i_all(account, [("get", "secrets", "--namespace", "kube-system")])[0]
+    assert not ask_all(account, [("get", "secrets", "--namespace", "kube-system")])[0]
     helm("upgrade", RELEASE, str(CHART), "--reuse-values", "--set", f"credentialNamespaces={{{namespace}}}")
     assert account("get", "secret", "pd-tls", "--namespace", namespace, "-o", "name").stdout.strip()
     assert forbidden(account("get", "secrets", "--namespace", namespace, check=False))  # get by name only

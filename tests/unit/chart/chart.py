@@ -33,6 +33,15 @@ OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
     | {("tikvops.io", "operatortickets/status", verb) for verb in ("get", "patch")}
     | {("", "events", "create"), ("events.k8s.io", "events", "create")}
 )
+# Discovery (discovery.tidbClusters=true) adds these to OPERATOR_RULES, wherever those go (the ClusterRole, or
+# the Role of each watched namespace): read tidb-operator's TidbClusters and TidbMonitors, create the
+# TiKVClusters generated from them and delete those whose TidbCluster opts out. Nothing at all without it.
+DISCOVERY = {"discovery": {"tidbClusters": True}}
+DISCOVERY_RULES: frozenset[tuple[str, str, str]] = frozenset(
+    {("pingcap.com", resource, verb) for resource in ("tidbclusters", "tidbmonitors")
+     for verb in ("get", "list", "watch")}
+    | {("tikvops.io", "tikvclusters", verb) for verb in ("create", "delete")}
+)
 # Secrets only by name, only in the credential namespaces (a Role of its own), never in a ClusterRole.
 CREDENTIAL_RULES: frozenset[tuple[str, str, str]] = frozenset({("", "secrets", "get")})
 # Leader election (leaderElection.enabled): a Role of its own in the release's namespace only. get and update
@@ -93,6 +102,23 @@ def template(helm: str, values: dict[str, Any] | None = None, *, namespace: str 
              "--values", file.name, *extra],
             capture_output=True, text=True, timeout=60, check=False,
         )
+
+
+def notes(helm: str, values: dict[str, Any] | None = None, *, namespace: str = RELEASE_NAMESPACE) -> str:
+    """The release notes (NOTES.txt) as `helm install` prints them; client-side only, no cluster needed."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        yaml.safe_dump(values or {}, file)
+        file.flush()
+        result = subprocess.run(
+            [helm, "install", RELEASE, str(CHART), "--namespace", namespace, "--dry-run=client",
+             "--values", file.name],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    if result.returncode != 0:
+        raise AssertionError(f"helm install --dry-run=client failed:\n{result.stderr}")
+    _, found, text = result.stdout.partition("\nNOTES:\n")
+    assert found, result.stdout
+    return text
 
 
 def rule_set(rules: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:

@@ -10,7 +10,7 @@ import pytest
 from kubernetes_validate.utils import SchemaNotFoundError, all_versions
 from packaging.version import Version
 
-from tests.unit.chart.chart import FULLNAME, RELEASE_NAMESPACE, of_kind, one, render, template
+from tests.unit.chart.chart import DISCOVERY, FULLNAME, RELEASE_NAMESPACE, notes, of_kind, one, render, template
 
 OLDEST = Version("1.28")
 VERSIONS = sorted({v for v in all_versions() if Version(v) >= OLDEST}, key=Version)
@@ -44,9 +44,13 @@ EVERYTHING = {
     "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}},
     "alertmanager": {"urls": ["http://am-0.am:9093", "http://am-1.am:9093"], "resendInterval": "30s",
                      "silenceDuration": "8h", "runbookURL": "https://runbooks.example/{invariant}.md"},
+    "discovery": {"tidbClusters": True, "prometheusURL": "https://prometheus.monitoring:9090/prom",
+                  "interval": "1m30s"},
 }
 SINGLE = {"replicas": 1, "leaderElection": {"enabled": False}}
-VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING, "single": SINGLE}
+VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING, "single": SINGLE,
+              "discovery": DISCOVERY}
+DISCOVERY_FLAGS = ("--discover-tidbclusters", "--discovery-interval", "--default-prometheus-url")
 
 
 def validate(doc: dict[str, Any], version: str) -> None:
@@ -182,6 +186,42 @@ def test_the_operator_arguments_follow_the_values(rendered: dict[str, list[dict[
             f"--leader-election-namespace={RELEASE_NAMESPACE}", "--leader-election-lease-duration=30s",
             "--leader-election-renew-deadline=20s", "--leader-election-retry-period=4s"} <= set(args)
     assert "--all-namespaces" not in args
+
+
+def discovery_args(docs: list[dict[str, Any]]) -> list[str]:
+    return [arg for arg in container_of(docs)["args"] if arg.split("=")[0] in DISCOVERY_FLAGS]
+
+
+def test_discovery_arguments_only_with_discovery(rendered: dict[str, list[dict[str, Any]]], helm_bin: str) -> None:
+    for value_set in ("defaults", "namespaced", "single"):
+        assert discovery_args(rendered[value_set]) == [], value_set
+    # On: the flag and the interval; the default Prometheus only when one is given.
+    assert discovery_args(rendered["discovery"]) == ["--discover-tidbclusters", "--discovery-interval=30s"]
+    assert discovery_args(rendered["every value set"]) == [
+        "--discover-tidbclusters", "--discovery-interval=1m30s",
+        "--default-prometheus-url=https://prometheus.monitoring:9090/prom",
+    ]
+    # The rest of the arguments is the same with discovery on or off.
+    on = rendered["discovery"]
+    rest = [arg for arg in container_of(on)["args"] if arg not in discovery_args(on)]
+    assert rest == container_of(rendered["defaults"])["args"]
+    # Off: nothing, whatever the other discovery values say; a release from an older chart has no discovery key.
+    off = {"discovery": {"tidbClusters": False, "prometheusURL": "http://prometheus:9090", "interval": "5m"}}
+    for values in (off, {"discovery": None}):
+        docs = render(helm_bin, values)
+        assert discovery_args(docs) == []
+        assert container_of(docs)["args"] == container_of(rendered["defaults"])["args"]
+
+
+def test_the_release_notes_tell_how_to_list_the_generated_clusters_only_with_discovery(helm_bin: str) -> None:
+    line = ("TiKVClusters are generated from tidb-operator's TidbClusters (discovery.tidbClusters, every 2m); "
+            "list them: kubectl get tikvclusters -A -l tikvops.io/discovered-from")
+    on = notes(helm_bin, {"discovery": {"tidbClusters": True, "prometheusURL": "", "interval": "2m"}})
+    assert line in on.splitlines(), on
+    for values in ({}, {"discovery": None}, NAMESPACED):
+        off = notes(helm_bin, values)
+        assert "TidbCluster" not in off
+        assert "discovered-from" not in off
 
 
 def test_placement_and_image_values_reach_the_pod(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -1,5 +1,6 @@
 """RBAC is exactly the table in tests/unit/chart/chart.py: sufficient, minimal, no wildcards; the Lease of
-leader election in the release's namespace only."""
+leader election in the release's namespace only; discovery's rules only with discovery.tidbClusters, and
+wherever the operator's other rules go."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from tests.unit.chart.chart import (
     CREDENTIAL_RULES,
+    DISCOVERY,
+    DISCOVERY_RULES,
     FULLNAME,
     LEADER_ELECTION_ROLE,
     LEADER_ELECTION_RULES,
@@ -34,6 +37,19 @@ def all_namespaces(helm_bin: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def namespaced(helm_bin: str) -> list[dict[str, Any]]:
     return render(helm_bin, {"watchNamespaces": WATCHED})
+
+
+@pytest.fixture(scope="module")
+def all_namespaces_discovery(helm_bin: str) -> list[dict[str, Any]]:
+    return render(helm_bin, DISCOVERY)
+
+
+@pytest.fixture(scope="module")
+def namespaced_discovery(helm_bin: str) -> list[dict[str, Any]]:
+    return render(helm_bin, {"watchNamespaces": WATCHED, **DISCOVERY})
+
+
+MODES = ["all_namespaces", "namespaced", "all_namespaces_discovery", "namespaced_discovery"]
 
 
 def test_all_namespaces_is_one_cluster_role_with_exactly_the_operator_rules(
@@ -69,7 +85,7 @@ def test_namespaced_mode_has_a_role_per_watched_namespace_and_nothing_cluster_wi
         assert bindings[namespace]["subjects"] == SUBJECT
 
 
-@pytest.mark.parametrize("mode", ["all_namespaces", "namespaced"])
+@pytest.mark.parametrize("mode", MODES)
 def test_no_wildcards_no_resource_names_no_escalation(mode: str, request: pytest.FixtureRequest) -> None:
     docs: list[dict[str, Any]] = request.getfixturevalue(mode)
     for kind in ("ClusterRole", "Role"):
@@ -89,6 +105,65 @@ def test_no_wildcards_no_resource_names_no_escalation(mode: str, request: pytest
     assert {verb for _, resource, verb in granted if resource == "secrets"} <= {"get"}
     untouchable = {"pods", "deployments", "roles", "clusterroles", "customresourcedefinitions", "namespaces"}
     assert not {triple for triple in granted if triple[1] in untouchable}
+
+
+def test_discovery_adds_its_rules_to_the_cluster_role_in_an_all_namespaces_install(
+    all_namespaces: list[dict[str, Any]], all_namespaces_discovery: list[dict[str, Any]],
+) -> None:
+    assert not OPERATOR_RULES & DISCOVERY_RULES  # each row of the table is granted by one switch only
+    role = one(all_namespaces_discovery, "ClusterRole")
+    assert role["metadata"]["name"] == SCOPED
+    assert rule_set(role["rules"]) == OPERATOR_RULES | DISCOVERY_RULES
+    # tidb-operator's objects: read only, and nothing of pingcap.com but TidbClusters and TidbMonitors.
+    pingcap = [rule for rule in role["rules"] if "pingcap.com" in rule["apiGroups"]]
+    assert pingcap == [{"apiGroups": ["pingcap.com"], "resources": ["tidbclusters", "tidbmonitors"],
+                        "verbs": ["get", "list", "watch"]}]
+    # Nothing else changes: the same objects, and every other role the same.
+    assert kinds_and_names(all_namespaces_discovery) == kinds_and_names(all_namespaces)
+    assert without_operator_rules(all_namespaces_discovery) == without_operator_rules(all_namespaces)
+
+
+def test_discovery_adds_its_rules_to_each_watched_namespace_role_and_nothing_cluster_wide(
+    namespaced: list[dict[str, Any]], namespaced_discovery: list[dict[str, Any]],
+) -> None:
+    assert of_kind(namespaced_discovery, "ClusterRole") == []
+    assert of_kind(namespaced_discovery, "ClusterRoleBinding") == []
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(namespaced_discovery, "Role")
+             if r["metadata"]["name"] == SCOPED}
+    assert sorted(roles) == WATCHED
+    for namespace in WATCHED:
+        assert rule_set(roles[namespace]["rules"]) == OPERATOR_RULES | DISCOVERY_RULES
+    assert kinds_and_names(namespaced_discovery) == kinds_and_names(namespaced)
+    assert without_operator_rules(namespaced_discovery) == without_operator_rules(namespaced)
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"discovery": {"tidbClusters": False, "prometheusURL": "http://prometheus.monitoring:9090", "interval": "1m"}},
+    {"discovery": None},  # `helm upgrade --reuse-values` from chart 0.2.0, which has no discovery key
+])
+def test_without_discovery_nothing_of_it_is_granted(helm_bin: str, values: dict[str, Any]) -> None:
+    for scope in ({}, {"watchNamespaces": WATCHED}):
+        docs = render(helm_bin, {**values, **scope})
+        granted = {triple for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+                   for triple in rule_set(role["rules"])}
+        assert not granted & DISCOVERY_RULES
+        assert not [group for group, _, _ in granted if group == "pingcap.com"]
+
+
+def kinds_and_names(docs: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
+    return sorted((d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs)
+
+
+def without_operator_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The RBAC objects, less the rules of the operator's own role(s) (the ones discovery extends)."""
+    kept = []
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "Role") and doc["metadata"]["name"] == SCOPED:
+            doc = {**doc, "rules": None}
+        if doc["kind"] in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"):
+            kept.append(doc)
+    return kept
 
 
 def test_two_releases_in_two_namespaces_do_not_share_cluster_scoped_names(helm_bin: str) -> None:
@@ -139,7 +214,7 @@ def leader_election(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
     return roles, bindings
 
 
-@pytest.mark.parametrize("mode", ["all_namespaces", "namespaced"])
+@pytest.mark.parametrize("mode", MODES)
 def test_the_lease_role_is_in_the_release_namespace_only(mode: str, request: pytest.FixtureRequest) -> None:
     docs: list[dict[str, Any]] = request.getfixturevalue(mode)
     (role,), (binding,) = leader_election(docs)

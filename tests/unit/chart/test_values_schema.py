@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from tests.unit.chart.chart import CHART, template
+from tikv_operator.core.cluster_resource import URL_PATTERN
+from tikv_operator.core.durations import AT_LEAST_A_SECOND_PATTERN
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -105,6 +107,11 @@ def test_intervals_rejected(interval: str) -> None:
         {"podDisruptionBudget": {"enabled": True, "minAvailable": "0%"}},
         {"podDisruptionBudget": {"enabled": True, "minAvailable": "half"}},
         {"podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}},
+        {"discovery": {**DEFAULTS["discovery"], "tidbClusters": "true"}},
+        {"discovery": {**DEFAULTS["discovery"], "tidbCluster": True}},  # unknown key under discovery
+        {"discovery": {**DEFAULTS["discovery"], "namespaces": ["tidb"]}},  # always the watched ones
+        {"discovery": {"tidbClusters": True}},
+        {"discovery": True},
     ],
 )
 def test_malformed_values_rejected(change: dict[str, Any]) -> None:
@@ -126,6 +133,43 @@ def test_high_availability_values_accepted(change: dict[str, Any]) -> None:
     assert valid(with_values(**change))
 
 
+@pytest.mark.parametrize("url", [
+    "", "http://prometheus:9090", "https://prometheus.monitoring.svc:9090/prom", "http://10.0.0.1:9090",
+    "http://[fd00::1]:9090/",
+])
+def test_discovery_prometheus_urls_accepted(url: str) -> None:
+    assert valid(with_values(discovery={"tidbClusters": True, "prometheusURL": url, "interval": "1m"}))
+
+
+@pytest.mark.parametrize("url", [
+    "not a url", "prometheus:9090", "ftp://prometheus:9090", "http://", "http://user:pass@prometheus:9090",
+    "http://prometheus:9090/?q=1", "http://prometheus:9090/#x", " http://prometheus:9090", "http://prom etheus",
+])
+def test_discovery_prometheus_urls_rejected(url: str) -> None:
+    assert not valid(with_values(discovery={**DEFAULTS["discovery"], "prometheusURL": url}))
+
+
+@pytest.mark.parametrize("interval", ["1s", "30s", "1m", "1m30s", "1500ms", "2h", "0m5s"])
+def test_discovery_intervals_accepted(interval: str) -> None:
+    assert valid(with_values(discovery={**DEFAULTS["discovery"], "interval": interval}))
+
+
+@pytest.mark.parametrize("interval", ["0s", "500ms", "999ms", "0m", "30", "", "often", "-30s"])
+def test_discovery_intervals_rejected(interval: str) -> None:
+    """The operator refuses --discovery-interval under 1s (a hot loop against the API server)."""
+    assert not valid(with_values(discovery={**DEFAULTS["discovery"], "interval": interval}))
+
+
+def test_discovery_is_off_by_default_and_checked_as_the_operator_checks_it() -> None:
+    assert DEFAULTS["discovery"] == {"tidbClusters": False, "prometheusURL": "", "interval": "30s"}
+    discovery = SCHEMA["properties"]["discovery"]["properties"]
+    # The Prometheus URL: what the operator accepts (the Alertmanager URLs' pattern), or empty.
+    alertmanager = SCHEMA["properties"]["alertmanager"]["properties"]["urls"]["items"]["pattern"]
+    assert alertmanager == URL_PATTERN
+    assert discovery["prometheusURL"]["pattern"] == f"^({URL_PATTERN[1:-1]})?$"
+    assert discovery["interval"]["pattern"] == AT_LEAST_A_SECOND_PATTERN
+
+
 def test_the_defaults_are_two_replicas_behind_a_lease() -> None:
     assert DEFAULTS["replicas"] == 2
     assert DEFAULTS["leaderElection"] == {"enabled": True, "id": "tikv-operator", "leaseDuration": "15s",
@@ -141,3 +185,15 @@ def test_helm_applies_the_schema_and_names_the_field(helm_bin: str) -> None:
     unknown = template(helm_bin, {"intervall": "30s"})
     assert unknown.returncode != 0
     assert "intervall" in unknown.stderr
+
+
+@pytest.mark.parametrize(("values", "must_read"), [
+    ({"discovery": {"prometheusURL": "not a url"}}, ["discovery", "prometheusURL", "not a url"]),
+    ({"discovery": {"tidbclusters": True}}, ["discovery", "tidbclusters"]),
+    ({"discovery": {"interval": "often"}}, ["discovery", "interval", "often"]),
+])
+def test_helm_refuses_bad_discovery_values(helm_bin: str, values: dict[str, Any], must_read: list[str]) -> None:
+    result = template(helm_bin, values)
+    assert result.returncode != 0
+    for words in must_read:
+        assert words in result.stderr, f"{words!r} not in: {result.stderr}"
