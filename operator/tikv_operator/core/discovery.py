@@ -41,6 +41,7 @@ class Generated:
     owner_uid: str
     connection: Mapping[str, Any]  # a TiKVCluster spec fragment: pd, prometheus, storePods
     prometheus_from: str  # where the Prometheus came from, for the log
+    warning: str = ""  # what the person should know about the result (a sharded TidbMonitor)
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,16 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
         return skipped("its TiKV is not bootstrapped yet (status.tikv.bootStrapped)", keep=True)
 
     monitor = monitor_of(tc, monitors)
+    warning = ""
     if monitor is not None:
         prometheus = {"url": f"http://{_meta(monitor)['name']}-prometheus.{_meta(monitor)['namespace']}:"
                              f"{PROMETHEUS_PORT}",
                       "labelMatchers": {"tidb_cluster": f"{namespace}-{name}"}}
         source = f"TidbMonitor {_meta(monitor)['namespace']}/{_meta(monitor)['name']}"
+        shards = _spec(monitor).get("shards") or 1
+        if isinstance(shards, int) and shards > 1:
+            warning = (f"{source} has {shards} shards: only shard 0's Prometheus is asked, so the stores the "
+                       "other shards scrape have no series (MetricsAvailable False, NoSeries)")
     elif default_prometheus:
         # Not a TidbMonitor's: the scrape labels are whatever that Prometheus gives (kube-prometheus: namespace
         # and pod), so the pods of status.tikv.stores tell this cluster's series from others'.
@@ -181,7 +187,7 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
         TiKVClusterSpec.model_validate(_without_none(connection))
     except ValidationError as error:
         return skipped(f"the TiKVCluster it would make is not valid: {spec_error(error)}")
-    return Generated(namespace, name, str(meta.get("uid", "")), connection, source)
+    return Generated(namespace, name, str(meta.get("uid", "")), connection, source, warning)
 
 
 def manifest(generated: Generated) -> dict[str, Any]:
@@ -259,6 +265,8 @@ def plan_discovery(tcs: list[Mapping[str, Any]], monitors: list[Mapping[str, Any
                 wanted.add(key)
             continue
         wanted.add(key)
+        if result.warning:
+            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: {result.warning}")
         if current is None:
             plan.actions.append(Create(manifest(result)))
         elif not ours:

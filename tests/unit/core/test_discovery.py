@@ -174,3 +174,11 @@ def test_declared_pods_win_over_the_naming_heuristic() -> None:
     ips = [Store("1", "10.0.0.5:20160", "10.0.0.5:20180")]
     assert map_instances(ips, {"basic-tikv-0"}).key_by_store == {}
     assert map_instances(ips, {"basic-tikv-0"}, {"1": "basic-tikv-0"}).key_by_store == {"1": "basic-tikv-0"}
+
+
+def test_a_sharded_monitor_is_used_and_its_limit_said() -> None:
+    sharded = monitor("m")
+    sharded["spec"]["shards"] = 2
+    plan = plan_discovery([tc()], [sharded], [], "")
+    assert isinstance(plan.actions[0], Create)
+    assert any("has 2 shards: only shard 0's Prometheus is asked" in note for note in plan.notes)
