@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.kube import Cli, eventually
 from tests.support.prometheus import Prometheus, ScrapeTargets
+from tikv_operator.core.tickets import state_labels
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
 from tikv_sim.store_model import Timing
@@ -191,9 +192,19 @@ def ticket(kubectl: Cli, name: str) -> dict[str, Any]:
     return dict(kubectl.json("get", "operatorticket", name))
 
 
+def settled(t: dict[str, Any]) -> bool:
+    """The ticket's labels agree with its status and spec. The operator writes a transition's status first
+    and its labels in a second request, so a reader may catch the moment in between; a user's
+    `kubectl get -l` sees them agree right after."""
+    status, held = t.get("status") or {}, bool((t.get("spec") or {}).get("held"))
+    return all(t["metadata"].get("labels", {}).get(k) == v
+               for k, v in state_labels(status.get("phase", "Open"), held, status.get("severity")).items())
+
+
 def wait_for_phase(kubectl: Cli, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
-    return eventually(lambda: (t := ticket(kubectl, name)).get("status", {}).get("phase") == phase and t,
-                      timeout=timeout, what=f"ticket {name} to be {phase}")
+    """The ticket in `phase`, its labels in step."""
+    return eventually(lambda: (t := ticket(kubectl, name)).get("status", {}).get("phase") == phase and settled(t)
+                      and t, timeout=timeout, what=f"ticket {name} to be {phase}")
 
 
 def event_reasons(kubectl: Cli, kind: str, name: str) -> list[str]:

@@ -21,6 +21,7 @@ from tests.support.operator import (
     SimulatedCluster,
     event_reasons,
     open_tickets,
+    settled,
     start_simulated_cluster,
     still,
     ticket,
@@ -112,8 +113,8 @@ def test_a_store_that_stays_down_opens_one_ticket_that_escalates_to_critical(
     assert opened["status"]["evidence"]["stateName"] == "Disconnected"
     assert opened["metadata"]["labels"]["tikvops.io/severity"] == "warning"
 
-    escalated = eventually(lambda: (t := ticket(kubectl, name))["status"]["severity"] == "critical" and t,
-                           timeout=30, what="the ticket to escalate when PD calls the store Down")
+    escalated = eventually(lambda: (t := ticket(kubectl, name))["status"]["severity"] == "critical" and settled(t)
+                           and t, timeout=30, what="the ticket to escalate when PD calls the store Down")
     assert escalated["metadata"]["labels"]["tikvops.io/severity"] == "critical"
     assert escalated["status"]["message"].startswith("store 2 ")
     assert " is Down: no heartbeat for " in \

@@ -14,6 +14,7 @@ from tests.support.operator import (
     SimulatedCluster,
     event_reasons,
     open_tickets,
+    settled,
     still,
     ticket,
     wait_for_phase,
@@ -102,8 +103,8 @@ def test_a_manual_resolve_wins_over_hold_and_a_persisting_condition_opens_a_new_
 
     kubectl("patch", "operatorticket", name, "--subresource=status", "--type=merge",
             "-p", '{"status":{"phase":"Resolved"}}')
-    done = eventually(lambda: (t := ticket(kubectl, name))["status"].get("resolution") == "manual" and t,
-                      what="the manual resolution to be recorded")
+    done = eventually(lambda: (t := ticket(kubectl, name))["status"].get("resolution") == "manual" and settled(t)
+                      and t, what="the manual resolution to be recorded")
     assert done["spec"]["held"] is False
     assert done["metadata"]["labels"]["tikvops.io/phase"] == "resolved"
     assert done["metadata"]["labels"]["tikvops.io/held"] == "false"
