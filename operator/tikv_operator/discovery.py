@@ -18,7 +18,7 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tikv_operator.adapters.kube_api import NotLeading, server_message
+from tikv_operator.adapters.kube_api import NotLeading, server_message, short_error
 from tikv_operator.core.discovery import TIDB_GROUP, TIDB_VERSION, Create, Delete, Update, plan_discovery
 from tikv_operator.core.vocabulary import GROUP, VERSION
 from tikv_operator.leader_election import Leadership
@@ -53,8 +53,7 @@ class Discovery:
                 except NotLeading:
                     pass  # the new leader's pass does it
                 except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:
-                    message = server_message(error) if isinstance(error, ApiException) else type(error).__name__
-                    self._say(f"discovery pass failed ({message}); trying again in {self.interval_s:g}s",
+                    self._say(f"discovery pass failed ({short_error(error)}); trying again in {self.interval_s:g}s",
                               logging.WARNING)
                 except Exception:
                     log.exception("discovery pass failed")  # a bug costs one pass, never the loop

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from tikv_operator import self_metrics
 from tikv_operator.adapters.credentials import SecretCache, load_alertmanager_credentials, load_credentials
-from tikv_operator.adapters.kube_api import NotLeading, TimedApiClient, server_message
+from tikv_operator.adapters.kube_api import NotLeading, TimedApiClient, server_message, short_error
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.adapters.probe import observe
 from tikv_operator.checker import ClusterChecker, interval_of, parse_spec, parse_status
@@ -203,7 +203,7 @@ async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVCluste
     except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:
         # The API server itself is unavailable: nothing was decided, try again next interval.
         self_metrics.CHECK_FAILURES.labels(namespace, name).inc()
-        log.warning("%s/%s: check not completed: %s", namespace, name, _short(error))
+        log.warning("%s/%s: check not completed: %s", namespace, name, short_error(error))
         return
     except Exception:
         # A bug must cost one check of one cluster, never the daemon that watches it.
@@ -278,7 +278,7 @@ async def ticket_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.
                 return  # deleted, or changed again: its newer version comes as an event of its own
             failure = server_message(error)
         except (TimeoutError, OSError, aiohttp.ClientError) as error:
-            failure = _short(error)
+            failure = short_error(error)
         if attempt == RECORD_ATTEMPTS:
             log.warning("ticket %s: edit not recorded (%s); the next check records it", view.name, failure)
             return
@@ -294,8 +294,3 @@ async def _cluster_of(writer: KubeWriter, namespace: str, name: str) -> Any:
             return None
         raise
 
-
-def _short(error: BaseException) -> str:
-    if isinstance(error, ApiException):
-        return server_message(error)
-    return f"{type(error).__name__}: {error}"[:300]

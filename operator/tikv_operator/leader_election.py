@@ -24,7 +24,7 @@ import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tikv_operator import self_metrics
-from tikv_operator.adapters.kube_api import server_message
+from tikv_operator.adapters.kube_api import short_error
 from tikv_operator.adapters.lease_lock import LeaseLock
 from tikv_operator.core.leases import (
     LeaseRecord,
@@ -188,7 +188,7 @@ class LeaseElector:
             log.info("released %s", self.lock.where)
         except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:
             log.warning("could not release %s (%s): a standby takes over when it expires", self.lock.where,
-                        _short(error))
+                        short_error(error))
 
     def _check_deadline(self) -> None:
         timing = self.leadership.timing
@@ -201,13 +201,8 @@ class LeaseElector:
         self.leadership.stop()
 
     def _note_failure(self, error: BaseException) -> None:
-        message = _short(error)
+        message = short_error(error)
         if message != self._failing:  # once per kind of failure, not every 2 s
             log.warning("%s: %s", self.lock.where, message)
         self._failing = message
 
-
-def _short(error: BaseException) -> str:
-    if isinstance(error, ApiException):
-        return server_message(error)
-    return f"{type(error).__name__}: {error}"[:300]

@@ -84,14 +84,11 @@ def run(
         raise typer.BadParameter(str(error)) from None
     urls = tuple(alertmanager_url or ())
     for url in urls:
-        if not re.fullmatch(URL_PATTERN, url):
-            raise typer.BadParameter(f"--alertmanager-url {url!r} is not an http(s) URL without user:password@, "
-                                     "query or fragment")
+        _check_url("--alertmanager-url", url)
     if resend.total_seconds() < 1:
         raise typer.BadParameter("--alert-resend-interval must be at least 1s")
-    if default_prometheus_url and not re.fullmatch(URL_PATTERN, default_prometheus_url):
-        raise typer.BadParameter(f"--default-prometheus-url {default_prometheus_url!r} is not an http(s) URL "
-                                 "without user:password@, query or fragment")
+    if default_prometheus_url:
+        _check_url("--default-prometheus-url", default_prometheus_url)
     try:
         every = parse_duration(discovery_interval)
     except ValueError as error:
@@ -112,6 +109,12 @@ def run(
         election=ElectionOptions(lease=election[0], namespace=election[1], timing=election[2]) if election else None,
         discovery=DiscoveryOptions(default_prometheus_url, every) if discover_tidbclusters else None,
     ))
+
+
+def _check_url(flag: str, url: str) -> None:
+    """The TiKVCluster schema's rule for URLs (URL_PATTERN), said about the flag."""
+    if not re.fullmatch(URL_PATTERN, url):
+        raise typer.BadParameter(f"{flag} {url!r} is not an http(s) URL without user:password@, query or fragment")
 
 
 def _election(enabled: bool, lease: str, namespace: str | None, durations: tuple[str, str, str],

@@ -65,3 +65,10 @@ def server_message(error: ApiException, limit: int = 500) -> str:
     if not message:
         message = f"HTTP {error.status}"
     return " ".join(f"Error from server ({reason}): {message}".split())[:limit]
+
+
+def short_error(error: BaseException) -> str:
+    """One line for the log: the API server's own message for an ApiException, else the error's type and text."""
+    if isinstance(error, ApiException):
+        return server_message(error)
+    return f"{type(error).__name__}: {error}"[:300]
