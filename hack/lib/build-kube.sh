@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager 1.20.2 from Debian's `kubernetes` source package.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet 1.20.2, and the pause
+# binary of a pod's sandbox, from Debian's `kubernetes` source package.
 #
 # Why from source: these machines reach only PyPI, Debian and npm, so no release binary can be
 # downloaded, and Debian ships the full Kubernetes tree (with vendor/) only as a source package.
 # The recipe is ../shared/reference/platform.md; each step below says which of its quirks it handles.
 #
-# Usage: build-kube.sh OUT_DIR   (writes OUT_DIR/kube-apiserver and OUT_DIR/kube-controller-manager)
+# Usage: build-kube.sh OUT_DIR   (writes OUT_DIR/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,pause})
 set -euo pipefail
 
 out_dir=${1:?usage: build-kube.sh OUT_DIR}
@@ -88,12 +89,18 @@ for v in k8s.io/kubernetes/vendor/k8s.io/component-base/version k8s.io/kubernete
     ldflags+=" -X $v.gitVersion=$k8s_version -X $v.gitMajor=1 -X $v.gitMinor=20 -X $v.gitTreeState=clean"
 done
 mkdir -p "$out_dir"
-for cmd in kube-apiserver kube-controller-manager; do
+commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+for cmd in "${commands[@]}"; do
     log "building $cmd (a few minutes)"
     go build -ldflags "$ldflags" -o "$work/$cmd" "k8s.io/kubernetes/cmd/$cmd"
 done
-# Install both at the end so an interrupted build never leaves a half-filled cache behind.
-for cmd in kube-apiserver kube-controller-manager; do
+# 5. The pod sandbox's process (`pause`), static so that its image needs nothing else: the node's
+#    containerd cannot pull registry.k8s.io/pause, so the platform builds that image from this binary.
+log "building pause"
+gcc -Os -static -DVERSION=3.4.1 -o "$work/pause" build/pause/linux/pause.c
+strip "$work/pause"
+# Install everything at the end so an interrupted build never leaves a half-filled cache behind.
+for cmd in "${commands[@]}" pause; do
     mv "$work/$cmd" "$out_dir/$cmd"
 done
 log "done: $("$out_dir/kube-apiserver" --version)"

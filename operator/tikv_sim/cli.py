@@ -95,7 +95,9 @@ def run(
     name: Annotated[str, typer.Option(help="Cluster name (-1, -2... added for several).")] = "basic",
     namespace: Annotated[str, typer.Option(help="Namespace used in pod-name addresses and labels.")] = "tidb",
     pd_port: Annotated[int, typer.Option(help="PD port (first of consecutive ones); 0: free.")] = 0,
-    pd_host: Annotated[str, typer.Option(help="Address PD's API listens on (any 127.0.0.0/8 one).")] = "127.0.0.1",
+    pd_host: Annotated[str, typer.Option(
+        help="Address PD's API listens on: a 127.0.0.0/8 one, or a node's $NODE_HOST_ADDRESS for pods.")
+    ] = "127.0.0.1",
     control_port: Annotated[int, typer.Option(help="Control API port; 0 picks a free one.")] = 0,
     file_sd: Annotated[Path | None, typer.Option(help="Write a Prometheus file_sd target file here.")] = None,
     instance_label: Annotated[

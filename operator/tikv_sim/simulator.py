@@ -35,7 +35,9 @@ class SimConfig:
     namespace: str = "tidb"
     instance_label: InstanceLabel = InstanceLabel.STATUS_ADDRESS
     pd_port: int = 0  # first PD port when several clusters run; 0 picks free ports
-    pd_host: str = "127.0.0.1"  # where PD's API listens (any 127.0.0.0/8 address); store metrics stay on 127.0.0.1
+    # Where PD's API listens (a 127.0.0.0/8 address, or the platform node's host address for pods); store
+    # metrics stay on 127.0.0.1.
+    pd_host: str = "127.0.0.1"
     control_port: int | None = 0  # None: no control API (embedded use drives the model directly)
     p99_ms: float = 10.0
     timing: Timing = field(default_factory=Timing)

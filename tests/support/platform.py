@@ -19,6 +19,8 @@ class PlatformUnavailable(Exception):
 # What `hack/platform env` exports (its --json form adds APISERVER_URL and BIN_DIR).
 EXPORTED = ("KUBECONFIG", "PATH", "PROMETHEUS_URL", "PROMETHEUS_FILE_SD_DIR", "ALERTMANAGER_URL",
             "ALERTMANAGER_WEBHOOK_LOG", "TIKV_PLATFORM_DIR", "KUBE_AUDIT_LOG")
+# What it adds when the platform has a node (`hack/platform up --with-node`).
+NODE_EXPORTED = ("NODE_NAME", "NODE_HOST_ADDRESS", "NODE_POD_CIDR", "CONTAINERD_ADDRESS")
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,24 @@ class PlatformInfo:
     def directory(self) -> Path:
         return Path(self.exports["TIKV_PLATFORM_DIR"])
 
+    @property
+    def has_node(self) -> bool:
+        return "NODE_NAME" in self.exports
+
+    @property
+    def node_host_address(self) -> str:
+        """The machine as the node's pods reach it: the simulator listens here; Prometheus and Alertmanager
+        are relayed here on their own ports."""
+        return self.exports["NODE_HOST_ADDRESS"]
+
+    @property
+    def containerd_address(self) -> str:
+        return self.exports["CONTAINERD_ADDRESS"]
+
     def env(self) -> dict[str, str]:
         """The environment a user gets after `eval "$(hack/platform env)"`."""
-        return {**os.environ, **{key: self.exports[key] for key in EXPORTED}}
+        keys = EXPORTED + (NODE_EXPORTED if self.has_node else ())
+        return {**os.environ, **{key: self.exports[key] for key in keys}}
 
 
 def platform_command(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -80,8 +97,8 @@ def read_platform() -> PlatformInfo | None:
     return PlatformInfo(exports=json.loads(result.stdout))
 
 
-def bring_up() -> PlatformInfo:
-    result = platform_command("up")
+def bring_up(*options: str) -> PlatformInfo:
+    result = platform_command("up", *options)
     if result.returncode != 0:
         raise PlatformUnavailable(f"hack/platform up failed:\n{result.stderr[-4000:]}")
     info = read_platform()

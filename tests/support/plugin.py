@@ -39,7 +39,7 @@ from tests.support.prometheus import Prometheus, ScrapeTargets
 # More fixtures, in modules of their own: tidb_crds (tidb-operator's CRDs, reduced).
 pytest_plugins = ["tests.support.tidb_operator"]
 
-INTEGRATION_DIR = Path(__file__).resolve().parents[1] / "integration"
+INTEGRATION_DIRS = (Path(__file__).resolve().parents[1] / "integration", Path(__file__).resolve().parents[1] / "node")
 CR_DELETE_TIMEOUT_S = 20.0
 
 
@@ -49,7 +49,7 @@ def in_ci() -> bool:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if INTEGRATION_DIR in Path(str(item.fspath)).resolve().parents:
+        if set(INTEGRATION_DIRS) & set(Path(str(item.fspath)).resolve().parents):
             item.add_marker(pytest.mark.integration)
 
 

@@ -1,8 +1,9 @@
 """The Dockerfile's install steps, run for real: the files its builder stage copies, the same
 hack/image-install.sh, the pinned uv, into a fresh venv; then the image's entrypoint program answers.
 
-(The image itself cannot be built here: these machines have no Docker engine.) uv resolves nothing: it
-installs uv.lock's pins, from its cache when `make install` has filled it, else from PyPI.
+(tests/node builds the image itself with buildah and runs it; this is the quick check of the same steps.)
+uv resolves nothing: it installs uv.lock's pins, from its cache when `make install` has filled it, else
+from PyPI.
 """
 
 from __future__ import annotations
