@@ -612,11 +612,11 @@ def start(directory: Path, with_node: bool = False) -> State:
     wait_ready(alertmanager, lambda: http_ok(f"{state.alertmanager_url}/-/ready"), "GET /-/ready")
     wait_ready(controller, lambda: _default_service_account_exists(state), "default ServiceAccount created")
     if node:
-        start_node(state, node, ca_file)
+        start_node(state, node)
     return state
 
 
-def start_node(state: State, node: localnode.NodeState, ca_file: Path) -> None:
+def start_node(state: State, node: localnode.NodeState) -> None:
     bins, logs = bin_dir(), Path(state.directory) / "logs"
     localnode.setup_network(node)
     localnode.setup_cgroups(node)
@@ -764,6 +764,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         stopped = stop(state)
         if stopped:
             log(f"a partial platform was running; stopped {', '.join(stopped)}")
+    if args.with_node and os.geteuid() != 0:
+        raise PlatformError("a node needs root: containerd, the kubelet and the pods' network namespaces")
     provision(with_node=args.with_node)
     _wipe_runtime(directory)
     started = time.monotonic()

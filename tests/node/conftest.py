@@ -13,35 +13,19 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from tests.support.platform import REPO, PlatformInfo, PlatformUnavailable, bring_up, platform_command, read_platform
-from tests.support.plugin import in_ci
+from tests.support.platform import REPO, PlatformInfo
+from tests.support.plugin import provide_platform, unavailable
 
 IMAGE = "localhost/tikv-operator:dev"
 IMAGE_TIMEOUT_S = 900  # a fresh machine makes the base (debootstrap) and installs uv.lock's packages
 
 
-def _unavailable(why: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI=true and the node platform is unavailable: {why}", pytrace=False)
-    pytest.skip(f"needs a platform with a node (hack/platform up --with-node): {why}")
-
-
 @pytest.fixture(scope="session")
 def platform() -> Iterator[PlatformInfo]:
-    info = read_platform()
-    owned = False
-    if info is None:
-        try:
-            info = bring_up("--with-node")
-            owned = True
-        except PlatformUnavailable as error:
-            _unavailable(str(error))
-    assert info is not None
-    if not info.has_node:
-        _unavailable(f"the platform of {info.directory} runs without a node")
-    yield info
-    if owned:
-        platform_command("down", timeout=180)
+    for info in provide_platform("--with-node"):
+        if not info.has_node:
+            unavailable(f"the platform of {info.directory} runs without a node", "hack/platform up --with-node")
+        yield info
 
 
 @pytest.fixture(scope="session")

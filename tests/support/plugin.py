@@ -53,21 +53,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def platform() -> Iterator[PlatformInfo]:
+def unavailable(why: str, command: str = "hack/platform up") -> None:
+    """Missing infrastructure: a failure with CI=true, a skip that names the command elsewhere."""
+    if in_ci():
+        pytest.fail(f"CI=true and the platform is unavailable: {why}", pytrace=False)
+    pytest.skip(f"the local platform is unavailable (run `{command}`): {why}")
+
+
+def provide_platform(*up_options: str) -> Iterator[PlatformInfo]:
+    """The running platform, or one brought up with `up_options` (and down at the end)."""
     info = read_platform()
     owned = False
     if info is None:
         try:
-            info = bring_up()
+            info = bring_up(*up_options)
             owned = True
         except PlatformUnavailable as error:
-            if in_ci():
-                pytest.fail(f"CI=true and the platform is unavailable: {error}", pytrace=False)
-            pytest.skip(f"the local platform is unavailable (run `hack/platform up`): {error}")
+            unavailable(str(error), " ".join(("hack/platform up", *up_options)))
+    assert info is not None
     yield info
     if owned:
-        platform_command("down", timeout=120)
+        platform_command("down", timeout=180)
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[PlatformInfo]:
+    yield from provide_platform()
 
 
 @pytest.fixture(scope="session")
