@@ -38,6 +38,7 @@ from tikv_operator.core.alerts import (
     silence_body,
     silence_matchers,
     silence_ops,
+    superseded,
     ticket_alert,
     watchdog_alert,
 )
@@ -199,6 +200,7 @@ class Notifier:
                 alert = ticket_alert(ticket, registration.context, now, self.policy)
                 if alert is not None:
                     alerts.append(alert)
+                    alerts.extend(superseded(alert, now))
         if used or key[0] in self.default_urls:
             alerts.append(watchdog_alert(self.started, now, self.policy, self.watchdog_labels))
         return alerts

@@ -20,6 +20,7 @@ from tikv_operator.core.alerts import (
     plan_sends,
     silence_body,
     silence_ops,
+    superseded,
     ticket_alert,
     watchdog_alert,
 )
@@ -115,6 +116,24 @@ def test_sending_follows_prometheus_cadence() -> None:
     assert plan_sends([alert], sent, T0 + timedelta(minutes=1), POLICY).alerts == (alert,)  # resend
     resolved = alert.resolved(T0 + timedelta(seconds=5))
     assert plan_sends([resolved], sent, T0 + timedelta(seconds=5), POLICY).alerts == (resolved,)  # state change
+
+
+def test_the_less_urgent_label_sets_of_a_risen_ticket_are_sent_resolved_by_whoever_leads() -> None:
+    critical = ticket_alert(ticket(severity="critical"), CONTEXT, T0, POLICY)
+    warning = ticket_alert(ticket(), CONTEXT, T0, POLICY)
+    emergency = ticket_alert(ticket(severity="emergency"), CONTEXT, T0, POLICY)
+    assert critical is not None
+    assert warning is not None
+    assert emergency is not None
+    (old,) = superseded(critical, T0)
+    assert dict(old.labels) == {**critical.labels, "severity": "warning"}
+    assert not old.firing
+    assert old.ends_at == T0
+    assert superseded(warning, T0) == []  # nothing opens below a warning and rises
+    assert [dict(a.labels)["severity"] for a in superseded(emergency, T0)] == ["critical", "warning"]
+    # A resolved ticket's old label set ends when the ticket did.
+    resolved = critical.resolved(T0 + timedelta(seconds=30))
+    assert [a.ends_at for a in superseded(resolved, T0 + timedelta(minutes=1))] == [T0 + timedelta(seconds=30)]
 
 
 def test_a_label_set_no_longer_wanted_is_resolved_then_forgotten() -> None:

@@ -118,6 +118,29 @@ async def _a_ticket_is_posted_with_the_watchdog_and_an_escalation_resolves_the_o
     await notifier.close()
 
 
+def test_a_new_leader_resolves_the_old_severity_of_a_ticket_that_rose_before_the_old_leader_sent_it() -> None:
+    run(_a_new_leader_resolves_the_old_severity_of_a_ticket_that_rose_before_the_old_leader_sent_it)
+
+
+async def _a_new_leader_resolves_the_old_severity_of_a_ticket_that_rose_before_the_old_leader_sent_it(
+    state: Server, url: str,
+) -> None:
+    """Found by the soak (issue 19): the leader wrote the escalation to critical and was SIGKILLed before it
+    posted the warning alert resolved; the new leader had never sent the warning one, so it fired on until its
+    endsAt (4 resend intervals), minutes after the ticket resolved."""
+    tickets = [replace(OPEN, severity="critical")]
+    successor = Notifier(AlertPolicy(), recorder=Recorder())  # a fresh process: nothing sent by it yet
+    successor.register("ns", "basic", spec(url), lambda: tickets)
+    (target,) = successor.targets.values()
+    await successor.deliver(target, NOW)
+    assert sorted(posted(state)) == [("TiKVOperatorWatchdog", "none", True), ("store_down", "critical", True),
+                                     ("store_down", "warning", False)]
+    tickets = [replace(OPEN, severity="critical", phase="Resolved", resolved_at=NOW + timedelta(seconds=30))]
+    await successor.deliver(target, NOW + timedelta(seconds=31))
+    assert sorted(posted(state)[3:]) == [("store_down", "critical", False)], "the warning was already resolved"
+    await successor.close()
+
+
 def test_a_failing_alertmanager_is_reported_backed_off_and_caught_up() -> None:
     run(_a_failing_alertmanager_is_reported_backed_off_and_caught_up)
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from tikv_operator.core.cluster_resource import RESERVED_ALERT_LABELS
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.timestamps import to_rfc3339
-from tikv_operator.core.vocabulary import INVARIANT_NAMES
+from tikv_operator.core.vocabulary import INVARIANT_NAMES, SEVERITIES
 
 ALERTNAME = "alertname"
 WATCHDOG = "TiKVOperatorWatchdog"
@@ -31,6 +31,9 @@ WATCHDOG = "TiKVOperatorWatchdog"
 SILENCED_PHASES = frozenset({"Acknowledged", "Diagnosed"})
 SILENCE_CREATOR = "tikv-operator"
 DESCRIPTION_CHARS = 400
+# The least urgent severity a ticket rises from: store_down opens as a warning (Disconnected is never more than
+# a warning) and rises when PD calls the store Down; nothing opens at info and rises.
+RISES_FROM = "warning"
 # Evidence that is not worth a line of the page (long queries go in generatorURL instead).
 _NOT_DESCRIBED = frozenset({"query", "series", "key", "source"})
 
@@ -137,6 +140,21 @@ def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, polic
     if policy.runbook_url and ticket.invariant in INVARIANT_NAMES:
         annotations["runbook_url"] = policy.runbook_url.replace("{invariant}", ticket.invariant)
     return Alert(alert_labels(ticket, context), starts, ends, firing, annotations, generator_url(ticket, context))
+
+
+def superseded(alert: Alert, now: datetime) -> list[Alert]:
+    """The label sets a ticket's alert had before its severity rose, resolved, for as long as its own alert is
+    sent. The process that raises a ticket's severity resolves the old label set (plan_sends), but it may die
+    between writing the ticket and posting that, and its successor never saw the old set: it would fire on
+    until its endsAt, minutes after the ticket resolved. So whoever leads sends them; Alertmanager notifies
+    nobody of a resolved alert it never had."""
+    severity = alert.labels.get("severity", "")
+    if severity not in SEVERITIES:
+        return []
+    less_urgent = SEVERITIES[SEVERITIES.index(severity) + 1: SEVERITIES.index(RISES_FROM) + 1]
+    ends = now if alert.firing else alert.ends_at
+    return [Alert({**alert.labels, "severity": lower}, alert.starts_at, max(ends, alert.starts_at), False,
+                  alert.annotations, alert.generator_url) for lower in less_urgent]
 
 
 def watchdog_alert(started: datetime, now: datetime, policy: AlertPolicy, labels: Mapping[str, str]) -> Alert:
