@@ -29,7 +29,8 @@ What it supports, exactly (anything else is answered 400 bad_data, as Prometheus
   its PD is always up and healthy): `tikvops_check="pd_regions"` rows by `type`
   (miss-peer-region-count, down-peer-region-count, pending-peer-region-count: 0, summed over the
   selected clusters), `pd_leaders` = the number of selected clusters (one leader each), and
-  `pd_leader_changes` = 0. No cluster selected: an empty vector, as count()/sum()/max() of nothing.
+  `pd_leader_changes` = 0, `pd_leader_settled` = the number of selected clusters (leaders that led all
+  along). No cluster selected: an empty vector, as count()/sum()/max() of nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from tikv_operator.core.queries import (
     P99_LATENCY,
     PD_HEALTH,
     PD_LEADER_CHANGES,
+    PD_LEADER_SETTLED,
     PD_LEADERS,
     PD_REGIONS,
     RAFT_APPEND,
@@ -74,6 +76,7 @@ _SELECTOR: dict[Kind, re.Pattern[str]] = {
     "store_health": re.compile(rf"rate\(tikv_raftstore_log_lag_bucket{_BRACES}{_WINDOW}\)"),
     "pd_health": re.compile(rf"\(pd_regions_status{_BRACES} \* "),
 }
+_SETTLED = re.compile(rf"min_over_time\(etcd_server_is_leader{_BRACES}{_WINDOW}\)")
 _QUERY_NAME: dict[Kind, str] = {"p99": P99_LATENCY, "sizes": STORE_SIZE, "store_health": STORE_HEALTH,
                                 "pd_health": PD_HEALTH}
 # What the store_health rows of one store are, in the order the union writes them (critical_error: none).
@@ -145,6 +148,8 @@ def parse_query(expr: str) -> Query:
             raise UnsupportedQuery("only exact (=) matchers are supported besides type")
         matchers = {k: v for k, _, v in rest}
         window = match.groupdict().get("window") or DEFAULT_RATE_WINDOW
+        if kind == "pd_health" and (settled := _SETTLED.search(expr)) is not None:
+            window = settled.group("window")  # its one range that follows rateWindow
         if _expected(kind, matchers, window) != expr:
             raise UnsupportedQuery(f"not exactly the operator's {_QUERY_NAME[kind]} query (queries_for() with "
                                    "default settings)")
@@ -209,6 +214,7 @@ def vector(query: Query, stores: Iterable[StoreSeries], at: float) -> list[dict[
         *(sample({"type": kind, CHECK_LABEL: PD_REGIONS}, 0) for kind in REGION_TYPES),
         sample({CHECK_LABEL: PD_LEADERS}, len(clusters)),
         sample({CHECK_LABEL: PD_LEADER_CHANGES}, 0),
+        sample({CHECK_LABEL: PD_LEADER_SETTLED}, len(clusters)),
     ]
 
 

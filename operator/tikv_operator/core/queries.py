@@ -34,6 +34,9 @@ CRITICAL_ERRORS = "critical_error"
 PD_REGIONS = "pd_regions"  # by `type`, from the PD leader only
 PD_LEADERS = "pd_leaders"  # how many PD members report themselves leader (the gate's own health)
 PD_LEADER_CHANGES = "pd_leader_changes"
+# PD members that led throughout the rate window: a leader elected within it may still export the region
+# gauges it set when it last led (PD never resets a gauge) until its RaftCluster runs.
+PD_LEADER_SETTLED = "pd_leader_settled"
 CUSTOM_PREFIX = "custom/"
 # pd_regions_status types (hyphens: tikv/pd pkg/statistics/region_collection.go) -> invariant.
 REGION_TYPES = {
@@ -126,6 +129,8 @@ def pd_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> 
         PD_REGIONS: f"sum by (type) ({regions} * ignoring (type) group_left () {leader})",
         PD_LEADERS: f"count({leader})",
         PD_LEADER_CHANGES: f"max(increase({changes}[{windows[PD_LEADER_CHANGES]}]))",
+        PD_LEADER_SETTLED: f"count(min_over_time({selector('etcd_server_is_leader', matchers)}"
+                           f"[{windows.get(PD_LEADER_SETTLED, DEFAULT_RATE_WINDOW)}]) == 1)",
     }
 
 
@@ -149,7 +154,8 @@ def check_queries(matchers: Mapping[str, str], rate_window: str = DEFAULT_RATE_W
     `customs`: check name (CUSTOM_PREFIX + name) -> expression from custom_part()."""
     queries = base_queries(matchers, rate_window)
     ranges = {check: (windows or {}).get(check, rate_window)
-              for check in (RAFT_LOG_LAG, RAFT_APPEND, RAFT_APPLY, WRITE_STALL, CRITICAL_ERRORS, PD_LEADER_CHANGES)}
+              for check in (RAFT_LOG_LAG, RAFT_APPEND, RAFT_APPLY, WRITE_STALL, CRITICAL_ERRORS, PD_LEADER_CHANGES,
+                            PD_LEADER_SETTLED)}
     for name, parts in ((STORE_HEALTH, store_health_parts(matchers, ranges)),
                         (PD_HEALTH, pd_health_parts(matchers, ranges))):
         kept = {check: expr for check, expr in parts.items() if check not in skip}

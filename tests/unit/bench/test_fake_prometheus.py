@@ -90,10 +90,11 @@ def test_pd_health_gives_one_leader_and_no_region_problems():
         *(({"type": kind, CHECK_LABEL: "pd_regions"}, "0.0") for kind in REGION_TYPES),
         ({CHECK_LABEL: "pd_leaders"}, "1.0"),
         ({CHECK_LABEL: "pd_leader_changes"}, "0.0"),
+        ({CHECK_LABEL: "pd_leader_settled"}, "1.0"),
     ]
     # A cluster whose every store is stopped still has its PD; no matcher on the cluster: every cluster's.
     stopped = [StoreSeries("c", "127.0.0.1:4", False, 0.01, 100.0, 70.0)]
-    assert len(result(operator_queries({"bench_cluster": "c"})[PD_HEALTH], stopped, {})) == 5
+    assert len(result(operator_queries({"bench_cluster": "c"})[PD_HEALTH], stopped, {})) == 6
     every = result(operator_queries({})[PD_HEALTH], labels={})
     assert [r["value"][1] for r in every if r["metric"][CHECK_LABEL] == "pd_leaders"] == ["2.0"]
     assert result(operator_queries({"bench_run": "other"})[PD_HEALTH]) == []

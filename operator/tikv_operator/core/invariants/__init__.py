@@ -25,6 +25,7 @@ from tikv_operator.core.queries import (
     L0_FILES,
     PD_HEALTH,
     PD_LEADER_CHANGES,
+    PD_LEADER_SETTLED,
     PD_LEADERS,
     PD_REGIONS,
     RAFT_APPEND,
@@ -92,8 +93,9 @@ def restart_horizon(configs: Mapping[str, InvariantConfig]) -> timedelta:
 _CHECKS = {
     "raft_log_lag": (RAFT_LOG_LAG,), "raft_append_slow": (RAFT_APPEND,), "raft_apply_slow": (RAFT_APPLY,),
     "write_stall": (WRITE_STALL, L0_FILES), "critical_error": (CRITICAL_ERRORS,),
-    "region_miss_peer": (PD_REGIONS, PD_LEADERS), "region_down_peer": (PD_REGIONS, PD_LEADERS),
-    "region_pending_peer": (PD_REGIONS, PD_LEADERS), "pd_leader_flapping": (PD_LEADER_CHANGES,),
+    "region_miss_peer": (PD_REGIONS, PD_LEADERS, PD_LEADER_SETTLED),
+    "region_down_peer": (PD_REGIONS, PD_LEADERS, PD_LEADER_SETTLED),
+    "region_pending_peer": (PD_REGIONS, PD_LEADERS, PD_LEADER_SETTLED), "pd_leader_flapping": (PD_LEADER_CHANGES,),
 }
 
 
@@ -109,6 +111,7 @@ def queries_for(spec: TiKVClusterSpec, configs: Mapping[str, InvariantConfig]
     matchers = spec.prometheus.label_matchers
     rate_window = parse_duration(spec.prometheus.rate_window)
     ranges = {check: format_duration(configs[name].window or rate_window) for check, name in _WINDOWED.items()}
+    ranges[PD_LEADER_SETTLED] = format_duration(rate_window)
     wanted = {check for name, checks in _CHECKS.items() if configs[name].enabled for check in checks}
     skip = frozenset(check for checks in _CHECKS.values() for check in checks) - wanted
     customs = {custom.check_name(c.custom): custom_part(c.custom.expr, c.custom.scope, matchers)
