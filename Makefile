@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-.PHONY: help install lint unit integration test demo platform-up platform-down clean
+.PHONY: help install lint unit integration test demo bench soak image platform-up platform-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -40,8 +40,19 @@ demo: install ## the whole product on this machine as a short kubectl story (KEE
 bench: install ## benchmarks of issue 8 (cost per check, latency, API writes, scale) -> bench/RESULTS.md
 	$(VENV)/bin/python -m bench.run_all
 
-platform-up: ## start the local platform (eval "$$(hack/platform env)" to use it)
-	hack/platform up
+# The fault soak (issue 19): hours of mixed faults in minutes, judged by an oracle; its own platform.
+DURATION ?= 30m
+SEED ?= 19
+CLUSTERS ?= 20
+soak: install ## fault soak with an oracle (DURATION=30m SEED=19 CLUSTERS=20) -> bench/RESULTS.md; exits 1 on a violation
+	TIKV_PLATFORM_DIR=$${TIKV_PLATFORM_DIR:-$(CURDIR)/.platform-soak} \
+		$(VENV)/bin/python -m bench.soak --duration $(DURATION) --seed $(SEED) --clusters $(CLUSTERS)
+
+image: ## build the operator image with buildah, no Docker engine needed (localhost/tikv-operator:dev)
+	hack/image build
+
+platform-up: ## start the local platform (eval "$$(hack/platform env)" to use it; NODE=1 adds a kubelet node)
+	hack/platform up $(if $(NODE),--with-node)
 
 platform-down: ## stop the local platform
 	hack/platform down

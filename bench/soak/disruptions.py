@@ -1,0 +1,188 @@
+"""What the soak does to the platform and the operator: pause a platform process (kube-apiserver,
+Prometheus) with SIGSTOP and always SIGCONT it again, and two `--leader-elect` operator replicas, the
+leader of which is SIGKILLed or SIGTERMed and replaced, with each replica's memory sampled."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from tests.support.operator import OperatorProcess
+from tests.support.platform import PlatformInfo
+
+from bench.common import log
+from bench.procstat import parse_status_kib
+from bench.soak.ground_truth import Outage, Record, RssSample
+from bench.stats import parse_samples
+
+# A paused process is resumed by a timer even if the harness never gets to it (an exception, a stuck step).
+PAUSE_SAFETY_S = 5.0
+HANDOVER_TIMEOUT_S = 60.0
+
+
+def platform_pid(platform: PlatformInfo, name: str) -> int:
+    """The pid `hack/platform up` recorded for a component (its state.json), checked to be alive."""
+    state = json.loads((platform.directory / "state.json").read_text())
+    pid = next(int(p["pid"]) for p in state["procs"] if p["name"] == name)
+    os.kill(pid, 0)
+    return pid
+
+
+class Pauses:
+    """SIGSTOP / SIGCONT of platform processes, bounded: every pause has a timer that resumes it."""
+
+    def __init__(self, platform: PlatformInfo) -> None:
+        self.platform = platform
+        self._timers: dict[str, threading.Timer] = {}
+        self._pids: dict[str, int] = {}
+
+    def paused(self, name: str) -> bool:
+        return name in self._timers
+
+    def pause(self, name: str, seconds: float) -> None:
+        pid = self._pids.setdefault(name, platform_pid(self.platform, name))
+        timer = threading.Timer(seconds + PAUSE_SAFETY_S, self.resume, args=(name,))
+        timer.daemon = True
+        self._timers[name] = timer
+        os.kill(pid, signal.SIGSTOP)
+        timer.start()
+
+    def resume(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        pid = self._pids.get(name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def resume_all(self) -> None:
+        for name in list(self._pids):
+            self.resume(name)
+
+
+def leading(process: OperatorProcess) -> bool | None:
+    """The replica's own tikv_operator_leader gauge; None when it does not answer."""
+    if process.process is None or process.process.poll() is not None:
+        return None
+    try:
+        text = httpx.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return None
+    return sum(value for _, value in parse_samples(text, "tikv_operator_leader")) == 1.0
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        return parse_status_kib(Path(f"/proc/{pid}/status").read_text(), "VmRSS")
+    except OSError:
+        return 0
+
+
+class Replicas:
+    """Two operator replicas; a signalled one is replaced after a delay, in a thread of its own."""
+
+    def __init__(self, platform: PlatformInfo, namespace: str, log_dir: Path, record: Record,
+                 alertmanager_url: str, interval: str) -> None:
+        self.platform, self.namespace, self.log_dir, self.record = platform, namespace, log_dir, record
+        self.alertmanager_url, self.interval = alertmanager_url, interval
+        self.processes: dict[int, OperatorProcess] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, name="rss", daemon=True)
+
+    def launch(self) -> OperatorProcess:
+        with self._lock:
+            number = len(self.processes) + 1
+            process = OperatorProcess(
+                self.platform.env(), (self.namespace,), self.log_dir / f"operator-{number}.log",
+                default_interval=self.interval,
+                extra_args=("--leader-elect", "--leader-election-namespace", self.namespace,
+                            "--alertmanager-url", self.alertmanager_url))
+            self.processes[number] = process
+        self.record.replicas[number] = [time.time(), 0.0]
+        process.start()
+        return process
+
+    def start(self) -> None:
+        self.launch()
+        self.launch()
+        self._sampler.start()
+
+    def live(self) -> dict[int, OperatorProcess]:
+        with self._lock:
+            return {n: p for n, p in self.processes.items() if p.process is not None and p.process.poll() is None}
+
+    def leader(self) -> tuple[int, OperatorProcess] | None:
+        for number, process in self.live().items():
+            if leading(process):
+                return number, process
+        return None
+
+    def disrupt(self, kind: str, restart_after: float) -> str:
+        """SIGKILL or SIGTERM the leader (the standby when none leads); its replacement starts later."""
+        found = self.leader() or next(iter(self.live().items()), None)
+        if found is None:
+            return "no live replica"
+        number, process = found
+        assert process.process is not None
+        started = time.time()
+        os.kill(process.process.pid, signal.SIGKILL if kind == "operator-sigkill" else signal.SIGTERM)
+        thread = threading.Thread(target=self._handover, args=(kind, number, process, started, restart_after),
+                                  name=f"handover-{number}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return f"replica {number} (pid {process.process.pid})"
+
+    def _handover(self, kind: str, number: int, process: OperatorProcess, started: float, restart_after: float
+                  ) -> None:
+        assert process.process is not None
+        with contextlib.suppress(Exception):
+            process.process.wait(30)
+        self.record.replicas[number][1] = time.time()
+        deadline = time.monotonic() + HANDOVER_TIMEOUT_S
+        restart_at = time.monotonic() + restart_after
+        replaced = False
+        end: float | None = None
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if not replaced and time.monotonic() >= restart_at:
+                replaced = True
+                try:
+                    self.launch()
+                except AssertionError as error:
+                    log(f"soak: restarting a replica failed: {str(error)[:300]}")
+            if end is None and self.leader() is not None:
+                end = time.time()
+            if end is not None and replaced:
+                break
+            time.sleep(0.25)
+        self.record.add("outages", Outage(kind, started, end or time.time()))
+
+    def _sample(self) -> None:
+        while not self._stop.wait(5.0):
+            for number, process in self.live().items():
+                assert process.process is not None
+                kib = rss_kib(process.process.pid)
+                if kib:
+                    self.record.add("rss", RssSample(number, time.time(), kib, bool(leading(process))))
+
+    def stop(self, on_each: Callable[[int, OperatorProcess], None] | None = None) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(40)
+        for number, process in self.live().items():
+            try:
+                process.stop(timeout=20)
+            except AssertionError as error:
+                log(f"soak: replica {number} ignored SIGTERM: {str(error)[:200]}")
+            self.record.replicas[number][1] = time.time()
+            if on_each is not None:
+                on_each(number, process)

@@ -1,0 +1,249 @@
+"""The soak's oracle: for each guarantee, a history that breaks it is reported and one that keeps it is not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from bench.soak.ground_truth import Fault, Outage, PersonAction, Record, RssSample, StoreStep
+from bench.soak.intervals import measure_within, subtract, union
+from bench.soak.oracle import Settings, judge
+
+T0 = 1_800_000_000.0
+S = Settings(rss_min_life_s=100, rss_warmup_s=20)
+
+
+def stamp(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def version(name: str, at: float, rv: int, *, event: str = "MODIFIED", phase: str = "Open", held: bool = False,
+            resolution: str = "", message: str = "", invariant: str = "low_disk_space", store: str = "1",
+            cluster: str = "c01", resolved_at: float | None = None, labels_in_step: bool = True) -> dict[str, Any]:
+    return {
+        "received": T0 + at, "event": event, "name": name, "rv": rv, "created": stamp(T0 + at),
+        "cluster": cluster, "invariant": invariant, "store": store, "held": held, "phase": phase,
+        "severity": "warning", "resolution": resolution, "resolution_message": message,
+        "resolved_at": stamp(T0 + resolved_at) if resolved_at is not None else "", "reopened": 0, "silences": 0,
+        "label_phase": phase.lower() if labels_in_step else "open",
+        "label_held": str(held).lower() if labels_in_step else "false", "recorded": "",
+    }
+
+
+def record(faults: list[Fault] | None = None, **extra: Any) -> Record:
+    r = Record(seed=1, clusters={"c01": "status-address", "c02": "pod-name"}, stores={"c01": 3, "c02": 3},
+               started=T0, ended=T0 + 300, alertmanager={"open": [], "alerts": []})
+    r.faults = faults or []
+    for key, value in extra.items():
+        setattr(r, key, value)
+    return r
+
+
+def disk(on: float, off: float | None, store: int = 1, fault_id: int = 1) -> Fault:
+    return Fault(fault_id, "disk", "c01", store, T0 + on, None if off is None else T0 + off, {"percent": 78})
+
+
+def violations(r: Record, versions: list[dict[str, Any]], guarantee: str) -> list[str]:
+    return [v.detail for v in judge(r, versions, S).violations if v.guarantee == guarantee]
+
+
+# --- the interval helpers -------------------------------------------------------------------------
+
+
+def test_intervals_merge_subtract_and_measure():
+    assert union([(5, 7), (1, 3), (2, 4), (9, 9)]) == [(1, 4), (5, 7)]
+    assert subtract((0, 10), [(2, 3), (5, 12)]) == [(0, 2), (3, 5)]
+    assert measure_within((0, 10), [(8, 20), (-5, 1)]) == 3
+
+
+# --- G1 -------------------------------------------------------------------------------------------
+
+
+def test_two_open_tickets_of_one_identity_are_reported():
+    versions = [version("c01-low-disk-space-s1-1", 10, 1, event="ADDED"),
+                version("c01-low-disk-space-s1-2", 11, 2, event="ADDED")]
+    r = record([disk(5, 60)])
+    assert violations(r, versions, "one_open_per_identity")
+
+
+def test_a_new_ticket_after_the_previous_one_resolved_is_fine():
+    versions = [version("c01-low-disk-space-s1-1", 10, 1, event="ADDED"),
+                version("c01-low-disk-space-s1-1", 20, 2, phase="Resolved", resolution="manual"),
+                version("c01-low-disk-space-s1-2", 21, 3, event="ADDED")]
+    assert not violations(record([disk(5, 60)]), versions, "one_open_per_identity")
+
+
+# --- G2 -------------------------------------------------------------------------------------------
+
+
+def test_an_auto_resolve_while_the_fault_is_on_is_reported():
+    versions = [version("t-1", 10, 1, event="ADDED"),
+                version("t-1", 40, 2, phase="Resolved", resolution="auto", resolved_at=40)]
+    assert violations(record([disk(5, 60)]), versions, "no_auto_resolve_while_present")
+
+
+def test_an_auto_resolve_after_the_fault_ended_is_fine_and_so_is_a_tombstone_after_a_scale_in():
+    versions = [version("t-1", 10, 1, event="ADDED"),
+                version("t-1", 62, 2, phase="Resolved", resolution="auto", resolved_at=62)]
+    assert not violations(record([disk(5, 60)]), versions, "no_auto_resolve_while_present")
+    scale_in = Fault(2, "scale-in", "c01", 1, T0 + 30, T0 + 34)
+    tomb = [version("t-1", 10, 1, event="ADDED"),
+            version("t-1", 40, 2, phase="Resolved", resolution="auto", resolved_at=40,
+                    message="store 1 is Tombstone: removed from the cluster")]
+    assert not violations(record([disk(5, None), scale_in]), tomb, "no_auto_resolve_while_present")
+
+
+def test_an_auto_resolve_the_check_could_have_read_before_the_fault_showed_or_after_it_ended_is_not_blamed():
+    # The fault began 1 s before the check that resolved: its data may not have shown it yet.
+    versions = [version("t-1", 10, 1, event="ADDED"),
+                version("t-1", 20, 2, phase="Resolved", resolution="auto", resolved_at=20)]
+    assert not violations(record([disk(19, 60, fault_id=2)]), versions, "no_auto_resolve_while_present")
+    assert violations(record([disk(17, 60, fault_id=2)]), versions, "no_auto_resolve_while_present")
+    # resolvedAt is the check's start; its reads come later (a hanging PD answers when it stops hanging): a
+    # clear asked for before the watch saw the resolve may be what the check read.
+    cleared = disk(5, 40.6)
+    cleared.clearing = T0 + 40.5
+    late = [version("t-1", 10, 1, event="ADDED"),
+            version("t-1", 41, 2, phase="Resolved", resolution="auto", resolved_at=38)]
+    assert not violations(record([cleared]), late, "no_auto_resolve_while_present")
+
+
+# --- G3 -------------------------------------------------------------------------------------------
+
+
+def test_a_long_readable_fault_without_a_ticket_is_reported():
+    assert violations(record([disk(10, 60)]), [], "every_fault_detected")
+
+
+def test_a_detected_fault_is_fine_and_its_latency_is_measured():
+    versions = [version("t-1", 13, 1, event="ADDED"),
+                version("t-1", 63, 2, phase="Resolved", resolution="auto", resolved_at=63)]
+    verdict = judge(record([disk(10, 60)]), versions, S)
+    assert not [v for v in verdict.violations if v.guarantee == "every_fault_detected"]
+    assert verdict.detection_s["disk"] == [pytest.approx(3.0)]
+
+
+def test_a_fault_shorter_than_its_grace_or_unreadable_throughout_need_not_open_a_ticket():
+    stop = Fault(1, "stop-store", "c01", 2, T0 + 10, T0 + 14)  # 4 s: under store_down's 6 s grace
+    prometheus = Fault(2, "prometheus-down", None, None, T0 + 100, T0 + 160)
+    late_disk = disk(110, 150, fault_id=3)  # Prometheus paused the whole time: not readable
+    r = record([stop, prometheus, late_disk])
+    found = violations(r, [], "every_fault_detected")
+    assert not [d for d in found if "stop-store" in d or "disk" in d]
+    assert len([d for d in found if "prometheus-down" in d]) == 2  # one per cluster: neither got a ticket
+
+
+def test_an_operator_outage_inside_a_fault_extends_what_it_must_last():
+    outage = [Outage("operator-sigkill", T0 + 12, T0 + 30)]
+    short = record([disk(10, 45)], outages=outage)  # 35 s: < 18 s outage + 2 x grace-free budget + refresh
+    assert violations(record([disk(10, 45)]), [], "every_fault_detected")
+    assert not violations(short, [], "every_fault_detected")
+
+
+# --- G4 -------------------------------------------------------------------------------------------
+
+
+def hold(rv: int, at: float, ok: bool = True) -> PersonAction:
+    return PersonAction(1, "hold", "t-1", T0 + at - 0.2, T0 + at, ok, rv, "Open", "Open", True)
+
+
+def test_a_hold_the_operator_clears_or_resolves_through_is_reported():
+    base = [version("t-1", 10, 1, event="ADDED"), version("t-1", 20, 5, held=True)]
+    cleared = [*base, version("t-1", 30, 6, held=False)]
+    resolved = [*base, version("t-1", 30, 6, held=True, phase="Resolved", resolution="auto", resolved_at=30)]
+    r = record([disk(5, 25)], actions=[hold(5, 20)])
+    assert violations(r, cleared, "people_reflected")
+    assert violations(r, resolved, "people_reflected")
+
+
+def test_a_hold_that_stays_and_is_labelled_is_fine_and_one_never_labelled_is_reported():
+    kept = [version("t-1", 10, 1, event="ADDED"), version("t-1", 20, 5, held=True),
+            version("t-1", 200, 9, held=True)]
+    r = record([disk(5, 25)], actions=[hold(5, 20)])
+    assert not violations(r, kept, "people_reflected")
+    unlabelled = [version("t-1", 10, 1, event="ADDED"), version("t-1", 20, 5, held=True, labels_in_step=False)]
+    assert violations(r, unlabelled, "people_reflected")
+
+
+def test_an_ack_turned_back_to_open_is_reported_and_one_auto_resolved_later_is_fine():
+    ack = PersonAction(1, "ack", "t-1", T0 + 19, T0 + 20, True, 5, "Open", "Acknowledged", False)
+    base = [version("t-1", 10, 1, event="ADDED"), version("t-1", 20, 5, phase="Acknowledged")]
+    reverted = [*base, version("t-1", 25, 6, phase="Open")]
+    resolved = [*base, version("t-1", 30, 6, phase="Resolved", resolution="auto", resolved_at=30)]
+    r = record([disk(5, 28)], actions=[ack])
+    assert violations(r, reverted, "people_reflected")
+    assert not violations(r, resolved, "people_reflected")
+
+
+def test_a_manual_resolve_must_stay_resolved_and_be_recorded_manual():
+    resolve = PersonAction(1, "resolve", "t-1", T0 + 19, T0 + 20, True, 5, "Open", "Resolved", False)
+    base = [version("t-1", 10, 1, event="ADDED"), version("t-1", 20, 5, phase="Resolved", labels_in_step=False)]
+    recorded = [*base, version("t-1", 21, 6, phase="Resolved", resolution="manual")]
+    reopened = [*base, version("t-1", 21, 6, phase="Resolved", resolution="manual"), version("t-1", 30, 7)]
+    as_auto = [*base, version("t-1", 21, 6, phase="Resolved", resolution="auto")]
+    r = record([disk(5, 200)], actions=[resolve])
+    assert not violations(r, recorded, "people_reflected")
+    assert violations(r, reopened, "people_reflected")
+    assert violations(r, as_auto, "people_reflected")
+    assert violations(r, base, "people_reflected")  # never recorded manual
+
+
+def test_an_edit_that_landed_on_a_ticket_just_resolved_is_not_judged():
+    late = PersonAction(1, "hold", "t-1", T0 + 19, T0 + 20, True, 5, "Open", "Resolved", True)
+    versions = [version("t-1", 10, 1, event="ADDED"),
+                version("t-1", 19, 4, phase="Resolved", resolution="auto", resolved_at=19),
+                version("t-1", 20, 5, phase="Resolved", resolution="auto", held=True, resolved_at=19),
+                version("t-1", 21, 6, phase="Resolved", resolution="auto", held=False, resolved_at=19)]
+    verdict = judge(record([disk(5, 17)], actions=[late]), versions, S)
+    assert not [v for v in verdict.violations if v.guarantee == "people_reflected"]
+    assert verdict.notes
+
+
+# --- G5 -------------------------------------------------------------------------------------------
+
+
+def test_a_ticket_without_a_cause_is_reported_and_named_when_a_routine_operation_ran():
+    rolling = Fault(1, "rolling-restart", "c01", None, T0 + 10, T0 + 25)
+    versions = [version("c01-store-down-s2-1", 20, 1, event="ADDED", invariant="store_down", store="2")]
+    found = violations(record([rolling]), versions, "no_unexplained_ticket")
+    assert found
+    assert "during rolling-restart" in found[0]
+
+
+def test_tickets_with_a_cause_are_fine_store_restarted_after_two_restarts_included():
+    steps = [StoreStep("c01", 2, T0 + 10, "stop", "stop-store"), StoreStep("c01", 2, T0 + 15, "start", "stop-store"),
+             StoreStep("c01", 2, T0 + 30, "stop", "rolling-restart"),
+             StoreStep("c01", 2, T0 + 33, "start", "rolling-restart")]
+    versions = [version("c01-low-disk-space-s1-1", 12, 1, event="ADDED"),
+                version("c01-store-restarted-s2-1", 36, 2, event="ADDED", invariant="store_restarted", store="2")]
+    r = record([disk(10, 60)], steps=steps)
+    assert not violations(r, versions, "no_unexplained_ticket")
+    one_restart = record([disk(10, 60)], steps=steps[2:])
+    assert violations(one_restart, versions, "no_unexplained_ticket")
+
+
+def test_a_ticket_long_after_its_fault_ended_is_reported():
+    versions = [version("t-1", 100, 1, event="ADDED")]
+    assert violations(record([disk(10, 20)]), versions, "no_unexplained_ticket")
+
+
+# --- G6 and G7 ------------------------------------------------------------------------------------
+
+
+def test_alertmanager_must_hold_exactly_the_open_tickets():
+    fine = record(alertmanager={"open": ["a", "b"], "alerts": ["a", "b"]})
+    missing = record(alertmanager={"open": ["a", "b"], "alerts": ["a", "a", "c"]})
+    assert not violations(fine, [], "alertmanager_matches")
+    found = violations(missing, [], "alertmanager_matches")
+    assert len(found) == 3  # b has no alert, c has no ticket, a has two
+
+
+def test_memory_that_keeps_growing_is_reported_and_flat_memory_is_not():
+    def samples(growth_kib_per_s: float) -> list[RssSample]:
+        return [RssSample(1, T0 + at, int(80_000 + growth_kib_per_s * at), True) for at in range(0, 300, 5)]
+
+    flat = record(rss=samples(1), replicas={1: [T0, T0 + 300]})
+    leaking = record(rss=samples(200), replicas={1: [T0, T0 + 300]})
+    assert not violations(flat, [], "memory_bounded")
+    assert violations(leaking, [], "memory_bounded")
