@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -149,23 +150,28 @@ async def serve(args: argparse.Namespace) -> None:
                                  for s in c["stores"]]}
                      for c in summary["clusters"]],
     }
-    tmp = Path(args.state_file).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    tmp.replace(args.state_file)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.wait_for(stop.wait(), timeout=args.max_seconds)
-    except TimeoutError:
-        pass
+        await publish_and_wait(Path(args.state_file), state, args.max_seconds)
     finally:
         if args.file_sd:
             await asyncio.to_thread(Path(args.file_sd).unlink, missing_ok=True)
         if runner is not None:
             await runner.cleanup()
         await sim.stop()
+
+
+async def publish_and_wait(state_file: Path, state: dict[str, Any], max_seconds: float) -> None:
+    """Write the state file the parent waits for (atomically), then serve until SIGINT/SIGTERM or
+    `max_seconds` (a host never outlives a crashed benchmark for long)."""
+    tmp = state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(state_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max_seconds)
 
 
 def main() -> None:

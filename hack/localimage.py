@@ -116,7 +116,8 @@ def build(tag: str) -> None:
     # network (PyPI) as a Docker build would.
     run(["buildah", "build", "--isolation", "chroot", "--layers", "--pull=never", "--quiet",
          "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "--tag", tag, str(REPO)], stdout=subprocess.DEVNULL)
-    log(f"built {tag} ({image_config(tag)['User']} user, entrypoint {image_config(tag)['Entrypoint']})")
+    config = image_config(tag)
+    log(f"built {tag} ({config['User']} user, entrypoint {config['Entrypoint']})")
 
 
 def image_config(name: str) -> dict[str, object]:

@@ -259,10 +259,6 @@ def ctr(node: NodeState, *args: str, check: bool = True) -> subprocess.Completed
                           capture_output=True, text=True, check=check, timeout=120)
 
 
-def import_image(node: NodeState, archive: Path) -> None:
-    ctr(node, "images", "import", "--no-unpack=false", str(archive))
-
-
 def kubelet_argv(bins: Path, node: NodeState, kubeconfig: str, config: Path) -> list[str]:
     root = Path(node.directory)
     return [

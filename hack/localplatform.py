@@ -651,11 +651,7 @@ def _kubectl(state: State) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 def _default_service_account_exists(state: State) -> bool:
     # The serviceaccount controller creating `default` proves the controller-manager talks to the API.
-    result = subprocess.run(
-        [str(bin_dir() / "kubectl"), "get", "serviceaccount", "default", "-n", "default", "-o", "name"],
-        env={**os.environ, **state.env()}, capture_output=True, text=True, timeout=10, check=False,
-    )
-    return result.returncode == 0
+    return _kubectl(state)("get", "serviceaccount", "default", "-n", "default", "-o", "name").returncode == 0
 
 
 def stop(state: State) -> list[str]:

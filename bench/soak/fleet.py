@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import signal
 from pathlib import Path
 from typing import Any
 
+from bench.sim_host import publish_and_wait
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.simulator import SimConfig, Simulator
 from tikv_sim.store_model import Timing
@@ -61,15 +59,7 @@ async def serve(args: argparse.Namespace) -> None:
                            for s in cluster["stores"]],
                 "targets": [t for group in sim.target_groups() for t in group["targets"]],
             })
-        tmp = Path(args.state_file).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(args.state_file)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=args.max_seconds)
+        await publish_and_wait(Path(args.state_file), state, args.max_seconds)
     finally:
         for _, sim in sims.values():
             await sim.stop()
