@@ -269,7 +269,7 @@ def apply_fault(clusters: Mapping[str, Cluster], fault: Fault, now_ns: int) -> C
         elif fault.kind == "regions":
             _regions(cluster, fault)
         elif fault.kind == "pd":
-            cluster.pd.mode = PdMode.parse(fault.params["mode"])
+            pd_members.set_mode(cluster, PdMode.parse(fault.params["mode"]), now_ns)
             cluster.pd.hang_seconds = fault.params.get("hang_seconds", cluster.pd.hang_seconds)
         elif fault.kind == "pd-leader-change":
             pd_members.change_leader(

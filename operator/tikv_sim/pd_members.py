@@ -2,9 +2,11 @@
 
 Every member exports etcd's view of the election (etcd_server_is_leader, etcd_server_leader_changes_seen_total).
 Only the leader, once its RaftCluster runs, computes the cluster gauges (pd_cluster_status,
-pd_regions_status, pd_scheduler_store_status). PD never resets a Prometheus gauge, so a member that
-stepped down keeps exporting what it last set: stale values that only an `etcd_server_is_leader == 1`
-gate keeps out of a query.
+pd_regions_status, pd_scheduler_store_status). PD before v7.6 never resets them, so a member that stepped
+down, or a leader whose RaftCluster stopped, keeps exporting what it last set: stale values that only an
+`etcd_server_is_leader == 1` gate keeps out of a query. (From v7.6, tikv/pd#7370, a stopping RaftCluster
+resets them: pd_regions_status to 0, the other two families gone. The simulator models the older, stale
+behaviour; the operator must be right on both, and the same gate covers both for followers.)
 """
 
 from collections.abc import Mapping
@@ -136,6 +138,14 @@ def member_metrics(cluster: Cluster, index: int, now_ns: int) -> str:
     for name, samples in member_gauges(cluster, index, now_ns).items():
         lines += family(name, "gauge", _HELP[name], samples)
     return "\n".join(lines) + "\n"
+
+
+def set_mode(cluster: Cluster, mode: PdMode, now_ns: int) -> None:
+    """PD's API mode; a serving leader that stops serving (not bootstrapped) keeps the gauges it set last."""
+    leader = cluster.pd.leader.leader_index
+    if mode is PdMode.NOT_BOOTSTRAPPED and serving(cluster, now_ns):
+        cluster.pd.leader.stale[leader] = live_gauges(cluster, now_ns)
+    cluster.pd.mode = mode
 
 
 def change_leader(

@@ -154,10 +154,24 @@ def test_other_pd_faults_leave_member_metrics_alone(sim: SimulatorThread) -> Non
     sim.fault({"fault": "pd", "mode": "500"})
     leader = scrape(_members(sim)[0]["metrics_url"])
     assert leader[("pd_regions_status", MISS)] == 0
+
+
+def test_a_leader_that_stops_serving_keeps_its_current_gauges(sim: SimulatorThread, clock: ManualClock) -> None:
+    # pd-0 steps down with no miss-peer, leads again, and sees 7: its current term's numbers are 7.
+    for _ in range(3):
+        _change_leader(sim, clock)
+    sim.fault({"fault": "regions", "miss-peer": 7})
+    assert scrape(_members(sim)[0]["metrics_url"])[("pd_regions_status", MISS)] == 7
+
     sim.fault({"fault": "pd", "mode": "not-bootstrapped"})
     leader = scrape(_members(sim)[0]["metrics_url"])
     assert leader[("etcd_server_is_leader", ())] == 1
-    assert "pd_cluster_status" not in _families(leader)  # no RaftCluster, no gauges
+    assert leader[("pd_regions_status", MISS)] == 7  # what it set last, not its previous term's 0
+    sim.fault({"fault": "regions", "miss-peer": 2})
+    assert scrape(_members(sim)[0]["metrics_url"])[("pd_regions_status", MISS)] == 7  # it computes nothing now
+
+    sim.fault({"fault": "pd", "mode": "ok"})
+    assert scrape(_members(sim)[0]["metrics_url"])[("pd_regions_status", MISS)] == 2  # live again
 
 
 @pytest.fixture
