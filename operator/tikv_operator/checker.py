@@ -21,10 +21,11 @@ from tikv_operator.core.cluster_status import heartbeat, needs_write, next_statu
 from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import configure, evaluate, restart_horizon
-from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, open_tickets_written, plan_check
+from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, carried_pending, open_tickets_written, plan_check
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.store_memory import EMPTY, StoreMemory, remember
 from tikv_operator.core.tickets import TicketView
+from tikv_operator.core.timestamps import from_rfc3339
 
 # (cluster, namespace, spec, now, stores with open tickets) -> what PD and Prometheus say.
 Observer = Callable[[str, str, TiKVClusterSpec, datetime, frozenset[str]], Awaitable[Observation]]
@@ -32,6 +33,7 @@ Observer = Callable[[str, str, TiKVClusterSpec, datetime, frozenset[str]], Await
 TicketSource = Callable[[], Iterable[TicketView]]
 
 log = logging.getLogger(__name__)
+DEFAULT_INTERVAL = timedelta(seconds=30)  # the operator's --default-interval unless set
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class ClusterChecker:
     observer: Observer
     writer: KubeWriter
     pending: list[PendingViolation] | None = None
+    # When the check that last carried `pending` ran (from the status after a restart or handover).
+    pending_carried_at: datetime | None = None
     unwritten: dict[str, int] = field(default_factory=dict)
     last_status: TiKVClusterStatus | None = None
     # What earlier checks saw of the stores (restarts, leadership): store_restarted and store_leader_lost.
@@ -67,9 +71,10 @@ class ClusterChecker:
             self.last_status = parse_status(status)
         if self.pending is None:
             self.pending = list(self.last_status.pending_violations) if self.last_status else []
+            self.pending_carried_at = from_rfc3339(self.last_status.last_check_time) if self.last_status else None
 
     async def check(self, body: Mapping[str, Any], spec: TiKVClusterSpec, tickets: TicketSource,
-                    now: datetime | None = None) -> CheckResult:
+                    now: datetime | None = None, interval: timedelta = DEFAULT_INTERVAL) -> CheckResult:
         started = time.perf_counter()
         self.resume(body.get("status"))
         now = now or datetime.now(UTC)
@@ -79,15 +84,16 @@ class ClusterChecker:
         self.memory = remember(self.memory, observation, restart_horizon(configs))
         findings = evaluate(observation, configs, self.memory)
         policy = LifecyclePolicy.from_spec(spec)
+        carried = carried_pending(self.pending or [], self.pending_carried_at, now, interval, policy)
         plan = plan_check(
             cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
             # Read after the probes (which may take seconds): a hold or resolve made meanwhile is planned on,
             # not overwritten; one made after this line makes its ticket's patches fail with 409.
-            configs=configs, tickets=list(tickets()), pending=self.pending or [], unwritten=self.unwritten,
+            configs=configs, tickets=list(tickets()), pending=carried, unwritten=self.unwritten,
             policy=policy, last_violated=self.last_violated,
         )
         applied = await self.writer.apply(self.namespace, body, plan.operations)
-        self.pending = list(plan.pending)
+        self.pending, self.pending_carried_at = list(plan.pending), now
         self.last_violated = dict(plan.last_violated)
         self.unwritten = {**{k: v for k, v in self.unwritten.items() if k in applied.failed}, **plan.unwritten}
         plan = replace(plan, open_tickets=open_tickets_written(plan, applied.failed))

@@ -187,17 +187,17 @@ async def _step(checker: ClusterChecker, body: kopf.Body, stopped: kopf.DaemonSt
     budget = (parse_duration(spec.pd.timeout) + parse_duration(spec.prometheus.timeout)).total_seconds()
     with WATCHDOG.check(namespace, name, budget):
         await _register_delivery(memo, namespace, name, spec, index)
-        await _check_once(checker, body, spec, lambda: _tickets(index, namespace, name))
+        await _check_once(checker, body, spec, lambda: _tickets(index, namespace, name), timedelta(seconds=interval))
     self_metrics.OPEN_TICKETS.count(t for key in list(index) for t in index[key])
     return now
 
 
 async def _check_once(checker: ClusterChecker, body: kopf.Body, spec: TiKVClusterSpec,
-                      tickets: Callable[[], Iterable[TicketView]]) -> None:
+                      tickets: Callable[[], Iterable[TicketView]], interval: timedelta) -> None:
     namespace, name = checker.namespace, checker.name
     self_metrics.CHECKS.labels(namespace, name).inc()
     try:
-        result = await checker.check(dict(body), spec, tickets)
+        result = await checker.check(dict(body), spec, tickets, interval=interval)
     except NotLeading:
         raise  # not a failure: another replica acts now
     except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:

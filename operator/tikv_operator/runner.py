@@ -15,6 +15,7 @@ import kopf
 
 from tikv_operator.adapters.kube_api import TimedApiClient
 from tikv_operator.adapters.lease_lock import LeaseLock
+from tikv_operator.checker import DEFAULT_INTERVAL
 from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.leases import LeaseTiming
 from tikv_operator.discovery import Discovery
@@ -51,7 +52,7 @@ class RunOptions:
     only_cluster: str | None = None  # `monitor`: check this TiKVCluster alone
     metrics_port: int | None = 8080
     log_format: LogFormat = "text"
-    default_interval: timedelta = timedelta(seconds=30)
+    default_interval: timedelta = DEFAULT_INTERVAL
     stall_timeout: timedelta = timedelta(minutes=5)
     verbose: bool = False
     alertmanager_urls: Sequence[str] = ()  # the default for clusters whose spec names none

@@ -127,6 +127,46 @@ def test_grace_clocks_are_taken_up_from_the_status_the_last_process_wrote() -> N
     assert ticket.first_seen == datetime(2026, 11, 25, 2, 58, tzinfo=UTC)
 
 
+def test_a_grace_clock_is_not_carried_over_a_time_nobody_checked() -> None:
+    objects = FakeObjects()
+    pending = [{"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T02:57:00Z"}]
+    checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
+    # The last process checked at 02:57 and died; 3 minutes later nobody knows what happened in between.
+    body = cluster_body({"pendingViolations": pending, "lastCheckTime": "2026-11-25T02:57:00Z"})
+    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0, interval=timedelta(seconds=30)))
+    assert index_of(objects)() == []
+    status = objects.store[("tikvclusters", "basic")]["status"]
+    restarted = {"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T03:00:00Z"}
+    assert status["pendingViolations"] == [restarted]
+    # Watched from then on: its own grace later, a ticket.
+    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0 + timedelta(seconds=30)))
+    assert index_of(objects)() == []
+    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0 + timedelta(seconds=60)))
+    (ticket,) = index_of(objects)()
+    assert ticket.first_seen == T0
+
+
+def test_a_grace_clock_is_carried_over_a_handover_within_its_checks() -> None:
+    objects = FakeObjects()
+    pending = [{"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T02:58:30Z"}]
+    checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
+    body = cluster_body({"pendingViolations": pending, "lastCheckTime": "2026-11-25T02:59:00Z"})
+    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0, interval=timedelta(seconds=30)))
+    (ticket,) = index_of(objects)()
+    assert ticket.first_seen == datetime(2026, 11, 25, 2, 58, 30, tzinfo=UTC)
+
+
+def test_checks_that_stopped_within_one_process_restart_the_grace_clock_too() -> None:
+    objects = FakeObjects()
+    checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
+    asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects), now=T0))
+    # The API server was away for 5 minutes: no check of this process went through.
+    later = T0 + timedelta(minutes=5)
+    asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects), now=later))
+    assert index_of(objects)() == []
+    assert [p.first_seen for p in checker.pending or []] == ["2026-11-25T03:05:00Z"]
+
+
 class Stopped:
     """kopf.DaemonStopped as the daemon uses it: falsy until stopped, and a wait that stops after `rounds`."""
 

@@ -110,6 +110,21 @@ class Plan:
     last_violated: Mapping[str, datetime] = field(default_factory=dict)
 
 
+def carried_pending(pending: Iterable[PendingViolation], carried_at: datetime | None, now: datetime,
+                    interval: timedelta, policy: LifecyclePolicy) -> tuple[PendingViolation, ...]:
+    """The grace clocks a check may go on from (rule 2), given when the last check that carried them ran.
+
+    Rule 2 keeps a first-seen time across a restart or a leader handover, but a grace period measures how
+    long a violation was watched: when no check ran for longer than the refresh interval (how old the
+    status' lastCheckTime may be) plus two check intervals, nobody watched, the violation may have cleared
+    and come back meanwhile, and its grace starts again. A check that judged it unknown still counts as
+    watching (rule 5 keeps the clock then). Without a time (an older status), the clocks are kept.
+    """
+    if carried_at is not None and now - carried_at > policy.refresh_interval + 2 * interval:
+        return ()
+    return tuple(pending)
+
+
 def plan_check(
     *,
     cluster: str,

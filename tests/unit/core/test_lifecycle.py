@@ -14,6 +14,7 @@ from tikv_operator.core.lifecycle import (
     LifecyclePolicy,
     PatchTicket,
     Plan,
+    carried_pending,
     open_tickets_written,
     plan_check,
     react_to_edit,
@@ -102,6 +103,22 @@ def test_rule2_ok_clears_pending_and_unknown_keeps_it() -> None:
     assert plan([finding("ok", "high_latency", "1")], pending=pending).pending == ()
     assert plan([finding("unknown", "high_latency", "1")], pending=pending).pending == tuple(pending)
     assert plan([], pending=pending).pending == tuple(pending)  # nobody judged it: unknown
+
+
+def test_rule2_a_grace_clock_is_carried_only_over_checks_that_went_on() -> None:
+    # Defaults: a 1m refresh interval (the status' lastCheckTime may be that old) and 30s checks.
+    pending = [PendingViolation(invariant="pd_unreachable", first_seen=to_rfc3339(T0))]
+    interval = timedelta(seconds=30)
+    later = T0 + timedelta(minutes=5)
+    assert carried_pending(pending, None, later, interval, POLICY) == tuple(pending)  # no check time: kept
+    assert carried_pending(pending, later - timedelta(minutes=2), later, interval, POLICY) == tuple(pending)
+    # Nobody checked for longer (a handover, an operator down): the violation may have cleared and come
+    # back meanwhile, so its grace starts again at the next check that sees it.
+    assert carried_pending(pending, later - timedelta(minutes=2, seconds=1), later, interval, POLICY) == ()
+    fresh = plan([finding("violated", "pd_unreachable", "", "critical")],
+                 pending=list(carried_pending(pending, T0, later, interval, POLICY)), now=later)
+    assert fresh.operations == ()
+    assert fresh.pending == (PendingViolation(invariant="pd_unreachable", first_seen=to_rfc3339(later)),)
 
 
 def test_rule3_counters_are_coalesced_to_one_write_per_refresh_interval() -> None:
