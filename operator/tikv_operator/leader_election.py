@@ -183,12 +183,25 @@ class LeaseElector:
         if self.sighting is None or self.version is None:
             return
         try:
-            await asyncio.wait_for(self.lock.replace(released(self.sighting.record, datetime.now(UTC)),
-                                                     self.version), RELEASE_TIMEOUT_S)
-            log.info("released %s", self.lock.where)
+            await asyncio.wait_for(self._hand_back(self.sighting.record, self.version), RELEASE_TIMEOUT_S)
         except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:
             log.warning("could not release %s (%s): a standby takes over when it expires", self.lock.where,
                         short_error(error))
+
+    async def _hand_back(self, record: LeaseRecord, version: str) -> None:
+        try:
+            await self.lock.replace(released(record, datetime.now(UTC)), version)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            # A renewal cancelled by the shutdown may have landed unseen: the Lease is newer than our
+            # version but may still be ours. Hand back only what this process still holds.
+            found = await self.lock.get()
+            if found is None or found[0].holder != self.me:
+                log.info("%s is no longer held by this process: nothing to release", self.lock.where)
+                return
+            await self.lock.replace(released(found[0], datetime.now(UTC)), found[1])
+        log.info("released %s", self.lock.where)
 
     def _check_deadline(self) -> None:
         timing = self.leadership.timing

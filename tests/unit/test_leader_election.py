@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -155,4 +156,29 @@ def test_a_released_lease_is_taken_at_the_next_attempt() -> None:
         clock.now += 2
         await b.attempt()
         assert b.leadership.acting()
+    asyncio.run(scenario())
+
+
+def test_a_release_after_a_renewal_whose_answer_was_lost_still_hands_the_lease_back() -> None:
+    async def scenario() -> None:
+        clock, lock = Clock(), MemoryLock()
+        a = elector(lock, "a", clock)
+        await a.attempt()
+        lock.version += 1  # a's renewal landed, but SIGTERM cancelled it before its answer was read
+        await a.release()
+        assert lock.record is not None
+        assert lock.record.holder == ""  # a standby takes over at its next try, not after 15 s
+    asyncio.run(scenario())
+
+
+def test_a_release_never_overwrites_another_replicas_lease() -> None:
+    async def scenario() -> None:
+        clock, lock = Clock(), MemoryLock()
+        a = elector(lock, "a", clock)
+        await a.attempt()
+        assert lock.record is not None
+        lock.record, lock.version = dataclasses.replace(lock.record, holder="b"), lock.version + 1
+        await a.release()
+        assert lock.record.holder == "b"
+        assert lock.writes[-1] == "replace -"  # tried with its version once, got 409, read, wrote nothing more
     asyncio.run(scenario())
