@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
-from tests.support.platform import PlatformInfo, bring_up, platform_command, read_platform
+from tests.support.platform import PlatformInfo, bring_up, platform_command, read_platform, wait_crds
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -142,8 +142,7 @@ def platform_up() -> Platform:
         owned = True
     result = Platform(info, owned)
     result.kubectl("apply", "-f", str(REPO / "crds"))
-    result.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                   "crd/tikvclusters.tikvops.io", "crd/operatortickets.tikvops.io")
+    wait_crds()
     return result
 
 

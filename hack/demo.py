@@ -91,8 +91,7 @@ class Demo:
         self.env.update(exports)
         self.env["PATH"] = f"{BIN}{os.pathsep}{self.env['PATH']}"
         self.sh("kubectl", "apply", "-f", str(REPO / "crds"))
-        self.sh("kubectl", "wait", "--for=condition=Established", "crd/tikvclusters.tikvops.io",
-                "crd/operatortickets.tikvops.io", "--timeout=60s", show=False)
+        self.sh(str(REPO / "hack" / "platform"), "wait-crds", show=False)
         self.sh("kubectl", "create", "namespace", NAMESPACE, show=False, check=False)
 
         say("Starting a simulated TiKV cluster: PD and 3 stores, scraped by Prometheus")

@@ -836,6 +836,28 @@ def cmd_status(_: argparse.Namespace) -> int:
     return 0 if up else 1
 
 
+PROJECT_CRDS = ("tikvclusters.tikvops.io", "operatortickets.tikvops.io")
+ESTABLISHED = '{.status.conditions[?(@.type=="Established")].status}'
+
+
+def cmd_wait_crds(args: argparse.Namespace) -> int:
+    """`kubectl wait --for=condition=Established` fails at once (not waits) when it reads a CRD whose
+    conditions are still null, a moment after it was created (about 1 in 20 here; knative/operator#2338):
+    poll the condition instead."""
+    state = State.load(state_dir())
+    if state is None or not state.procs:
+        raise PlatformError(f"the platform is not up ({state_dir()}); run: hack/platform up")
+    kubectl = _kubectl(state)
+    deadline = time.monotonic() + args.timeout
+    for name in args.crds or PROJECT_CRDS:
+        while (answer := kubectl("get", "crd", name, "-o", f"jsonpath={ESTABLISHED}")).stdout.strip() != "True":
+            if time.monotonic() > deadline:
+                raise PlatformError(f"crd/{name} not Established after {args.timeout:g}s: "
+                                    f"{answer.stderr.strip() or answer.stdout.strip() or 'no condition yet'}")
+            time.sleep(0.2)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/platform", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -848,6 +870,10 @@ def main(argv: list[str] | None = None) -> int:
     env.add_argument("--json", action="store_true", help="print the same values as a JSON object")
     env.set_defaults(func=cmd_env)
     sub.add_parser("status", help="say what runs (exit 0 up, 1 degraded, 3 down)").set_defaults(func=cmd_status)
+    crds = sub.add_parser("wait-crds", help="wait until CRDs are Established (default: the project's two)")
+    crds.add_argument("crds", nargs="*", metavar="NAME", help="e.g. tikvclusters.tikvops.io")
+    crds.add_argument("--timeout", type=float, default=60, help="seconds (default 60)")
+    crds.set_defaults(func=cmd_wait_crds)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.support.platform import REPO, PlatformInfo
+from tests.support.platform import REPO, PlatformInfo, wait_crds
 
 from bench.common import RUN_DIR, KubeApi, load, log, run_id, wait_for
 from bench.soak import people
@@ -150,8 +150,7 @@ class Soak:
 
     def set_up(self) -> None:
         self.kubectl("apply", "-f", str(REPO / "crds"))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/tikvclusters.tikvops.io",
-                     "crd/operatortickets.tikvops.io")
+        wait_crds()
         self.kube.create_namespace(self.run)
         log(f"soak {self.run}: {self.options.clusters} clusters, seed {self.options.seed}, logs in {self.log_dir}")
         self.fleet = Fleet(self.platform, self.run, self.options, self.log_dir)

@@ -87,6 +87,14 @@ def platform_command(*args: str, timeout: float = 900) -> subprocess.CompletedPr
     )
 
 
+def wait_crds(*names: str) -> None:
+    """CRDs (default: the project's) Established, by `hack/platform wait-crds`: it polls, because `kubectl wait`
+    fails at once on a CRD created a moment ago."""
+    result = platform_command("wait-crds", *names, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"hack/platform wait-crds {' '.join(names)}: {result.stderr.strip()}")
+
+
 def read_platform() -> PlatformInfo | None:
     """The running platform of TIKV_PLATFORM_DIR, or None when it is not up."""
     if platform_command("status", timeout=60).returncode != 0:

@@ -33,6 +33,7 @@ from tests.support.platform import (
     bring_up,
     platform_command,
     read_platform,
+    wait_crds,
 )
 from tests.support.prometheus import Prometheus, ScrapeTargets
 
@@ -162,8 +163,7 @@ def private_alertmanager(platform: PlatformInfo, tmp_path: Path) -> Iterator[Pri
 def tikvops_crds(kubectl_admin: Cli) -> None:
     """The project's CRDs, applied from crds/ as a person would (kubectl apply -f crds/)."""
     kubectl_admin("apply", "-f", str(REPO / "crds"))
-    kubectl_admin("wait", "--for=condition=Established", "--timeout=60s",
-                  "crd/tikvclusters.tikvops.io", "crd/operatortickets.tikvops.io")
+    wait_crds()
     # kubectl validates against the published OpenAPI, which lags the Established condition a little.
     for kind in ("tikvcluster", "operatorticket"):
         eventually(lambda kind=kind: kubectl_admin("explain", kind, check=False).returncode == 0,

@@ -43,6 +43,7 @@ import pytest
 import yaml
 
 from tests.support.kube import Cli, eventually
+from tests.support.platform import wait_crds
 from tikv_sim.cluster_model import ClusterIdentity, InstanceLabel
 
 API_VERSION = "pingcap.com/v1alpha1"
@@ -81,7 +82,7 @@ def install_crds(kubectl: Cli) -> None:
         current = annotations.get(DIGEST_ANNOTATION)
         if current is not None and current != crd["metadata"]["annotations"][DIGEST_ANNOTATION]:
             kubectl("replace", "-f", "-", input=text)  # ours, from an older checkout; else not ours to change
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in CRDS))
+    wait_crds(*CRDS)
 
     def explained(kind: str) -> bool:
         return kubectl("explain", kind, check=False).returncode == 0

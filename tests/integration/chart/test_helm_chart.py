@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.support.kube import Cli
+from tests.support.platform import wait_crds
 from tests.unit.chart.chart import CHART
 
 RELEASE = "tikv-operator"
@@ -62,8 +63,7 @@ def test_install_upgrade_uninstall(helm: Cli, kubectl: Cli, kubectl_admin: Cli, 
     cluster_scoped = f"{namespace}-{NAME}"
     kubectl_admin("get", "clusterrole", cluster_scoped)
     kubectl_admin("get", "clusterrolebinding", cluster_scoped)
-    for crd in ("tikvclusters.tikvops.io", "operatortickets.tikvops.io"):
-        kubectl_admin("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+    wait_crds("tikvclusters.tikvops.io", "operatortickets.tikvops.io")
     # Two replicas behind a Lease: a rollout starts a new pod before it stops an old one.
     deployment = kubectl.json("get", "deployment", NAME)
     assert deployment["spec"]["replicas"] == 2
