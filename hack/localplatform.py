@@ -102,6 +102,8 @@ class Proc:
     start_ticks: int
     port: int
     log: str
+    # How it was started, so `restart` can start it again the same way (empty in an older state.json).
+    argv: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -333,7 +335,7 @@ def spawn(name: str, argv: list[str], port: int, logs: Path) -> Proc:
         time.sleep(0.01)
     if ticks is None:
         raise PlatformError(f"{name} exited at once; see {log_path}")
-    return Proc(name=name, pid=child.pid, start_ticks=ticks, port=port, log=str(log_path))
+    return Proc(name=name, pid=child.pid, start_ticks=ticks, port=port, log=str(log_path), argv=list(argv))
 
 
 def wait_ready(proc: Proc, probe: Callable[[], bool], what: str) -> None:
@@ -702,12 +704,12 @@ def _reap(pid: int) -> None:
 # The commands
 
 
-def health(state: State) -> dict[str, str]:
-    """What each component is doing: ready, running (not answering yet) or stopped."""
+def _probes(state: State) -> dict[str, Callable[[Proc], bool]]:
+    """Each component's readiness probe."""
     token = _token(state)
     node = localnode.NodeState.load(state.node)
     ca = Path(state.directory) / "apiserver-certs" / "apiserver.crt"
-    probes = {
+    return {
         "etcd": lambda p: http_ok(f"http://127.0.0.1:{p.port}/health"),
         "kube-apiserver": lambda p: http_ok(f"{state.apiserver_url}/readyz", token,
                                             ssl.create_default_context(cafile=str(ca))),
@@ -720,6 +722,11 @@ def health(state: State) -> dict[str, str]:
         "kube-scheduler": lambda p: True,
         "kubelet": lambda p: node is not None and localnode.node_ready(_kubectl(state), node.name),
     }
+
+
+def health(state: State) -> dict[str, str]:
+    """What each component is doing: ready, running (not answering yet) or stopped."""
+    probes = _probes(state)
     result = {}
     for proc in state.procs:
         if not is_alive(proc):
@@ -836,6 +843,30 @@ def cmd_status(_: argparse.Namespace) -> int:
     return 0 if up else 1
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Start a component that died again, the same way, as a kubelet restarts a crashed container (the soak
+    uses it when Prometheus panics). A component that runs is left alone."""
+    state = State.load(state_dir())
+    if state is None or not state.procs:
+        raise PlatformError(f"the platform is not up ({state_dir()}); run: hack/platform up")
+    index = next((i for i, p in enumerate(state.procs) if p.name == args.name), None)
+    if index is None:
+        raise PlatformError(f"no component {args.name!r}: {', '.join(p.name for p in state.procs)}")
+    old = state.procs[index]
+    if is_alive(old):
+        log(f"{old.name} is running (pid {old.pid}); nothing to do")
+        return 0
+    if not old.argv:
+        raise PlatformError(f"{old.name} was started by an older hack/platform: run down and up")
+    started = time.monotonic()
+    new = spawn(old.name, old.argv, old.port, Path(old.log).parent)
+    state.procs[index] = new
+    state.save()
+    wait_ready(new, lambda: _probes(state)[new.name](new), "ready after a restart")
+    log(f"restarted {new.name} (pid {old.pid} -> {new.pid}) in {time.monotonic() - started:.1f}s")
+    return 0
+
+
 PROJECT_CRDS = ("tikvclusters.tikvops.io", "operatortickets.tikvops.io")
 ESTABLISHED = '{.status.conditions[?(@.type=="Established")].status}'
 
@@ -870,6 +901,9 @@ def main(argv: list[str] | None = None) -> int:
     env.add_argument("--json", action="store_true", help="print the same values as a JSON object")
     env.set_defaults(func=cmd_env)
     sub.add_parser("status", help="say what runs (exit 0 up, 1 degraded, 3 down)").set_defaults(func=cmd_status)
+    restart = sub.add_parser("restart", help="start a component that died again, the same way")
+    restart.add_argument("name", help="e.g. prometheus")
+    restart.set_defaults(func=cmd_restart)
     crds = sub.add_parser("wait-crds", help="wait until CRDs are Established (default: the project's two)")
     crds.add_argument("crds", nargs="*", metavar="NAME", help="e.g. tikvclusters.tikvops.io")
     crds.add_argument("--timeout", type=float, default=60, help="seconds (default 60)")

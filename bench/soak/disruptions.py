@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 from tests.support.operator import OperatorProcess
-from tests.support.platform import PlatformInfo
+from tests.support.platform import PlatformInfo, platform_command
 
 from bench.common import log
 from bench.procstat import parse_status_kib
-from bench.soak.ground_truth import Outage, Record, RssSample
+from bench.soak.ground_truth import Fault, Outage, Record, RssSample
 from bench.stats import parse_samples
 
 # A paused process is resumed by a timer even if the harness never gets to it (an exception, a stuck step).
@@ -28,10 +28,17 @@ HANDOVER_TIMEOUT_S = 60.0
 
 
 def platform_pid(platform: PlatformInfo, name: str) -> int:
-    """The pid `hack/platform up` recorded for a component (its state.json), checked to be alive."""
+    """The pid `hack/platform up` (or `restart`) recorded for a component (its state.json), checked to be
+    alive: ProcessLookupError when it is not."""
     state = json.loads((platform.directory / "state.json").read_text())
-    pid = next(int(p["pid"]) for p in state["procs"] if p["name"] == name)
-    os.kill(pid, 0)
+    proc = next(p for p in state["procs"] if p["name"] == name)
+    pid = int(proc["pid"])
+    try:
+        ticks = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        raise ProcessLookupError(3, f"{name} (pid {pid}) is not running") from None
+    if int(ticks) != int(proc["start_ticks"]):  # the pid was reused by another process
+        raise ProcessLookupError(3, f"{name} (pid {pid}) is not running")
     return pid
 
 
@@ -47,7 +54,7 @@ class Pauses:
         return name in self._timers
 
     def pause(self, name: str, seconds: float) -> None:
-        pid = self._pids.setdefault(name, platform_pid(self.platform, name))
+        pid = self._pids[name] = platform_pid(self.platform, name)  # read again: a crash watch may restart it
         timer = threading.Timer(seconds + PAUSE_SAFETY_S, self.resume, args=(name,))
         timer.daemon = True
         self._timers[name] = timer
@@ -66,6 +73,67 @@ class Pauses:
     def resume_all(self) -> None:
         for name in list(self._pids):
             self.resume(name)
+
+
+# A watched platform component -> the fault kind the oracle judges its absence as.
+CRASH_KINDS = {"prometheus": "prometheus-down"}
+
+
+class CrashWatch:
+    """A platform process that dies during the soak, which the soak did not stop: it is started again the way
+    `hack/platform up` started it (`hack/platform restart`, as a kubelet restarts a crashed container) and
+    the time it was gone is recorded as that component being down. Debian's Prometheus 2.42 panics now and
+    then in its head-chunk writer ("expected newly cut file to have sequence:offset", prometheus/prometheus
+    #10291, #11618): the operator must say prometheus_unreachable then, and the faults it could not see
+    are not counted against it."""
+
+    def __init__(self, platform: PlatformInfo, record: Record, first_id: int) -> None:
+        self.platform, self.record = platform, record
+        self._next_id = first_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="crash-watch", daemon=True)
+        self.crashes: list[str] = []
+
+    def start(self) -> CrashWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(120)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            for name, kind in CRASH_KINDS.items():
+                try:
+                    platform_pid(self.platform, name)
+                except ProcessLookupError:
+                    self._restart(name, kind)
+
+    def _restart(self, name: str, kind: str) -> None:
+        gone = time.time()
+        fault = Fault(self._next_id, kind, None, None, gone, params={"cause": "crashed"}, requested=gone)
+        self._next_id += 1
+        self.record.add("faults", fault)
+        why = _last_panic(Path(self.platform.directory) / "logs" / f"{name}.log")
+        result = platform_command("restart", name, timeout=300)
+        fault.off = fault.clearing = time.time()
+        what = f"{name} died ({why}); restarted in {fault.off - gone:.1f}s"
+        if result.returncode != 0:
+            what = f"{name} died ({why}) and did not start again: {result.stderr.strip()[-300:]}"
+            self._stop.set()  # down until the end: the oracle counts it so (see Soak.tear_down)
+            fault.off = fault.clearing = None
+        self.crashes.append(what)
+        self.record.notes.append(what[:400])
+        log(f"soak: {what}")
+
+
+def _last_panic(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    return next((line for line in reversed(lines) if line.startswith(("panic:", "fatal error:"))), "exited")[:200]
 
 
 def leading(process: OperatorProcess) -> bool | None:

@@ -164,7 +164,8 @@ def _surely_until(fault: Fault, end: float) -> float:
 def _overlapping_pauses(record: Record) -> None:
     """A resume is a SIGCONT: it ends every pause of Prometheus, an overlapping one too (plans made before
     bench.soak.schedule kept them apart could overlap): each pause ends at the first resume after it began."""
-    pauses = [f for f in record.faults if f.kind == "prometheus-down" and not f.error and f.off is not None]
+    pauses = [f for f in record.faults if f.kind == "prometheus-down" and not f.error and f.off is not None
+              and f.params.get("cause") != "crashed"]  # a crash is no pause: no SIGCONT ends it
     resumes = sorted(f.off for f in pauses if f.off is not None)
     for fault in pauses:
         first = next((r for r in resumes if r > fault.on), None)

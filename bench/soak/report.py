@@ -46,7 +46,8 @@ def render(outcome: Outcome, started: datetime, argv: list[str]) -> str:
     record, verdict = outcome.record, outcome.verdict
     s = Settings.from_json(record.settings)
     duration = record.ended - record.started
-    faults = Counter(f.kind for f in record.faults if not f.error)
+    crashes = [f for f in record.faults if f.params.get("cause") == "crashed"]
+    faults = Counter(f.kind for f in record.faults if not f.error and f not in crashes)
     failed = Counter(f.kind for f in record.faults if f.error)
     actions = Counter(a.action for a in record.actions if a.ok)
     conventions = Counter(record.clusters.values())
@@ -92,6 +93,9 @@ def render(outcome: Outcome, started: datetime, argv: list[str]) -> str:
         f"times, Prometheus paused {faults.get('prometheus-down', 0)} times. Operator out (no leader, or API server "
         f"paused + {5:g} s): {sum(o.end - o.start for o in record.outages):.0f} s in all.",
         "",
+        *([f"Platform crashes (not injected; restarted by the harness and judged as that component down): "
+           f"{len(crashes)}, {sum((f.off or record.ended) - f.on for f in crashes):.1f} s down in all. "
+           + " ".join(n for n in record.notes if " died (" in n), ""] if crashes else []),
         f"People (kubectl patch): {', '.join(f'{n} {a}' for a, n in sorted(actions.items()))}; "
         f"failed {sum(not a.ok for a in record.actions)}; skipped {dict(sorted(outcome.skipped.items()))}.",
         f"Tickets: {len(tickets)} tickets, {opened} openings ({reopened} reopenings within the flapping window), "

@@ -23,7 +23,7 @@ from tests.support.platform import REPO, PlatformInfo, wait_crds
 
 from bench.common import RUN_DIR, KubeApi, load, log, run_id, wait_for
 from bench.soak import people
-from bench.soak.disruptions import Pauses, Replicas
+from bench.soak.disruptions import CrashWatch, Pauses, Replicas
 from bench.soak.ground_truth import Fault, Outage, Record, StoreStep
 from bench.soak.oracle import Settings, Verdict, judge
 from bench.soak.schedule import Event, Rates, plan
@@ -195,6 +195,7 @@ class Soak:
     def play(self, events: list[Event]) -> None:
         start = time.monotonic()
         self.record.started = time.time()
+        self.crash_watch = CrashWatch(self.platform, self.record, first_id=len(events)).start()
         for done, (at, _, action) in enumerate(self.actions(events), start=1):
             wait = at - (time.monotonic() - start)
             if wait > 0:
@@ -231,7 +232,12 @@ class Soak:
         self._fault_ids[index] = fault
         self.record.add("faults", fault)
         if event.kind in ("prometheus-down", "apiserver-pause"):
-            self.pauses.pause("prometheus" if event.kind == "prometheus-down" else "kube-apiserver", event.duration)
+            try:
+                self.pauses.pause("prometheus" if event.kind == "prometheus-down" else "kube-apiserver",
+                                  event.duration)
+            except ProcessLookupError as error:  # it crashed: the crash watch restarts it and records that
+                fault.error = str(error)[:300]
+                return
             fault.on = time.time()
             return
         if event.kind.startswith("operator-"):
@@ -301,6 +307,12 @@ class Soak:
             time.sleep(1)
 
     def tear_down(self) -> None:
+        with contextlib.suppress(Exception):
+            self.crash_watch.stop()
+        ended = time.time()
+        for fault in self.record.faults:
+            if fault.params.get("cause") == "crashed" and fault.off is None:
+                fault.off = fault.clearing = ended  # it never came back: down until the end
         self.pauses.resume_all()
         with contextlib.suppress(Exception):
             self.watch.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -135,3 +136,30 @@ def test_the_webhook_sink_logs_each_post_as_one_line_and_stops_on_sigterm(lp: Mo
     assert stopped == ["webhook"]
     assert not lp.is_alive(proc)
     assert "ignored SIGTERM" not in (tmp_path / "logs" / "webhook.log").read_text()
+
+
+def test_restart_starts_a_component_that_died_the_same_way(lp: ModuleType, tmp_path: Path, monkeypatch,
+                                                            capsys) -> None:
+    monkeypatch.setenv("TIKV_PLATFORM_DIR", str(tmp_path))
+    port = lp.free_port()
+    proc = lp.spawn("webhook", lp.webhook_sink_argv(port, tmp_path / "webhook.jsonl"), port, tmp_path / "logs")
+    state = lp.State(str(tmp_path), str(tmp_path / "kubeconfig"), "", "", "", [proc])
+    state.save()
+    try:
+        lp.wait_ready(proc, lambda: lp.http_ok(f"http://127.0.0.1:{port}/"), "GET /")
+        assert lp.main(["restart", "webhook"]) == 0
+        assert "is running" in capsys.readouterr().err
+        os.kill(proc.pid, signal.SIGKILL)
+        os.waitpid(proc.pid, 0)
+
+        assert lp.main(["restart", "webhook"]) == 0
+
+        (again,) = lp.State.load(tmp_path).procs
+        assert again.pid != proc.pid
+        assert lp.is_alive(again)
+        assert (again.argv, again.port) == (proc.argv, port)
+        assert lp.http_ok(f"http://127.0.0.1:{port}/")  # ready before restart returned
+        assert lp.main(["restart", "prometheus"]) == 1
+        assert "no component 'prometheus': webhook" in capsys.readouterr().err
+    finally:
+        assert lp.stop(lp.State.load(tmp_path)) in (["webhook"], [])

@@ -134,6 +134,21 @@ def test_a_fault_shorter_than_its_grace_or_unreadable_throughout_need_not_open_a
     assert len([d for d in found if "prometheus-down" in d]) == 2  # one per cluster: neither got a ticket
 
 
+def test_a_prometheus_crash_is_judged_as_prometheus_down_and_no_pauses_resume_ends_it():
+    crash = Fault(9, "prometheus-down", None, None, T0 + 100, T0 + 200, {"cause": "crashed"})
+    pause = Fault(2, "prometheus-down", None, None, T0 + 90, T0 + 120)  # its SIGCONT does not restart a crash
+    late_disk = disk(130, 190, fault_id=3)  # Prometheus was gone throughout: not readable, need not open
+    found = violations(record([crash, pause, late_disk]), [], "every_fault_detected")
+    assert not [d for d in found if "disk" in d]
+    tickets = [version(f"{c}-prometheus-unreachable-1", 108, 1, event="ADDED", invariant="prometheus_unreachable",
+                       store="", cluster=c) for c in ("c01", "c02")]
+    assert not violations(record([crash, pause, late_disk]), tickets, "every_fault_detected")
+    # The tickets the crash explains, opened 80 s after the pause ended, are no unexplained ones.
+    late = [version(f"{c}-prometheus-unreachable-1", 190, 1, event="ADDED", invariant="prometheus_unreachable",
+                    store="", cluster=c) for c in ("c01", "c02")]
+    assert not violations(record([crash, pause]), late, "no_unexplained_ticket")
+
+
 def test_an_operator_outage_inside_a_fault_extends_what_it_must_last():
     outage = [Outage("operator-sigkill", T0 + 12, T0 + 30)]
     short = record([disk(10, 45)], outages=outage)  # 35 s: < 18 s outage + 2 x grace-free budget + refresh
