@@ -141,8 +141,12 @@ def platform_up() -> Platform:
         info = bring_up()
         owned = True
     result = Platform(info, owned)
-    result.kubectl("apply", "-f", str(REPO / "crds"))
-    wait_crds()
+    try:
+        result.kubectl("apply", "-f", str(REPO / "crds"))
+        wait_crds()
+    except BaseException:
+        platform_down(result)  # a platform this run brought up must not outlive its failure
+        raise
     return result
 
 
