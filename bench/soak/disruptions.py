@@ -92,7 +92,6 @@ class CrashWatch:
         self._next_id = first_id
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="crash-watch", daemon=True)
-        self.crashes: list[str] = []
 
     def start(self) -> CrashWatch:
         self._thread.start()
@@ -123,7 +122,6 @@ class CrashWatch:
             what = f"{name} died ({why}) and did not start again: {result.stderr.strip()[-300:]}"
             self._stop.set()  # down until the end: the oracle counts it so (see Soak.tear_down)
             fault.off = fault.clearing = None
-        self.crashes.append(what)
         self.record.notes.append(what[:400])
         log(f"soak: {what}")
 

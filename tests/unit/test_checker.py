@@ -127,13 +127,21 @@ def test_grace_clocks_are_taken_up_from_the_status_the_last_process_wrote() -> N
     assert ticket.first_seen == datetime(2026, 11, 25, 2, 58, tzinfo=UTC)
 
 
-def test_a_grace_clock_is_not_carried_over_a_time_nobody_checked() -> None:
+def first_check_after_a_handover(first_seen: str, last_check: str
+                                 ) -> tuple[FakeObjects, ClusterChecker, dict[str, Any]]:
+    """Store 4 Disconnected, pending since `first_seen` by the status the last process wrote at `last_check`;
+    this process's first check runs at T0."""
     objects = FakeObjects()
-    pending = [{"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T02:57:00Z"}]
+    pending = [{"invariant": "store_down", "store": "4", "firstSeen": first_seen}]
     checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
-    # The last process checked at 02:57 and died; 3 minutes later nobody knows what happened in between.
-    body = cluster_body({"pendingViolations": pending, "lastCheckTime": "2026-11-25T02:57:00Z"})
+    body = cluster_body({"pendingViolations": pending, "lastCheckTime": last_check})
     asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0, interval=timedelta(seconds=30)))
+    return objects, checker, body
+
+
+def test_a_grace_clock_is_not_carried_over_a_time_nobody_checked() -> None:
+    # The last process checked at 02:57 and died; 3 minutes later nobody knows what happened in between.
+    objects, checker, body = first_check_after_a_handover("2026-11-25T02:57:00Z", "2026-11-25T02:57:00Z")
     assert index_of(objects)() == []
     status = objects.store[("tikvclusters", "basic")]["status"]
     restarted = {"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T03:00:00Z"}
@@ -147,11 +155,7 @@ def test_a_grace_clock_is_not_carried_over_a_time_nobody_checked() -> None:
 
 
 def test_a_grace_clock_is_carried_over_a_handover_within_its_checks() -> None:
-    objects = FakeObjects()
-    pending = [{"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T02:58:30Z"}]
-    checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
-    body = cluster_body({"pendingViolations": pending, "lastCheckTime": "2026-11-25T02:59:00Z"})
-    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0, interval=timedelta(seconds=30)))
+    objects, _, _ = first_check_after_a_handover("2026-11-25T02:58:30Z", "2026-11-25T02:59:00Z")
     (ticket,) = index_of(objects)()
     assert ticket.first_seen == datetime(2026, 11, 25, 2, 58, 30, tzinfo=UTC)
 
