@@ -1,7 +1,7 @@
-"""The README's table of built-in invariants is the catalogue's (core.catalogue.ENTRIES), rendered here: a
-default changed in the code and not in the README fails this test instead of misleading a reader.
+"""The table of built-in invariants in docs/invariants.md is the catalogue's (core.catalogue.ENTRIES), rendered
+here: a default changed in the code and not in the docs fails this test instead of misleading a reader.
 
-After changing the catalogue, print the table to paste into the README:
+After changing the catalogue, print the table to paste into docs/invariants.md:
     .venv/bin/python -c "from tests.unit.test_readme_catalogue import render_table; print(render_table())"
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from tikv_operator.core.catalogue import ENTRIES, Entry
 from tikv_operator.core.durations import format_duration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+INVARIANTS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "invariants.md"
 HEADER = "| invariant | scope | source | rule | default threshold | grace | severity | window |"
 
 
@@ -32,10 +32,10 @@ def render_table() -> str:
     return "\n".join([HEADER, separator, *(render_row(e) for e in ENTRIES.values())])
 
 
-def _readme_table() -> str:
-    lines = README.read_text().splitlines()
+def _page_table() -> str:
+    lines = INVARIANTS_PAGE.read_text().splitlines()
     starts = [i for i, line in enumerate(lines) if line == HEADER]
-    assert len(starts) == 1, f"README.md must hold the invariant table once (header {HEADER!r})"
+    assert len(starts) == 1, f"docs/invariants.md must hold the invariant table once (header {HEADER!r})"
     table = []
     for line in lines[starts[0]:]:
         if not line.startswith("|"):
@@ -44,13 +44,13 @@ def _readme_table() -> str:
     return "\n".join(table)
 
 
-def test_the_readme_invariant_table_is_the_catalogue() -> None:
-    expected, actual = render_table(), _readme_table()
+def test_the_docs_invariant_table_is_the_catalogue() -> None:
+    expected, actual = render_table(), _page_table()
     missing = [row for row in expected.splitlines() if row not in actual.splitlines()]
     extra = [row for row in actual.splitlines() if row not in expected.splitlines()]
     assert actual == expected, (
-        "README.md's invariant table differs from core.catalogue; paste render_table()'s output into it.\n"
-        f"rows the README lacks: {missing}\nrows the catalogue lacks: {extra}"
+        "docs/invariants.md's invariant table differs from core.catalogue; paste render_table()'s output into it.\n"
+        f"rows the page lacks: {missing}\nrows the catalogue lacks: {extra}"
     )
 
 
