@@ -11,6 +11,7 @@ from tikv_operator.core.catalogue import ENTRIES, Entry
 from tikv_operator.core.vocabulary import INVARIANT_NAMES
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
+INDEX = RUNBOOKS / "README.md"  # the list of runbooks, not one
 
 
 def test_every_invariant_has_a_runbook_that_says_what_fired_and_what_to_do() -> None:
@@ -19,7 +20,17 @@ def test_every_invariant_has_a_runbook_that_says_what_fired_and_what_to_do() -> 
         assert text.startswith(f"# {name}\n"), name
         for part in ("**What fired**", "**Check first**", "**Act**"):
             assert part in text, f"{name}: {part}"
-    assert sorted(p.stem for p in RUNBOOKS.glob("*.md")) == sorted(INVARIANT_NAMES), "a runbook without invariant"
+    runbooks = [p.stem for p in RUNBOOKS.glob("*.md") if p.name != INDEX.name]
+    assert sorted(runbooks) == sorted(INVARIANT_NAMES), "a runbook without invariant"
+
+
+def test_the_runbook_index_lists_every_runbook_in_the_catalogue_order() -> None:
+    # docs/runbooks/README.md: one row per built-in invariant, linking its runbook; its scope as declared.
+    rows = re.findall(r"^\| \[(\w+)\]\((\w+)\.md\) \| (\w+) \|", INDEX.read_text(), flags=re.M)
+    assert [name for name, _, _ in rows] == list(ENTRIES), "the index must list every runbook, in catalogue order"
+    for name, target, scope in rows:
+        assert target == name, f"{name}: the index links {target}.md"
+        assert scope == ENTRIES[name].scope, f"{name}: the index says {scope}, the catalogue {ENTRIES[name].scope}"
 
 
 def _spellings(entry: Entry) -> list[str]:
