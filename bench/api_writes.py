@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     RUN_DIR,

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     RUN_DIR,

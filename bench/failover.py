@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     RUN_DIR,

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     REPO,
