@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     RUN_DIR,
@@ -25,18 +25,15 @@ from bench.common import (
     load,
     load_text,
     log,
-    platform_down,
-    platform_up,
     run_id,
     section_header,
     sim_host,
-    start,
     table,
     wait_for,
     wait_for_scrapes,
-    write_section,
 )
 from bench.kube_proxy import CountingProxy, Recorded
+from bench.runner import benchmark, publish
 from bench.stats import parse_samples
 
 
@@ -213,18 +210,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--refresh", type=float, default=30.0, help="spec.tickets.refreshInterval, seconds")
     parser.add_argument("--window", type=float, default=120.0, help="measurement window per phase, seconds")
     args = parser.parse_args(argv)
-    started = start("api_writes")
-    platform = platform_up()
-    try:
-        windows, extra = run(platform, args.clusters, f"{args.interval:g}s", f"{args.refresh:g}s",
+    with benchmark("api_writes", argv) as session:
+        windows, extra = run(session.platform, args.clusters, f"{args.interval:g}s", f"{args.refresh:g}s",
                              warmup=args.refresh + 5, window=args.window)
-    finally:
-        platform_down(platform)
-    markdown = render(windows, extra, args.clusters, args.interval, args.refresh, started,
-                      argv if argv is not None else [])
-    print(markdown)
-    write_section("api_writes", markdown)
-    return markdown
+    return publish("api_writes", render(windows, extra, args.clusters, args.interval, args.refresh,
+                                        session.started, session.argv))
 
 
 if __name__ == "__main__":

@@ -36,18 +36,15 @@ from bench.common import (
     load,
     load_text,
     log,
-    platform_down,
-    platform_up,
     run_id,
     section_header,
     sim_host,
-    start,
     table,
     wait_for,
     wait_for_scrapes,
-    write_section,
 )
 from bench.counting import RequestCounter
+from bench.runner import benchmark, publish
 from bench.stats import fmt, parse_samples, summarize
 from tikv_operator.adapters.pd_client import read_stores
 from tikv_operator.adapters.probe import observe
@@ -420,22 +417,14 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--baseline-budget", type=int, default=3000,
                         help="at most this many baseline queries per size (bounds the 300-store baseline)")
     args = parser.parse_args(argv)
-    started = start("check_cost")
-    platform = platform_up()
     results = []
-    sniffio_ms = float("nan")
-    try:
+    with benchmark("check_cost", argv) as session:
         for stores in (int(s) for s in args.sizes.split(",")):
             baseline_checks = max(3, min(args.checks, args.baseline_budget // (5 * stores)))
             log(f"check cost: {stores} stores, {args.checks} operator and {baseline_checks} baseline checks")
-            results.append(measure_size(platform, stores, args.checks, baseline_checks))
+            results.append(measure_size(session.platform, stores, args.checks, baseline_checks))
         sniffio_ms = sniffio_probe()
-    finally:
-        platform_down(platform)
-    markdown = render(results, sniffio_ms, started, argv if argv is not None else [])
-    print(markdown)
-    write_section("check_cost", markdown)
-    return markdown
+    return publish("check_cost", render(results, sniffio_ms, session.started, session.argv))
 
 
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
-from tests.support.platform import PlatformInfo, bring_up, platform_command, read_platform, wait_crds
+from harness.platform import PlatformInfo, bring_up, platform_command, read_platform, wait_crds
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"

@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from bench.common import log, section_header, start, write_section
+from bench.common import log, section_header, start
+from bench.runner import publish
 from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.tickets import TicketView
@@ -114,10 +115,7 @@ def main(argv: list[str]) -> str:
                      f"{f.seconds * 1000:.2f} | {f.alerts} | {ratio:.1f}x |")
     lines += ["", "A round runs every second per Alertmanager; `resend` rounds happen once per resend interval "
               "(1m), so the steady share of one core is the steady figure divided by 1000 ms."]
-    markdown = "\n".join(lines)
-    print(markdown, flush=True)
-    write_section("delivery_cost", markdown)
-    return markdown
+    return publish("delivery_cost", "\n".join(lines))
 
 
 if __name__ == "__main__":

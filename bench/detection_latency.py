@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     RUN_DIR,
@@ -38,17 +38,14 @@ from bench.common import (
     load,
     load_text,
     log,
-    platform_down,
-    platform_up,
     run_id,
     section_header,
     sim_host,
-    start,
     table,
     wait_for,
     wait_for_scrapes,
-    write_section,
 )
+from bench.runner import benchmark, publish
 from bench.stats import fmt, summarize
 
 API_POLL_S = 0.1
@@ -300,16 +297,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=20.0, help="give up on one event after this long")
     args = parser.parse_args(argv)
-    started = start("detection_latency")
-    platform = platform_up()
-    try:
-        results = run(platform, args.faults, args.kinds.split(","), args.seed, args.timeout)
-    finally:
-        platform_down(platform)
-    markdown = render(results, started, argv if argv is not None else [])
-    print(markdown)
-    write_section("detection_latency", markdown)
-    return markdown
+    with benchmark("detection_latency", argv) as session:
+        results = run(session.platform, args.faults, args.kinds.split(","), args.seed, args.timeout)
+    return publish("detection_latency", render(results, session.started, session.argv))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     RUN_DIR,
@@ -42,17 +42,14 @@ from bench.common import (
     load,
     load_text,
     log,
-    platform_down,
-    platform_up,
     run_id,
     section_header,
     sim_host,
-    start,
     table,
     wait_for,
     wait_for_scrapes,
-    write_section,
 )
+from bench.runner import benchmark, publish
 from bench.stats import fmt, parse_samples, summarize
 from tikv_operator.core.leases import MAX_JITTER, LeaseTiming
 from tikv_operator.handlers import STANDBY_POLL_S
@@ -469,16 +466,9 @@ def main(argv: list[str] | None = None) -> str:
     kinds = [k for k in args.kinds.split(",") if k]
     if set(kinds) - set(KINDS):
         parser.error(f"--kinds: use {', '.join(KINDS)}")
-    started = start("failover")
-    platform = platform_up()
-    try:
-        phases = run(platform, args.clusters, args.interval, args.handovers, kinds, args.seed, args.timeout)
-    finally:
-        platform_down(platform)
-    markdown = render(phases, args.clusters, args.interval, started, argv if argv is not None else [])
-    print(markdown)
-    write_section("failover", markdown)
-    return markdown
+    with benchmark("failover", argv) as session:
+        phases = run(session.platform, args.clusters, args.interval, args.handovers, kinds, args.seed, args.timeout)
+    return publish("failover", render(phases, args.clusters, args.interval, session.started, session.argv))
 
 
 if __name__ == "__main__":

@@ -30,16 +30,13 @@ from bench.common import (
     load,
     load_text,
     log,
-    platform_down,
-    platform_up,
     run_id,
     section_header,
     sim_host,
-    start,
     table,
     wait_for,
-    write_section,
 )
+from bench.runner import benchmark, publish
 from bench.stats import fmt, summarize
 from tikv_operator.adapters.pd_client import read_stores
 from tikv_operator.adapters.prometheus_client import query_metrics
@@ -94,11 +91,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--stores", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
-    started = start("query_cost")
-    platform = platform_up()
     run = run_id("qcost")
-    file_sd = platform.file_sd_dir / f"bench-{run}.json"
-    try:
+    with benchmark("query_cost", argv) as session:
+        platform = session.platform
+        file_sd = platform.file_sd_dir / f"bench-{run}.json"
         with sim_host(stores=args.stores, name="qcost", labels={"bench_run": run}, file_sd=file_sd,
                       scrape_interval=SCRAPE_INTERVAL, grpc_series="full") as host:
             cluster = host.clusters[0]
@@ -136,12 +132,8 @@ def main(argv: list[str] | None = None) -> str:
                     variant.check_cpu_ms.append((time.process_time() - cpu) * 1000)
             load_after = load()
             loop.close()
-    finally:
-        platform_down(platform)
-    markdown = render(variants, args, series, load_before, load_after, started, argv or [])
-    print(markdown)
-    write_section("query_cost", markdown)
-    return markdown
+    return publish("query_cost", render(variants, args, series, load_before, load_after, session.started,
+                                        session.argv))
 
 
 def render(variants: list[Variant], args: argparse.Namespace, series: int, load_before: tuple[float, float, float],

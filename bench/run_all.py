@@ -13,7 +13,8 @@ import traceback
 from collections.abc import Callable
 
 from bench import api_writes, check_cost, delivery_cost, detection_latency, failover, query_cost, scale
-from bench.common import log, platform_down, platform_up, render_results, write_section
+from bench.common import log, render_results, write_section
+from bench.runner import on_platform
 
 BENCHMARKS: dict[str, Callable[[list[str]], str]] = {
     "check_cost": check_cost.main,
@@ -49,21 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmarks {', '.join(unknown)}: use {', '.join(BENCHMARKS)}")
-    platform = platform_up()
     failed = 0
     try:
-        for name in names:
-            started = time.monotonic()
-            log(f"=== {name}")
-            try:
-                BENCHMARKS[name](QUICK[name] if args.quick else [])
-            except Exception:
-                failed += 1
-                write_section(name, f"## {name}\n\nFAILED in this run:\n\n```\n{traceback.format_exc()[-3000:]}```")
-                log(f"{name} failed:\n{traceback.format_exc()}")
-            log(f"=== {name} took {time.monotonic() - started:.0f}s")
+        with on_platform():  # each benchmark finds it running, so only this run brings it down
+            for name in names:
+                started = time.monotonic()
+                log(f"=== {name}")
+                try:
+                    BENCHMARKS[name](QUICK[name] if args.quick else [])
+                except Exception:
+                    failed += 1
+                    write_section(name, f"## {name}\n\nFAILED in this run:\n\n```\n"
+                                        f"{traceback.format_exc()[-3000:]}```")
+                    log(f"{name} failed:\n{traceback.format_exc()}")
+                log(f"=== {name} took {time.monotonic() - started:.0f}s")
     finally:
-        platform_down(platform)
         render_results()
     return 1 if failed else 0
 

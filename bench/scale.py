@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from tests.support.operator import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 from bench.common import (
     REPO,
@@ -33,18 +33,15 @@ from bench.common import (
     load,
     load_text,
     log,
-    platform_down,
-    platform_up,
     run_id,
     section_header,
     sim_host,
-    start,
     table,
     wait_for,
     wait_for_scrapes,
-    write_section,
 )
 from bench.procstat import ProcSampler, cpu_cores, top_frames
+from bench.runner import benchmark, publish
 from bench.stats import bucket_delta, fmt, fraction_at_most, histogram_buckets, histogram_quantile, parse_samples
 from tikv_operator.core.catalogue import ENTRIES
 
@@ -339,10 +336,9 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     py_spy = args.py_spy if args.py_spy and (Path(args.py_spy).exists() or shutil.which(args.py_spy)) else None
     sizes = [int(s) for s in args.sizes.split(",")]
-    started = start("scale")
-    platform = platform_up()
     results = []
-    try:
+    with benchmark("scale", argv) as session:
+        platform = session.platform
         original = {int(s) for s in args.original_sizes.split(",") if s}
         for clusters in sizes:
             log(f"scale: {clusters} clusters")
@@ -356,12 +352,7 @@ def main(argv: list[str] | None = None) -> str:
                     log(f"scale: {clusters} clusters, the operator of commit {commit}")
                     results.append(measure(platform, clusters, args.real_prometheus_max, args.warmup, args.window,
                                            None, f"commit {commit}", operator_tree(commit)))
-    finally:
-        platform_down(platform)
-    markdown = render(results, started, argv if argv is not None else [], args.real_prometheus_max)
-    print(markdown)
-    write_section("scale", markdown)
-    return markdown
+    return publish("scale", render(results, session.started, session.argv, args.real_prometheus_max))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+# Its siblings, also when a test loads this file by path rather than running it as hack/image.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import apt_install, run
+
 REPO = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "localhost/tikv-platform/python:3.11-bookworm"
 OPERATOR_IMAGE = "localhost/tikv-operator:dev"
@@ -41,10 +45,6 @@ APT_IMAGE = ["buildah", "debootstrap"]
 
 def log(message: str) -> None:
     print(f"[image] {message}", file=sys.stderr, flush=True)
-
-
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, text=True, **kwargs)  # type: ignore[call-overload]
 
 
 def buildah(*args: str) -> str:
@@ -101,11 +101,8 @@ def ensure_base() -> None:
 
 
 def ensure_packages() -> None:
-    # The platform's installer (apt-get as root, or a message naming the packages); imported here because
-    # localplatform imports this module.
-    import localplatform
-
-    localplatform.apt_install(APT_IMAGE)
+    # The platform's installer: apt-get as root, or a message naming the packages.
+    apt_install(APT_IMAGE)
 
 
 def build(tag: str) -> None:

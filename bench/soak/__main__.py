@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from bench.common import REPO, log, platform_down, platform_up, start, write_section
+from bench.common import REPO, log, write_section
+from bench.runner import benchmark
 from bench.soak import ground_truth
 from bench.soak.oracle import GUARANTEES, judge
 from bench.soak.run import Options, soak
@@ -44,15 +45,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"- {violation.guarantee}: {violation.detail}")
         return 1 if verdict.violations else 0
     os.environ.setdefault("TIKV_PLATFORM_DIR", str(REPO / ".platform-soak"))
-    started = start("soak")
-    platform = platform_up()
-    try:
-        outcome = soak(platform.info, Options(duration_s=args.duration, seed=args.seed, clusters=args.clusters))
-    finally:
-        platform_down(platform)
+    with benchmark("soak", argv if argv is not None else sys.argv[1:]) as session:
+        outcome = soak(session.platform.info,
+                       Options(duration_s=args.duration, seed=args.seed, clusters=args.clusters))
     from bench.soak.report import render
 
-    markdown = render(outcome, started, argv if argv is not None else sys.argv[1:])
+    markdown = render(outcome, session.started, session.argv)
     print(markdown)
     if args.out is not None:
         args.out.write_text(markdown + "\n")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from tests.support.operator import OperatorProcess
-from tests.support.platform import PlatformInfo, platform_command
+from harness.operator_process import OperatorProcess
+from harness.platform import PlatformInfo, platform_command
 
 from bench.common import log
 from bench.procstat import parse_status_kib

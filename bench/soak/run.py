@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.support.platform import REPO, PlatformInfo, wait_crds
+from harness.platform import REPO, PlatformInfo, wait_crds
 
 from bench.common import RUN_DIR, KubeApi, load, log, run_id, wait_for
 from bench.soak import people

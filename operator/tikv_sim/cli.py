@@ -2,10 +2,12 @@
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import signal
-from enum import StrEnum
+from collections.abc import Callable
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -13,9 +15,8 @@ import httpx
 import typer
 
 from tikv_sim import __version__
-from tikv_sim.cluster_model import REGION_CHECKS, InstanceLabel, PdMode
-from tikv_sim.faults import Fault, FaultError
-from tikv_sim.raft_metrics import DEFAULT_CRITICAL_ERROR
+from tikv_sim.cluster_model import InstanceLabel
+from tikv_sim.faults import USER_KINDS, Fault, FaultError, FaultKind, Param
 from tikv_sim.scenario import parse_scenario, play
 from tikv_sim.simulator import SimConfig, Simulator
 from tikv_sim.store_model import Timing
@@ -46,21 +47,6 @@ class InstanceLabelChoice(StrEnum):
 class GrpcSeriesChoice(StrEnum):
     full = "full"
     lean = "lean"
-
-
-class MemberChoice(StrEnum):
-    leader = "leader"
-    followers = "followers"
-
-
-class PdModeChoice(StrEnum):
-    ok = PdMode.OK.value
-    error_500 = PdMode.ERROR_500.value
-    hang = PdMode.HANG.value
-    malformed = PdMode.MALFORMED.value
-    wrong_shape = PdMode.WRONG_SHAPE.value
-    unreachable = PdMode.UNREACHABLE.value
-    not_bootstrapped = PdMode.NOT_BOOTSTRAPPED.value
 
 
 def _parse_labels(pairs: list[str]) -> dict[str, str]:
@@ -274,267 +260,48 @@ def _fault(kind: str, cluster: str | None, **params: Any) -> dict[str, Any]:
     return fault | {k: v for k, v in params.items() if v is not None}
 
 
-@fault_app.command("stop-store")
-def stop_store(
-    store: int, control: ControlOption = None, state_file: StateOption = None, cluster: ClusterOption = None
-) -> None:
-    """Stop a store's process: no more heartbeats, its metrics endpoint refuses connections."""
-    _send(control, state_file, _fault("stop-store", cluster, store=store))
+def _typer_parameter(name: str, param: Param) -> inspect.Parameter:
+    """A fault parameter as typer reads it from a signature: an argument or an --option, with its help."""
+    kind_type: Any = StrEnum(f"{name}_choices", {v: v for v in param.choices}) if param.choices else param.type
+    info_kwargs: dict[str, Any] = {"help": param.help or None}
+    if param.argument:
+        info: Any = typer.Argument(**info_kwargs)
+    else:
+        if param.lowest is not None and param.lowest_allowed:
+            info_kwargs["min"] = param.lowest
+        info = typer.Option(**info_kwargs)
+    annotation = Annotated[kind_type if param.required else kind_type | None, info]  # type: ignore[valid-type]
+    default = inspect.Parameter.empty if param.required else None
+    return inspect.Parameter(name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)
 
 
-@fault_app.command("start-store")
-def start_store(
-    store: int, control: ControlOption = None, state_file: StateOption = None, cluster: ClusterOption = None
-) -> None:
-    """Start a stopped store again (a restart: new start time, counters from zero)."""
-    _send(control, state_file, _fault("start-store", cluster, store=store))
+def _fault_command(kind_name: str, kind: FaultKind) -> Callable[..., None]:
+    """The `tikv-sim fault <kind>` command of one row of the fault table: STORE (for store faults), the
+    fault's parameters, then where tikv-sim listens and which cluster."""
+    names = {name.replace("-", "_"): name for name in kind.fields}
+    parameters = [
+        *([inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=int)] if kind.needs_store else []),
+        *(_typer_parameter(name, param) for name, param in kind.fields.items()),
+        *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+          for name, annotation in (("control", ControlOption), ("state_file", StateOption),
+                                   ("cluster", ClusterOption))),
+    ]
+
+    def command(**values: Any) -> None:
+        control, state_file, cluster = values.pop("control"), values.pop("state_file"), values.pop("cluster")
+        store = {"store": values.pop("store")} if kind.needs_store else {}
+        params = {names[key]: value.value if isinstance(value, Enum) else value for key, value in values.items()}
+        _send(control, state_file, _fault(kind_name, cluster, **store, **params))
+
+    command.__name__ = kind_name.replace("-", "_")
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    return command
 
 
-@fault_app.command("store-state")
-def store_state(
-    store: int,
-    state: Annotated[str, typer.Argument(help="Up, Offline or Tombstone.")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set a store's PD meta state (what `pd-ctl store delete` / removal does)."""
-    _send(control, state_file, _fault("store-state", cluster, store=store, state=state))
-
-
-@fault_app.command("disk")
-def disk(
-    store: int,
-    percent: Annotated[float, typer.Option(help="Used share of the disk, 0..100.")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Fill a store's disk to PERCENT used."""
-    _send(control, state_file, _fault("disk", cluster, store=store, percent=percent))
-
-
-@fault_app.command("latency")
-def latency(
-    store: int,
-    p99_ms: Annotated[float, typer.Option(help="gRPC p99 latency in milliseconds.")],
-    msg_type: Annotated[
-        str | None, typer.Option("--type", help="One gRPC type (kv_pessimistic_lock, unsafe_destroy_range, ...).")
-    ] = None,
-    weight: Annotated[
-        int | None, typer.Option(help="That type's share of the store's requests, per mille (with --type).")
-    ] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set a store's gRPC p99 latency: of every foreground type, or of one --type."""
-    _send(control, state_file, _fault("latency", cluster, store=store, p99_ms=p99_ms, type=msg_type, weight=weight))
-
-
-@fault_app.command("pd-leader-change")
-def pd_leader_change(
-    election_seconds: Annotated[float | None, typer.Option(help="No leader: 503 (default 3).")] = None,
-    not_bootstrapped_seconds: Annotated[
-        float | None, typer.Option(help="New leader not serving yet: 500 (default 1).")
-    ] = None,
-    reconnect_seconds: Annotated[
-        float | None, typer.Option(help="Until stores' heartbeats reach the new leader (default 0).")
-    ] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Elect a new PD leader: 503, then 500 not bootstrapped, then stores Disconnected until their next heartbeat."""
-    params = {
-        "election_seconds": election_seconds,
-        "not_bootstrapped_seconds": not_bootstrapped_seconds,
-        "reconnect_seconds": reconnect_seconds,
-    }
-    _send(control, state_file, _fault("pd-leader-change", cluster, **params))
-
-
-@fault_app.command("restart-store")
-def restart_store(
-    store: int,
-    downtime: Annotated[float | None, typer.Option(help="Seconds before it starts again (default 30).")] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Restart a store: stop now, start after DOWNTIME (new start time, counters from zero)."""
-    _send(control, state_file, _fault("restart-store", cluster, store=store, downtime=downtime))
-
-
-@fault_app.command("rolling-restart")
-def rolling_restart(
-    downtime: Annotated[float | None, typer.Option(help="Seconds each store is down (default 30).")] = None,
-    gap: Annotated[float | None, typer.Option(help="Seconds between one start and the next stop (default 10).")] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Restart every running TiKV store (not TiFlash) one at a time, in id order."""
-    _send(control, state_file, _fault("rolling-restart", cluster, downtime=downtime, gap=gap))
-
-
-@fault_app.command("scale-in")
-def scale_in(
-    store: int,
-    drain_seconds: Annotated[float | None, typer.Option(help="Seconds to move its regions away (default 30).")] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Remove a store: Offline while its regions drain, then Tombstone and its pod deleted."""
-    _send(control, state_file, _fault("scale-in", cluster, store=store, drain_seconds=drain_seconds))
-
-
-@fault_app.command("replace-store")
-def replace_store(
-    store: int, control: ControlOption = None, state_file: StateOption = None, cluster: ClusterOption = None
-) -> None:
-    """Lose a store's disk: it stays Offline (physically destroyed); a new store takes its address and pod."""
-    _send(control, state_file, _fault("replace-store", cluster, store=store))
-
-
-@fault_app.command("slow-score")
-def slow_score(
-    store: int,
-    score: Annotated[int, typer.Option(help="1 (healthy) .. 100; PD calls a store slow at 80.")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set a store's slow score."""
-    _send(control, state_file, _fault("slow-score", cluster, store=store, score=score))
-
-
-@fault_app.command("write-stall")
-def write_stall(
-    store: int,
-    micros: Annotated[float, typer.Option(help="tikv_engine_write_stall (microseconds); 0 is healthy.")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set a store's RocksDB write stall gauge."""
-    _send(control, state_file, _fault("write-stall", cluster, store=store, micros=micros))
-
-
-@fault_app.command("l0-avg")
-def l0_avg(
-    store: int,
-    files: Annotated[int, typer.Option(help="tikv_scheduler_l0_avg; the official alert fires above 80.")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set a store's average number of L0 files."""
-    _send(control, state_file, _fault("l0-avg", cluster, store=store, files=files))
-
-
-@fault_app.command("leaders")
-def leaders(
-    store: int,
-    count: Annotated[int, typer.Option(min=0, help="Region leaders on the store.")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set a store's leader count: TiKV's region_count gauge at once, PD's /stores after the next heartbeat."""
-    _send(control, state_file, _fault("leaders", cluster, store=store, count=count))
-
-
-@fault_app.command("raft-log-lag")
-def raft_log_lag(
-    store: int,
-    entries: Annotated[float, typer.Option(help="p99 of tikv_raftstore_log_lag (entries; healthy 10).")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set the p99 of a store's raft log lag (the official alert fires above 5000)."""
-    _send(control, state_file, _fault("raft-log-lag", cluster, store=store, entries=entries))
-
-
-@fault_app.command("raft-append")
-def raft_append(
-    store: int,
-    p99_ms: Annotated[float, typer.Option(help="p99 of tikv_raftstore_append_log_duration_seconds, ms (healthy 5).")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set the p99 of a store's raft log append duration."""
-    _send(control, state_file, _fault("raft-append", cluster, store=store, p99_ms=p99_ms))
-
-
-@fault_app.command("raft-apply")
-def raft_apply(
-    store: int,
-    p99_ms: Annotated[float, typer.Option(help="p99 of tikv_raftstore_apply_log_duration_seconds, ms (healthy 5).")],
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set the p99 of a store's raft log apply duration."""
-    _send(control, state_file, _fault("raft-apply", cluster, store=store, p99_ms=p99_ms))
-
-
-@fault_app.command("critical-error")
-def critical_error(
-    store: int,
-    error_type: Annotated[
-        str | None, typer.Option("--type", help=f"The `type` label (default {DEFAULT_CRITICAL_ERROR}).")
-    ] = None,
-    count: Annotated[int | None, typer.Option(min=0, help="How many errors to add (default 1).")] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Count critical errors in a running store: tikv_critical_error_total{type} appears (a restart drops it)."""
-    _send(control, state_file, _fault("critical-error", cluster, store=store, type=error_type, count=count))
-
-
-@fault_app.command("regions")
-def regions(
-    miss_peer: Annotated[int | None, typer.Option()] = None,
-    extra_peer: Annotated[int | None, typer.Option()] = None,
-    down_peer: Annotated[int | None, typer.Option()] = None,
-    pending_peer: Annotated[int | None, typer.Option()] = None,
-    offline_peer: Annotated[int | None, typer.Option()] = None,
-    learner_peer: Annotated[int | None, typer.Option()] = None,
-    empty_region: Annotated[int | None, typer.Option()] = None,
-    oversized_region: Annotated[int | None, typer.Option()] = None,
-    undersized_region: Annotated[int | None, typer.Option()] = None,
-    member: Annotated[
-        MemberChoice | None,
-        typer.Option(
-            help="leader (default): PD's answers and the leader's gauges; followers: their stale gauges only."
-        ),
-    ] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Set how many regions PD reports with each problem (others stay as they are)."""
-    values = locals()
-    counts = {kind: values[kind.replace("-", "_")] for kind in REGION_CHECKS}
-    scope = None if member is None else member.value
-    _send(control, state_file, _fault("regions", cluster, **counts, member=scope))
-
-
-@fault_app.command("pd")
-def pd(
-    mode: Annotated[PdModeChoice, typer.Option(help="How PD answers.")],
-    hang_seconds: Annotated[float | None, typer.Option(help="How long a hang lasts (default 30).")] = None,
-    control: ControlOption = None,
-    state_file: StateOption = None,
-    cluster: ClusterOption = None,
-) -> None:
-    """Make PD fail: 500, hang, malformed, wrong-shape, unreachable, not-bootstrapped; `ok` heals it."""
-    _send(control, state_file, _fault("pd", cluster, mode=mode.value, hang_seconds=hang_seconds))
+for _name, _kind in USER_KINDS.items():
+    fault_app.command(_name, help=_kind.help)(_fault_command(_name, _kind))
 
 
 @app.command()

@@ -4,19 +4,13 @@ A fault is a mapping such as {"fault": "disk", "store": 2, "percent": 85} (plus 
 "cluster"); scenario steps are the same mappings with an "at" offset. Some faults are timelines
 (restart-store, rolling-restart, scale-in): timeline.expand turns them into simple steps.
 
-store faults    stop-store, start-store, store-state {state}, disk {percent}, latency {p99_ms [type weight]},
-                slow-score {score}, write-stall {micros}, l0-avg {files}, leaders {count},
-                raft-log-lag {entries}, raft-append {p99_ms}, raft-apply {p99_ms},
-                critical-error {[type count]}, restart-store {[downtime]}, scale-in {[drain_seconds]},
-                replace-store
-cluster faults  regions {<check>: count ... [member: leader|followers]}, pd {mode [hang_seconds]},
-                pd-leader-change {[election_seconds not_bootstrapped_seconds reconnect_seconds]},
-                rolling-restart {[downtime gap]}
+Every kind is one row of the _KINDS table: whether it needs a store, its parameters (type, bounds, CLI help),
+what it changes in the model, and its help; `tikv-sim fault <kind>` commands are made from the same rows.
 """
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tikv_sim import pd_members
@@ -30,42 +24,187 @@ class FaultError(ValueError):
     """The fault is not well formed (the caller's mistake: HTTP 400)."""
 
 
+Action = Callable[[Cluster, "Fault", int], None]
+
+
 @dataclass(frozen=True)
-class _Kind:
+class Param:
+    """One parameter of a fault: the type it is converted to, and how `tikv-sim fault` offers it."""
+
+    type: type
+    help: str = ""
+    required: bool = True
+    argument: bool = False  # a positional argument of the CLI command rather than an --option
+    lowest: float | None = None  # checked when a fault is read, so a scenario file fails before it plays
+    lowest_allowed: bool = True  # whether `lowest` itself is allowed
+    choices: tuple[str, ...] = ()  # the CLI's choices (the model checks the value when the fault applies)
+
+
+@dataclass(frozen=True)
+class FaultKind:
     needs_store: bool
-    params: dict[str, type]  # required parameters and the type they are converted to
-    optional: dict[str, type] = field(default_factory=dict)
+    help: str  # the CLI command's help
+    fields: dict[str, Param]
+    # What the fault changes; None for a timeline, which timeline.expand turns into simple steps.
+    action: Action | None
     internal: bool = False  # a step of a timeline, never sent by users
 
+    @property
+    def params(self) -> dict[str, type]:
+        """Required parameters and the type they are converted to."""
+        return {name: param.type for name, param in self.fields.items() if param.required}
 
-_KINDS: dict[str, _Kind] = {
-    "stop-store": _Kind(True, {}),
-    "start-store": _Kind(True, {}),
-    "store-state": _Kind(True, {"state": str}),
-    "disk": _Kind(True, {"percent": float}),
-    "latency": _Kind(True, {"p99_ms": float}, {"type": str, "weight": int}),
-    "slow-score": _Kind(True, {"score": int}),
-    "write-stall": _Kind(True, {"micros": float}),
-    "l0-avg": _Kind(True, {"files": int}),
-    "leaders": _Kind(True, {"count": int}),
-    "raft-log-lag": _Kind(True, {"entries": float}),
-    "raft-append": _Kind(True, {"p99_ms": float}),
-    "raft-apply": _Kind(True, {"p99_ms": float}),
-    "critical-error": _Kind(True, {}, {"type": str, "count": int}),
-    "regions": _Kind(False, {}, {**dict.fromkeys(REGION_CHECKS, int), "member": str}),
-    "pd": _Kind(False, {"mode": str}, {"hang_seconds": float}),
-    "pd-leader-change": _Kind(
-        False, {}, {"election_seconds": float, "not_bootstrapped_seconds": float, "reconnect_seconds": float}
-    ),
-    "restart-store": _Kind(True, {}, {"downtime": float}),
-    "rolling-restart": _Kind(False, {}, {"downtime": float, "gap": float}),
-    "scale-in": _Kind(True, {}, {"drain_seconds": float}),
-    "replace-store": _Kind(True, {}),
+    @property
+    def optional(self) -> dict[str, type]:
+        return {name: param.type for name, param in self.fields.items() if not param.required}
+
+
+def _optional(kind_type: type, help: str = "", **more: Any) -> Param:
+    return Param(kind_type, help, required=False, **more)
+
+
+def _on_store(change: Callable[[Store, "Fault", int], object]) -> Action:
+    """A fault of one store's own state."""
+
+    def act(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+        assert fault.store is not None
+        change(cluster.store(fault.store), fault, now_ns)
+
+    return act
+
+
+def _drain(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    assert fault.store is not None
+    store = cluster.store(fault.store)
+    store.set_meta_state(MetaState.OFFLINE)
+    store.start_drain(fault.params["drain_seconds"], now_ns)
+
+
+def _replace(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    assert fault.store is not None
+    cluster.replace_store(fault.store, now_ns)
+
+
+def _remove(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    assert fault.store is not None
+    cluster.remove_store(fault.store, now_ns)
+
+
+def _regions(cluster: Cluster, fault: "Fault", _now_ns: int) -> None:
+    """The leader's counts are the cluster's (PD's API answers with them); followers' are stale gauges only."""
+    counts = {kind: count for kind, count in fault.params.items() if kind in REGION_CHECKS}
+    if fault.params.get("member", "leader") == "followers":
+        pd_members.set_follower_regions(cluster, counts)
+    else:
+        cluster.set_region_problems(counts)
+
+
+def _pd(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    pd_members.set_mode(cluster, PdMode.parse(fault.params["mode"]), now_ns)
+    cluster.pd.hang_seconds = fault.params.get("hang_seconds", cluster.pd.hang_seconds)
+
+
+def _pd_leader_change(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    pd_members.change_leader(cluster, now_ns, fault.param("election_seconds"), fault.param("not_bootstrapped_seconds"),
+                             fault.param("reconnect_seconds"))
+
+
+# The fault vocabulary: every kind, its parameters, what it does, and its `tikv-sim fault` help. The control
+# API, scenario files and the CLI (whose commands are made from this table) all read it.
+_KINDS: dict[str, FaultKind] = {
+    "stop-store": FaultKind(
+        True, "Stop a store's process: no more heartbeats, its metrics endpoint refuses connections.", {},
+        _on_store(lambda store, _, now: store.stop(now))),
+    "start-store": FaultKind(
+        True, "Start a stopped store again (a restart: new start time, counters from zero).", {},
+        _on_store(lambda store, _, now: store.start(now))),
+    "store-state": FaultKind(
+        True, "Set a store's PD meta state (what `pd-ctl store delete` / removal does).",
+        {"state": Param(str, "Up, Offline or Tombstone.", argument=True)},
+        _on_store(lambda store, fault, _: store.set_meta_state(MetaState.parse(fault.params["state"])))),
+    "disk": FaultKind(
+        True, "Fill a store's disk to PERCENT used.", {"percent": Param(float, "Used share of the disk, 0..100.")},
+        _on_store(lambda store, fault, now: store.set_disk_used_percent(fault.params["percent"], now))),
+    "latency": FaultKind(
+        True, "Set a store's gRPC p99 latency: of every foreground type, or of one --type.",
+        {"p99_ms": Param(float, "gRPC p99 latency in milliseconds."),
+         "type": _optional(str, "One gRPC type (kv_pessimistic_lock, unsafe_destroy_range, ...)."),
+         "weight": _optional(int, "That type's share of the store's requests, per mille (with --type).")},
+        _on_store(lambda store, fault, now: store.set_p99(
+            fault.params["p99_ms"] / 1000, now, fault.params.get("type"), fault.params.get("weight")))),
+    "slow-score": FaultKind(
+        True, "Set a store's slow score.", {"score": Param(int, "1 (healthy) .. 100; PD calls a store slow at 80.")},
+        _on_store(lambda store, fault, now: store.set_slow_score(fault.params["score"], now))),
+    "write-stall": FaultKind(
+        True, "Set a store's RocksDB write stall gauge.",
+        {"micros": Param(float, "tikv_engine_write_stall (microseconds); 0 is healthy.")},
+        _on_store(lambda store, fault, _: setattr(store, "write_stall_micros", fault.params["micros"]))),
+    "l0-avg": FaultKind(
+        True, "Set a store's average number of L0 files.",
+        {"files": Param(int, "tikv_scheduler_l0_avg; the official alert fires above 80.")},
+        _on_store(lambda store, fault, _: setattr(store, "l0_avg", fault.params["files"]))),
+    "leaders": FaultKind(
+        True, "Set a store's leader count: TiKV's region_count gauge at once, PD's /stores after the next heartbeat.",
+        {"count": Param(int, "Region leaders on the store.", lowest=0)},
+        _on_store(lambda store, fault, now: store.set_leader_count(fault.params["count"], now))),
+    "raft-log-lag": FaultKind(
+        True, "Set the p99 of a store's raft log lag (the official alert fires above 5000).",
+        {"entries": Param(float, "p99 of tikv_raftstore_log_lag (entries; healthy 10).", lowest=0)},
+        _on_store(lambda store, fault, now: store.set_raft_p99("log-lag", fault.params["entries"], now))),
+    "raft-append": FaultKind(
+        True, "Set the p99 of a store's raft log append duration.",
+        {"p99_ms": Param(float, "p99 of tikv_raftstore_append_log_duration_seconds, ms (healthy 5).", lowest=0,
+                         lowest_allowed=False)},
+        _on_store(lambda store, fault, now: store.set_raft_p99("append", fault.params["p99_ms"] / 1000, now))),
+    "raft-apply": FaultKind(
+        True, "Set the p99 of a store's raft log apply duration.",
+        {"p99_ms": Param(float, "p99 of tikv_raftstore_apply_log_duration_seconds, ms (healthy 5).", lowest=0,
+                         lowest_allowed=False)},
+        _on_store(lambda store, fault, now: store.set_raft_p99("apply", fault.params["p99_ms"] / 1000, now))),
+    "critical-error": FaultKind(
+        True, "Count critical errors in a running store: tikv_critical_error_total{type} appears (a restart drops it).",
+        {"type": _optional(str, f"The `type` label (default {DEFAULT_CRITICAL_ERROR})."),
+         "count": _optional(int, "How many errors to add (default 1).", lowest=0)},
+        _on_store(lambda store, fault, _: store.count_critical_error(
+            fault.params.get("type", DEFAULT_CRITICAL_ERROR), fault.params.get("count", 1)))),
+    "regions": FaultKind(
+        False, "Set how many regions PD reports with each problem (others stay as they are).",
+        {**{check: _optional(int) for check in REGION_CHECKS},
+         "member": _optional(str, "leader (default): PD's answers and the leader's gauges; followers: their stale "
+                                  "gauges only.", choices=pd_members.MEMBER_SCOPES)},
+        _regions),
+    "pd": FaultKind(
+        False, "Make PD fail: 500, hang, malformed, wrong-shape, unreachable, not-bootstrapped; `ok` heals it.",
+        {"mode": Param(str, "How PD answers.", choices=tuple(mode.value for mode in PdMode)),
+         "hang_seconds": _optional(float, "How long a hang lasts (default 30).")},
+        _pd),
+    "pd-leader-change": FaultKind(
+        False, "Elect a new PD leader: 503, then 500 not bootstrapped, then stores Disconnected until their next "
+               "heartbeat.",
+        {"election_seconds": _optional(float, "No leader: 503 (default 3)."),
+         "not_bootstrapped_seconds": _optional(float, "New leader not serving yet: 500 (default 1)."),
+         "reconnect_seconds": _optional(float, "Until stores' heartbeats reach the new leader (default 0).")},
+        _pd_leader_change),
+    "restart-store": FaultKind(
+        True, "Restart a store: stop now, start after DOWNTIME (new start time, counters from zero).",
+        {"downtime": _optional(float, "Seconds before it starts again (default 30).")}, None),
+    "rolling-restart": FaultKind(
+        False, "Restart every running TiKV store (not TiFlash) one at a time, in id order.",
+        {"downtime": _optional(float, "Seconds each store is down (default 30)."),
+         "gap": _optional(float, "Seconds between one start and the next stop (default 10).")}, None),
+    "scale-in": FaultKind(
+        True, "Remove a store: Offline while its regions drain, then Tombstone and its pod deleted.",
+        {"drain_seconds": _optional(float, "Seconds to move its regions away (default 30).")}, None),
+    "replace-store": FaultKind(
+        True, "Lose a store's disk: it stays Offline (physically destroyed); a new store takes its address and pod.",
+        {}, _replace),
     # Steps of a scale-in: Offline with regions moving away, then Tombstone and the pod deleted.
-    "drain-store": _Kind(True, {"drain_seconds": float}, internal=True),
-    "remove-store": _Kind(True, {}, internal=True),
+    "drain-store": FaultKind(True, "", {"drain_seconds": Param(float)}, _drain, internal=True),
+    "remove-store": FaultKind(True, "", {}, _remove, internal=True),
 }
-FAULT_KINDS: tuple[str, ...] = tuple(name for name, kind in _KINDS.items() if not kind.internal)
+# The kinds users send (the CLI's commands, in this order); the others are steps of timelines.
+USER_KINDS: dict[str, FaultKind] = {name: kind for name, kind in _KINDS.items() if not kind.internal}
+FAULT_KINDS: tuple[str, ...] = tuple(USER_KINDS)
 
 # Defaults of optional parameters (PD's and tidb-operator's usual timings).
 DEFAULTS: dict[str, float] = {
@@ -153,23 +292,12 @@ def _check_regions(params: dict[str, Any]) -> None:
         raise FaultError(f"member is leader (the leader's gauges) or followers (their stale gauges), not {member!r}")
 
 
-# Bounds checked when a fault is read, so that a scenario file fails before it plays: (fault, param) ->
-# (lowest value, whether the lowest value itself is allowed).
-_LOWER_BOUNDS: dict[tuple[str, str], tuple[float, bool]] = {
-    ("leaders", "count"): (0, True),
-    ("raft-log-lag", "entries"): (0, True),
-    ("raft-append", "p99_ms"): (0, False),
-    ("raft-apply", "p99_ms"): (0, False),
-    ("critical-error", "count"): (0, True),
-}
-
-
 def _check_bounds(kind_name: str, params: dict[str, Any]) -> None:
+    fields = _KINDS[kind_name].fields
     for name, value in params.items():
-        bound = _LOWER_BOUNDS.get((kind_name, name))
-        if bound is None:
+        lowest, allowed = fields[name].lowest, fields[name].lowest_allowed
+        if lowest is None:
             continue
-        lowest, allowed = bound
         if not math.isfinite(value) or value < lowest or (value == lowest and not allowed):
             need = f"at least {lowest:g}" if allowed else f"above {lowest:g}"
             raise FaultError(f"fault {kind_name}: {name} must be a finite number {need}, got {value!r}")
@@ -203,55 +331,7 @@ def pick_cluster(clusters: Mapping[str, Cluster], name: str | None) -> Cluster:
     raise LookupError(f"no cluster {name!r}; clusters: {', '.join(clusters)}")
 
 
-def _store_action(store: Store, fault: Fault, now_ns: int) -> None:
-    actions: dict[str, Callable[[], None]] = {
-        "stop-store": lambda: store.stop(now_ns),
-        "start-store": lambda: store.start(now_ns),
-        "store-state": lambda: store.set_meta_state(MetaState.parse(fault.params["state"])),
-        "disk": lambda: store.set_disk_used_percent(fault.params["percent"], now_ns),
-        "latency": lambda: store.set_p99(
-            fault.params["p99_ms"] / 1000, now_ns, fault.params.get("type"), fault.params.get("weight")
-        ),
-        "slow-score": lambda: store.set_slow_score(fault.params["score"], now_ns),
-        "write-stall": lambda: setattr(store, "write_stall_micros", fault.params["micros"]),
-        "l0-avg": lambda: setattr(store, "l0_avg", fault.params["files"]),
-        "leaders": lambda: store.set_leader_count(fault.params["count"], now_ns),
-        "raft-log-lag": lambda: store.set_raft_p99("log-lag", fault.params["entries"], now_ns),
-        "raft-append": lambda: store.set_raft_p99("append", fault.params["p99_ms"] / 1000, now_ns),
-        "raft-apply": lambda: store.set_raft_p99("apply", fault.params["p99_ms"] / 1000, now_ns),
-        "critical-error": lambda: store.count_critical_error(
-            fault.params.get("type", DEFAULT_CRITICAL_ERROR), fault.params.get("count", 1)
-        ),
-    }
-    actions[fault.kind]()
-
-
-def _cluster_store_action(cluster: Cluster, fault: Fault, now_ns: int) -> bool:
-    """Store faults that change the cluster around the store; False when the fault is not one of them."""
-    assert fault.store is not None
-    if fault.kind == "replace-store":
-        cluster.replace_store(fault.store, now_ns)
-    elif fault.kind == "drain-store":
-        store = cluster.store(fault.store)
-        store.set_meta_state(MetaState.OFFLINE)
-        store.start_drain(fault.params["drain_seconds"], now_ns)
-    elif fault.kind == "remove-store":
-        cluster.remove_store(fault.store, now_ns)
-    else:
-        return False
-    return True
-
-
-def _regions(cluster: Cluster, fault: Fault) -> None:
-    """The leader's counts are the cluster's (PD's API answers with them); followers' are stale gauges only."""
-    counts = {kind: count for kind, count in fault.params.items() if kind in REGION_CHECKS}
-    if fault.params.get("member", "leader") == "followers":
-        pd_members.set_follower_regions(cluster, counts)
-    else:
-        cluster.set_region_problems(counts)
-
-
-TIMELINES = frozenset({"restart-store", "rolling-restart", "scale-in"})
+TIMELINES = frozenset(name for name, kind in _KINDS.items() if kind.action is None)
 
 
 def apply_fault(clusters: Mapping[str, Cluster], fault: Fault, now_ns: int) -> Cluster:
@@ -259,26 +339,12 @@ def apply_fault(clusters: Mapping[str, Cluster], fault: Fault, now_ns: int) -> C
 
     Timelines are not applied here: timeline.expand gives the simple steps they are made of.
     """
-    if fault.kind in TIMELINES:
+    action = _KINDS[fault.kind].action
+    if action is None:
         raise FaultError(f"fault {fault.kind} is a timeline: expand it first (tikv_sim.timeline)")
     cluster = pick_cluster(clusters, fault.cluster)
     try:
-        if fault.store is not None:
-            if not _cluster_store_action(cluster, fault, now_ns):
-                _store_action(cluster.store(fault.store), fault, now_ns)
-        elif fault.kind == "regions":
-            _regions(cluster, fault)
-        elif fault.kind == "pd":
-            pd_members.set_mode(cluster, PdMode.parse(fault.params["mode"]), now_ns)
-            cluster.pd.hang_seconds = fault.params.get("hang_seconds", cluster.pd.hang_seconds)
-        elif fault.kind == "pd-leader-change":
-            pd_members.change_leader(
-                cluster,
-                now_ns,
-                fault.param("election_seconds"),
-                fault.param("not_bootstrapped_seconds"),
-                fault.param("reconnect_seconds"),
-            )
+        action(cluster, fault, now_ns)
     except ValueError as error:
         raise FaultError(str(error)) from None
     return cluster

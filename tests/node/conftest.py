@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from tests.support.platform import REPO, PlatformInfo
+from harness.platform import REPO, PlatformInfo
 from tests.support.plugin import provide_platform, unavailable
 
 IMAGE = "localhost/tikv-operator:dev"

@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.kube import Cli, eventually
-from tests.support.operator import cluster_manifest, start_simulated_cluster, wait_for_ticket
-from tests.support.platform import REPO, PlatformInfo
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.kube import Cli, eventually
+from harness.operator_process import cluster_manifest, start_simulated_cluster, wait_for_ticket
+from harness.platform import REPO, PlatformInfo
+from harness.prometheus import Prometheus, ScrapeTargets
 
 CHART = REPO / "charts" / "tikv-operator"
 RELEASE = "tikv-operator"

@@ -21,8 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-
-from tests.support.platform import REPO
+from harness.platform import REPO
 
 REQUEST_TIMEOUT_S = 10.0
 

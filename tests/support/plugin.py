@@ -23,10 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, start_private_alertmanager
-from tests.support.kube import Cli, eventually
-from tests.support.platform import (
+from harness.kube import Cli, eventually
+from harness.platform import (
     REPO,
     PlatformInfo,
     PlatformUnavailable,
@@ -35,7 +33,9 @@ from tests.support.platform import (
     read_platform,
     wait_crds,
 )
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.prometheus import Prometheus, ScrapeTargets
+
+from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, start_private_alertmanager
 
 # More fixtures, in modules of their own: tidb_crds (tidb-operator's CRDs, reduced).
 pytest_plugins = ["tests.support.tidb_operator"]

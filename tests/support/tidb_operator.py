@@ -41,9 +41,9 @@ from typing import Any, BinaryIO
 
 import pytest
 import yaml
+from harness.kube import Cli, eventually
+from harness.platform import wait_crds
 
-from tests.support.kube import Cli, eventually
-from tests.support.platform import wait_crds
 from tikv_sim.cluster_model import ClusterIdentity, InstanceLabel
 
 API_VERSION = "pingcap.com/v1alpha1"

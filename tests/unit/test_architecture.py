@@ -1,10 +1,13 @@
-"""The pure core stays free of I/O; the operator never imports the simulator (pyproject contracts)."""
+"""The pure core stays free of I/O; the operator never imports the simulator (pyproject contracts); no two
+modules, and no two trees (operator, harness, tests, bench, hack), import each other in a circle."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from harness.import_graph import cycles, import_graph, tree_cycles, tree_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -15,3 +18,36 @@ def test_import_contracts_hold() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_the_import_graph_sees_every_tree() -> None:
+    graph = import_graph(REPO)
+
+    assert {tree_of(module) for module in graph} == {"operator", "harness", "tests", "bench", "hack"}
+    assert "machine" in graph["localplatform"]
+    assert "harness.kube" in graph["harness.operator_process"]
+    assert "bench.common" in graph["bench.run_all"]
+
+
+def test_no_modules_import_each_other_in_a_circle() -> None:
+    assert cycles(import_graph(REPO)) == []
+
+
+def test_no_trees_import_each_other_in_a_circle() -> None:
+    assert tree_cycles(import_graph(REPO)) == []
+
+
+def test_the_shared_harness_imports_neither_tests_nor_bench() -> None:
+    graph = import_graph(REPO)
+
+    for module, targets in graph.items():
+        if tree_of(module) in ("harness", "bench"):
+            assert not {t for t in targets if tree_of(t) == "tests"}, module
+        if tree_of(module) == "harness":
+            assert not {t for t in targets if tree_of(t) == "bench"}, module
+
+
+def test_cycles_are_the_strongly_connected_components() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a", "e"}, "e": {"d"}, "f": set()}
+
+    assert cycles(graph) == [["a", "b", "c"], ["d", "e"]]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.support.kube import Cli
+from harness.kube import Cli
 
 
 def token_kubeconfig(admin: Cli, namespace: str, account: str, path: Path) -> Path:

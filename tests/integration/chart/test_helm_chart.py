@@ -9,9 +9,9 @@ import json
 
 import pytest
 import yaml
+from harness.kube import Cli
+from harness.platform import wait_crds
 
-from tests.support.kube import Cli
-from tests.support.platform import wait_crds
 from tests.unit.chart.chart import CHART
 
 RELEASE = "tikv-operator"

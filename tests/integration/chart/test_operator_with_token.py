@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.integration.chart.serviceaccount import token_kubeconfig
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     cluster_manifest,
@@ -19,8 +17,10 @@ from tests.support.operator import (
     wait_for_phase,
     wait_for_ticket,
 )
-from tests.support.platform import PlatformInfo
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.platform import PlatformInfo
+from harness.prometheus import Prometheus, ScrapeTargets
+
+from tests.integration.chart.serviceaccount import token_kubeconfig
 from tests.unit.chart.chart import CHART
 
 RELEASE = "tikv-operator"

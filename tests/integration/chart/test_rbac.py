@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from harness.kube import Cli, eventually
 
 from tests.integration.chart.serviceaccount import (
     as_account,
@@ -24,7 +25,6 @@ from tests.integration.chart.serviceaccount import (
     can_i_all,
     token_kubeconfig,
 )
-from tests.support.kube import Cli, eventually
 from tests.unit.chart.chart import CHART, DISCOVERY_RULES, LEASE_ID, OPERATOR_RULES
 
 RELEASE = "tikv-operator"

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support.kube import Cli, eventually
-from tests.support.platform import PlatformInfo
+from harness.kube import Cli, eventually
+from harness.platform import PlatformInfo
 
 TIKV_OPERATOR = str(Path(sys.executable).parent / "tikv-operator")
 

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import time
 
-from tests.support.kube import Cli
-from tests.support.operator import VENV_BIN, SimulatedCluster, start_simulated_cluster, wait_for_ticket
-from tests.support.platform import PlatformInfo
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.kube import Cli
+from harness.operator_process import VENV_BIN, SimulatedCluster, start_simulated_cluster, wait_for_ticket
+from harness.platform import PlatformInfo
+from harness.prometheus import Prometheus, ScrapeTargets
 
 
 def read_lines(process: subprocess.Popen[str], until: str, count: int, timeout: float) -> list[str]:

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from harness.kube import Cli
+from harness.platform import PlatformInfo
 
 from tests.integration.cli.conftest import Kubeconfig, cli_with_kubeconfig
-from tests.support.kube import Cli
-from tests.support.platform import PlatformInfo
 
 OPEN_STORE_TICKET = "prod-store-down-s1-1"
 HELD_CLUSTER_TICKET = "prod-pd-unreachable-1"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.platform import REPO, PlatformInfo
+from harness.platform import REPO, PlatformInfo
 
 STEPS = [
     "Starting the local platform",

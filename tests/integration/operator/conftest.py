@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support.kube import Cli
-from tests.support.operator import (
+from harness.kube import Cli
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     cluster_manifest,
     start_simulated_cluster,
 )
-from tests.support.platform import PlatformInfo
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.platform import PlatformInfo
+from harness.prometheus import Prometheus, ScrapeTargets
 
 StartOperator = Callable[..., OperatorProcess]
 

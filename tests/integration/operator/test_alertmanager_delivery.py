@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from harness.kube import Cli, eventually
+from harness.operator_process import OperatorProcess, SimulatedCluster, ticket, wait_for_phase, wait_for_ticket
 
 from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, start_private_alertmanager
-from tests.support.kube import Cli, eventually
-from tests.support.operator import OperatorProcess, SimulatedCluster, ticket, wait_for_phase, wait_for_ticket
 
 StartOperator = Callable[..., OperatorProcess]
 FAST = ("--alert-resend-interval", "2s")

@@ -14,9 +14,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.integration.operator.conftest import StartOperator
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     SimulatedCluster,
     event_reasons,
     open_tickets,
@@ -25,7 +24,9 @@ from tests.support.operator import (
     wait_for_phase,
     wait_for_ticket,
 )
-from tests.support.platform import PlatformInfo
+from harness.platform import PlatformInfo
+
+from tests.integration.operator.conftest import StartOperator
 from tikv_operator.core.timestamps import from_rfc3339
 
 OUTAGE_S = 30

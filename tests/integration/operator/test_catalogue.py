@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     event_reasons,

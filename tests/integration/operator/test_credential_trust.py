@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
-from tests.support.kube import Cli, eventually
-from tests.support.operator import OperatorProcess, SimulatedCluster, cluster_manifest, still, tickets
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.kube import Cli, eventually
+from harness.operator_process import OperatorProcess, SimulatedCluster, cluster_manifest, still, tickets
+from harness.prometheus import Prometheus, ScrapeTargets
 
 CLOSED = "http://127.0.0.1:9"
 

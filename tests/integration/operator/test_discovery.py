@@ -11,9 +11,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-
-from tests.support.kube import Cli, eventually, to_yaml
-from tests.support.operator import (
+from harness.kube import Cli, eventually, to_yaml
+from harness.operator_process import (
     FAST_PD,
     OperatorProcess,
     SimulatedCluster,
@@ -23,7 +22,8 @@ from tests.support.operator import (
     wait_for_phase,
     wait_for_ticket,
 )
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.prometheus import Prometheus, ScrapeTargets
+
 from tests.support.tidb_operator import (
     CRDS,
     hosts_entries,

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.support.audit import writes
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     event_reasons,
@@ -22,7 +21,9 @@ from tests.support.operator import (
     tickets,
     wait_for_ticket,
 )
-from tests.support.platform import PlatformInfo
+from harness.platform import PlatformInfo
+
+from tests.support.audit import writes
 
 StartOperator = Callable[..., OperatorProcess]
 # client-go's defaults, which the operator keeps: a dead holder is replaced within duration + retry period.

@@ -10,9 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
-from tests.support.kube import Cli
-from tests.support.operator import OperatorProcess, SimulatedCluster, open_tickets, still, wait_for_ticket
+from harness.kube import Cli
+from harness.operator_process import OperatorProcess, SimulatedCluster, open_tickets, still, wait_for_ticket
 
 CLOSED = "http://127.0.0.1:9"
 

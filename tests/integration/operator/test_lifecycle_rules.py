@@ -6,9 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.operator.conftest import StartOperator
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     event_reasons,
@@ -19,7 +18,9 @@ from tests.support.operator import (
     wait_for_phase,
     wait_for_ticket,
 )
-from tests.support.prometheus import Prometheus
+from harness.prometheus import Prometheus
+
+from tests.integration.operator.conftest import StartOperator
 
 CLOSED = "http://127.0.0.1:9"  # discard port: nothing listens there on these machines
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     event_reasons,
@@ -29,7 +28,8 @@ from tests.support.operator import (
     wait_for_phase,
     wait_for_ticket,
 )
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.prometheus import Prometheus, ScrapeTargets
+
 from tikv_sim.store_model import Timing
 
 FIELD_PD = Timing(heartbeat_interval=1.0, disconnect_after=2.0, down_after=12.0, persist_interval=30.0)

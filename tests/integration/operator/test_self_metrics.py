@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.kube import Cli, eventually
-from tests.support.operator import OperatorProcess, SimulatedCluster, wait_for_phase, wait_for_ticket
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.kube import Cli, eventually
+from harness.operator_process import OperatorProcess, SimulatedCluster, wait_for_phase, wait_for_ticket
+from harness.prometheus import Prometheus, ScrapeTargets
 
 
 def test_prometheus_scrapes_the_operator_and_open_tickets_follow_a_ticket(

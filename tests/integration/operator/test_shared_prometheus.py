@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     open_tickets,
@@ -19,7 +18,8 @@ from tests.support.operator import (
     still,
     wait_for_ticket,
 )
-from tests.support.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
+from harness.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
+
 from tikv_sim.cluster_model import InstanceLabel
 
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.kube import Cli, eventually
-from tests.support.operator import (
+from harness.kube import Cli, eventually
+from harness.operator_process import (
     OperatorProcess,
     SimulatedCluster,
     open_tickets,
@@ -16,7 +16,7 @@ from tests.support.operator import (
     wait_for_phase,
     wait_for_ticket,
 )
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.prometheus import Prometheus, ScrapeTargets
 
 CLOSED = "http://127.0.0.1:9"
 

@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
+from harness.kube import eventually
 
 from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, alert
-from tests.support.kube import eventually
 
 # The platform routes repeat="fast" alerts with repeat_interval 5s and group_interval 2s, so a firing
 # alert is re-notified at most every ~6s; waiting this long without one proves repeats stopped.

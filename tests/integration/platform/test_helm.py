@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.kube import Cli
+from harness.kube import Cli
 
 CHART = str(Path(__file__).parent / "smoke-chart")
 

@@ -6,9 +6,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
-from tests.support.kube import Cli, eventually
-from tests.support.platform import platform_command, wait_crds
+from harness.kube import Cli, eventually
+from harness.platform import platform_command, wait_crds
 
 GROUP = "smoke.tikvops.io"
 CRD = {

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.support.platform import PLATFORM, PlatformInfo
+from harness.platform import PLATFORM, PlatformInfo
 
 
 def run_platform(directory: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from tests.support.kube import eventually
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.kube import eventually
+from harness.prometheus import Prometheus, ScrapeTargets
 
 EXPOSITION = b"""# HELP smoke_answer A gauge the smoke test sets.
 # TYPE smoke_answer gauge

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from harness.kube import Cli
+from harness.prometheus import Prometheus
 
-from tests.support.kube import Cli
-from tests.support.prometheus import Prometheus
 from tests.support.tidb_operator import (
     HOSTS_FILE,
     HOSTS_MARK,

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.kube import Cli
+from harness.platform import PlatformInfo
+from harness.prometheus import Prometheus
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
-from tests.support.kube import Cli
-from tests.support.platform import PlatformInfo
-from tests.support.prometheus import Prometheus
 from tikv_operator.adapters.credentials import (
     BasicAuth,
     BearerToken,

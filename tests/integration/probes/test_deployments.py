@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from harness.kube import eventually
+from harness.operator_process import SimulatedCluster, start_simulated_cluster
+from harness.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
 
 from tests.integration.probes.test_probes import FAST_PD, Findings, check, cluster_spec, until, verdicts_are
-from tests.support.kube import eventually
-from tests.support.operator import SimulatedCluster, start_simulated_cluster
-from tests.support.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_sim.cluster_model import InstanceLabel
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from harness.prometheus import Prometheus, ScrapeTargets
 
-from tests.support.prometheus import Prometheus, ScrapeTargets
 from tests.unit.adapters.local_servers import closed_port
 from tikv_operator.adapters.probe import observe
 from tikv_operator.core.cluster_resource import TiKVClusterSpec

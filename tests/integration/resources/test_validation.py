@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from harness.kube import Cli, to_yaml
 
-from tests.support.kube import Cli, to_yaml
 from tikv_operator.core.catalogue import ENTRIES
 
 VALID_CLUSTER: dict[str, Any] = {

@@ -3,9 +3,9 @@
 from collections.abc import Iterator
 
 import pytest
+from harness.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
 
 from tests.support.plugin import test_id
-from tests.support.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from harness.prometheus import Prometheus, ScrapeTargets, until_shown
 
-from tests.support.prometheus import Prometheus, ScrapeTargets, until_shown
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.file_sd import write_atomically

@@ -4,8 +4,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from harness.prometheus import until_shown
 
-from tests.support.prometheus import until_shown
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.file_sd import write_atomically

@@ -10,8 +10,7 @@ import pytest
 from bench.soak.oracle import GUARANTEES
 from bench.soak.run import Options, soak
 from bench.soak.schedule import Rates
-
-from tests.support.platform import PlatformInfo
+from harness.platform import PlatformInfo
 
 SEED = 1919
 # Denser than the long run's lanes, so that 150 s hold some of everything.

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.kube import Cli, eventually
-from tests.support.prometheus import Prometheus, ScrapeTargets
+from harness.kube import Cli, eventually
+from harness.prometheus import Prometheus, ScrapeTargets
 from tikv_operator.core.tickets import state_labels
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
