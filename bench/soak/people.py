@@ -1,4 +1,4 @@
-"""People's actions on tickets, as a person types them (README "Tickets with kubectl"): kubectl patch of
+"""People's actions on tickets, as a person types them (docs/tickets.md): kubectl patch of
 spec.held, and of status.phase through the status subresource. `-o json` returns the object the patch
 produced: its resourceVersion is how the oracle finds the person's version in the ticket history."""
 
