@@ -37,10 +37,10 @@ test: lint unit ## everything CI runs: lint, unit, then integration on a platfor
 demo: install ## the whole product on this machine as a short kubectl story (KEEP=1 leaves it running)
 	KEEP=$(KEEP) $(VENV)/bin/python hack/demo.py
 
-bench: install ## benchmarks of issue 8 (cost per check, latency, API writes, scale) -> bench/RESULTS.md
+bench: install ## the benchmarks (cost per check, latency, API writes, scale) -> bench/RESULTS.md
 	$(VENV)/bin/python -m bench.run_all
 
-# The fault soak (issue 19): hours of mixed faults in minutes, judged by an oracle; its own platform.
+# The fault soak: hours of mixed faults in minutes, judged by an oracle; its own platform.
 DURATION ?= 30m
 SEED ?= 19
 CLUSTERS ?= 20

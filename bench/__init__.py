@@ -1,1 +1,1 @@
-"""Benchmarks of tikv-operator (issue 8): run `make bench` or `.venv/bin/python -m bench.run_all`."""
+"""Benchmarks of tikv-operator: run `make bench` or `.venv/bin/python -m bench.run_all`."""

@@ -7,7 +7,7 @@ process and run, checks of every path interleaved. The operator's paths:
 - operator: the whole catalogue, every built-in invariant at its defaults (a TiKVCluster that sets nothing);
 - operator + 5 custom: the same plus five spec.customInvariants (CUSTOM_INVARIANTS below), which ride in
   one more query;
-- operator, 5 original invariants: the invariants of the catalogue before issue 15 only (the others
+- operator, 5 original invariants: the invariants of the first catalogue's five only (the others
   disabled in spec.invariants), what the catalogue's growth is measured against in the same run.
 
 Counting: requests' and httpx' send() are wrapped in this process (every request either library puts on
@@ -57,7 +57,7 @@ PD_PATH = "/pd/api/v1/stores"
 QUERY_PATH = "/api/v1/query"
 
 MAX_DISK_PERCENT = 99.0
-# The catalogue before issue 15 (RESULTS.md of 2026-12-03 measured these five).
+# The first catalogue (RESULTS.md of 2026-12-03 measured these five).
 ORIGINAL_INVARIANTS = ("store_down", "high_latency", "low_disk_space", "pd_unreachable", "prometheus_unreachable")
 # Five custom invariants in the style of TiKV's official alert rules, each empty on a healthy simulated
 # cluster (so each is judged ok, not unknown): three store-scoped, two cluster-scoped.
@@ -72,7 +72,7 @@ CUSTOM_INVARIANTS = [
     {"name": "tikv_server_report_failures", "scope": "cluster",
      "expr": "sum(rate(tikv_server_report_failure_msg_total{$matchers}[5m])) > 10"},
 ]
-# Published before issue 15 (RESULTS.md, 2026-12-03 07:11 UTC, commit 7e8b876, 5 invariants, same machine):
+# Published for the first catalogue (RESULTS.md, 2026-12-03 07:11 UTC, commit 7e8b876, 5 invariants, same machine):
 # stores -> (Prometheus queries/check, CPU ms p50 of the operator's check, CPU ms p50 of the baseline's). The
 # baseline's code has not changed since: its ratio to then says how much slower the machine is now.
 BEFORE_ISSUE_15 = {3: (2, 5.69, 8.41), 30: (2, 10.3, 80.3), 300: (2, 28.7, 865.0)}
@@ -291,7 +291,7 @@ def render(results: list[SizeResult], sniffio_ms: float, started: datetime, argv
         "`pd_health` unions); **operator + 5 custom**, the same with five `spec.customInvariants` (three "
         "store-scoped, two cluster-scoped, each empty on a healthy cluster: `CUSTOM_INVARIANTS` in "
         f"bench/check_cost.py), which share one more query ({intended.get('custom', '?')}); **operator, 5 original "
-        "invariants**, the catalogue of before issue 15 only (store_down, high_latency, low_disk_space, "
+        "invariants**, the first catalogue's only (store_down, high_latency, low_disk_space, "
         "pd_unreachable, prometheus_unreachable; the others disabled in `spec.invariants`: "
         f"{intended.get('original', '?')} queries), what the catalogue's growth costs in the same run. The "
         "baseline is `bench/baseline.py`: PD's store list, then 5 queries per store (p99 latency, capacity, "
@@ -339,8 +339,8 @@ def render(results: list[SizeResult], sniffio_ms: float, started: datetime, argv
                 f"{_p50(r.baseline, lambda s: s.wall_s) / _p50(ops, lambda s: s.wall_s):.2f}x"])
     lines.append(table(["stores", "path", "queries", "CPU", "wall"], ratio_rows))
     lines += ["", "What the catalogue's growth costs (medians of this run; the last columns: the figures published "
-              "before issue 15, 2026-12-03, 5 invariants, same machine, and the baseline's CPU now ÷ then, its code "
-              "unchanged: how much slower the shared machine is now; \"corrected\" divides by it):", ""]
+              "for the first catalogue, 2026-12-03, 5 invariants, same machine, and the baseline's CPU now ÷ "
+              "then, its code unchanged: how much slower the shared machine is now; \"corrected\" divides by it):", ""]
     growth_rows = []
     for r in results:
         before = BEFORE_ISSUE_15.get(r.stores)
@@ -383,7 +383,7 @@ def render(results: list[SizeResult], sniffio_ms: float, started: datetime, argv
     return "\n".join(lines)
 
 
-QUERY_BUDGET = 5  # issue 15: every Prometheus query of one check, union sub-queries counted as one
+QUERY_BUDGET = 5  # docs/design.md: every Prometheus query of one check, union sub-queries counted as one
 
 
 def targets(results: list[SizeResult]) -> list[str]:

@@ -362,7 +362,7 @@ def render_results() -> None:
     lines = [
         "# Benchmark results",
         "",
-        "Written by `bench/` (issue 8). Each section below was measured by the command it names; "
+        "Written by `bench/`. Each section below was measured by the command it names; "
         "`make bench` (or `.venv/bin/python -m bench.run_all`) runs them all and rewrites this file.",
         "",
         f"Machine at the time this file was written ({datetime.now(UTC):%Y-%m-%d %H:%M UTC}):",

@@ -1,4 +1,4 @@
-"""What delivering tickets to Alertmanager costs the operator (issue 14): the CPU of one notifier round
+"""What delivering tickets to Alertmanager costs the operator (docs/alertmanager.md): the CPU of one notifier round
 (every second, per Alertmanager) for N clusters with T open tickets each, and of the POSTs it makes, against
 an Alertmanager API v2 stand-in on 127.0.0.1 that accepts everything (the real Alertmanager's own cost is
 its business; what is measured is the operator's event loop).

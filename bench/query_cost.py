@@ -6,7 +6,7 @@ Prometheus.
 - before: the queries of commit 7e8b876: one p99 over every request type but kv_gc, `by (instance, le)`
   over [1m], plus capacity and available as two more queries;
 - after: `tikv_operator.core.queries.base_queries()` (the latency and disk queries of check_queries();
-  the raft, RocksDB and PD unions of issue 15 are not compared here): p99 per foreground type, then the
+  the raft, RocksDB and PD union queries are not compared here): p99 per foreground type, then the
   worst type of each store, over the default rateWindow (2m) and, to separate the query's shape from its
   window, over 1m; capacity and available in one query.
 

@@ -1,4 +1,4 @@
-"""`make bench` / `.venv/bin/python -m bench.run_all`: every benchmark of issue 8, one after another, on
+"""`make bench` / `.venv/bin/python -m bench.run_all`: every benchmark, one after another, on
 the platform of TIKV_PLATFORM_DIR (default .platform-bench: brought up if needed and down at the end if
 this run brought it up). Each benchmark prints its section and rewrites bench/RESULTS.md.
 

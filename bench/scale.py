@@ -49,12 +49,12 @@ INTERVAL = "30s"
 STORES = 5
 PY_SPY_DEFAULT = "/tmp/pyspy-venv/bin/py-spy"  # noqa: S108  (a throwaway venv: uv pip install py-spy)
 # Which invariants the TiKVClusters run: every built-in (the default, nothing in spec.invariants), or only the
-# five of the catalogue before issue 15 (the others disabled), the same-run comparison of the catalogue's cost.
+# five of the first catalogue (the others disabled), the same-run comparison of the catalogue's cost.
 ALL = "all 18"
 ORIGINAL = "5 original"
 ORIGINAL_INVARIANTS = ("store_down", "high_latency", "low_disk_space", "pd_unreachable", "prometheus_unreachable")
 ORIGINAL_ONLY = {name: {"enabled": False} for name in ENTRIES if name not in ORIGINAL_INVARIANTS}
-# clusters -> (CPU avg cores, RSS peak MiB) published before issue 15 (2026-12-03 14:11 UTC, commit e1a6c01).
+# clusters -> (CPU avg cores, RSS peak MiB) published for the first catalogue (2026-12-03 14:11 UTC, commit e1a6c01).
 BEFORE_ISSUE_15 = {100: (0.0365, 140), 300: (0.0987, 171), 1000: (0.324, 229)}
 
 
@@ -255,7 +255,7 @@ def render(results: list[ScaleResult], started: datetime, argv: list[str], real_
         "that `bench/fake_prometheus.py` (see its docstring for exactly what it supports) answers the "
         "operator's queries: every built-in invariant is on (the defaults), so a check asks 4 (latency, disk "
         "and the `store_health` and `pd_health` unions), with healthy values for every invariant; rows "
-        f"\"{ORIGINAL}\" are the same size measured right after with only the five invariants of before issue 15 "
+        f"\"{ORIGINAL}\" are the same size measured right after with only the five invariants of the first catalogue "
         "(the other 13 disabled in spec.invariants: 2 queries a check), the catalogue's cost in the same "
         "conditions; rows \"commit ...\" (--baseline-commits) run that commit's operator (git archive, PYTHONPATH) "
         "with its own defaults, right after; the queries "
@@ -287,8 +287,8 @@ def render(results: list[ScaleResult], started: datetime, argv: list[str], real_
         gone = (f"all gone in {r.deletion_s:.0f} s" if not r.deletion_left else
                 f"{r.deletion_left} of {r.clusters} still held by the finalizer after {r.deletion_s:.0f} s")
         lines.append(f"- {r.clusters} ({r.catalogue}): {gone}")
-    lines += ["", "The catalogue's cost (CPU avg cores; published before issue 15: RESULTS.md of 2026-12-03, commit "
-              "e1a6c01, 5 invariants, same machine):", ""]
+    lines += ["", "The catalogue's cost (CPU avg cores; published for the first catalogue: RESULTS.md of "
+              "2026-12-03, commit e1a6c01, 5 invariants, same machine):", ""]
     for r in results:
         if r.catalogue != ALL:
             continue
@@ -326,11 +326,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--window", type=float, default=90.0, help="measurement window per size, seconds")
     parser.add_argument("--warmup", type=float, default=30.0, help="after the first round of checks, seconds")
     parser.add_argument("--original-sizes", default="1000",
-                        help="sizes (of --sizes) measured again, right after, with only the 5 invariants of before "
-                        "issue 15 ('' for none)")
+                        help="sizes (of --sizes) measured again, right after, with only the 5 invariants of the "
+                        "first catalogue ('' for none)")
     parser.add_argument("--baseline-commits", default="",
-                        help="at --original-sizes, also run the operator of these commits (comma separated, e.g. the "
-                        "one before issue 15), each with its defaults, in the same conditions ('' for none)")
+                        help="at --original-sizes, also run the operator of these commits (comma separated, e.g. "
+                        "one of the first catalogue), each with its defaults, in the same conditions ('' for none)")
     parser.add_argument("--py-spy", default=PY_SPY_DEFAULT,
                         help="py-spy binary for a profile at the largest size ('' for none)")
     args = parser.parse_args(argv)

@@ -1,2 +1,2 @@
-"""The fault soak of issue 19: hours of mixed faults in minutes against the real platform (schedule.py,
+"""The fault soak: hours of mixed faults in minutes against the real platform (schedule.py,
 run.py), and an oracle (oracle.py) that checks every ticket guarantee from the outside."""

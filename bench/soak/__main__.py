@@ -1,4 +1,4 @@
-"""`python -m bench.soak`: the fault soak (issue 19). `make soak DURATION=30m SEED=19 CLUSTERS=20`.
+"""`python -m bench.soak`: the fault soak (docs/development.md). `make soak DURATION=30m SEED=19 CLUSTERS=20`.
 
 Runs on the platform of TIKV_PLATFORM_DIR (default .platform-soak: brought up if it is not running, and down
 again at the end if this run brought it up), writes bench/results/soak.md and bench/RESULTS.md (or --out),

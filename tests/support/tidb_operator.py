@@ -1,4 +1,4 @@
-"""tidb-operator as tikv-operator's tests need it (issue 17: discovering TidbClusters and TidbMonitors).
+"""tidb-operator as tikv-operator's tests need it (docs/discovery.md: discovering TidbClusters and TidbMonitors).
 
 Nothing of tidb-operator runs: tests create its custom resources, with the status it would have written,
 and make its in-cluster names reachable on this machine.
