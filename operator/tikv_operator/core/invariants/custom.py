@@ -13,10 +13,10 @@ from tikv_operator.core.invariants.engine import (
     InvariantConfig,
     Rule,
     finding,
-    inhibited,
     number,
     per_store,
     prometheus_blind,
+    up_only,
 )
 from tikv_operator.core.observation import Series, Store
 from tikv_operator.core.queries import CUSTOM_PREFIX
@@ -72,8 +72,6 @@ def _store_rule(custom: CustomInvariant) -> Rule:
     check = check_name(custom)
 
     def judge(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
-        if not store.up:
-            return inhibited(store, config)
         blind = prometheus_blind(ctx, config, check, store.id, custom.name)
         if blind is not None:
             return blind
@@ -92,7 +90,7 @@ def _store_rule(custom: CustomInvariant) -> Rule:
         return finding(config, store.id, "ok", _message(custom, f"store {store.id}: the expression returns nothing "
                                                         "for it"), query=ctx.query(check))
 
-    return per_store(judge)
+    return per_store(up_only(judge))
 
 
 def custom_rule(custom: CustomInvariant) -> Rule:
