@@ -4,8 +4,8 @@ in a PrometheusRule; an empty result is ok, a query error unknown (rule 5)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from tikv_operator.core.cluster_resource import CustomInvariant
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.instances import origin
 from tikv_operator.core.invariants.engine import (
@@ -20,6 +20,10 @@ from tikv_operator.core.invariants.engine import (
 )
 from tikv_operator.core.observation import Series, Store
 from tikv_operator.core.queries import CUSTOM_PREFIX
+
+if TYPE_CHECKING:
+    # Types only: cluster_resource builds spec.invariants from the declarations, which name the rules.
+    from tikv_operator.core.cluster_resource import CustomInvariant
 
 SHOWN_SERIES = 3
 

@@ -8,15 +8,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tikv_operator.core.cluster_resource import CustomInvariant
 from tikv_operator.core.findings import Cause, Finding, Verdict
 from tikv_operator.core.instances import InstanceMap, index_by_key, map_instances
 from tikv_operator.core.observation import TOMBSTONE, Observation, Series, Store
 from tikv_operator.core.queries import CHECK_LABEL
 from tikv_operator.core.store_memory import EMPTY, StoreMemory
 from tikv_operator.core.vocabulary import SEVERITIES, Severity
+
+if TYPE_CHECKING:
+    # Types only: cluster_resource builds spec.invariants from the declarations, which name these rules.
+    from tikv_operator.core.cluster_resource import CustomInvariant
 
 STORES_API = "GET /pd/api/v1/stores"
 TOMBSTONES_API = "GET /pd/api/v1/stores?state=2"

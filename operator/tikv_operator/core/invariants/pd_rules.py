@@ -11,6 +11,7 @@ from tikv_operator.core.invariants.engine import (
     STORES_API,
     Context,
     InvariantConfig,
+    Rule,
     finding,
     less_urgent,
     per_store,
@@ -160,16 +161,14 @@ def reachability(config: InvariantConfig, what: str, url: str, reachable: bool, 
                     error=error)]
 
 
-def _pd_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
+def pd_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
     pd = ctx.obs.pd
     return reachability(config, "PD", pd.url, pd.reachable, pd.error, pd.not_contacted)
 
 
-RULES = {
-    "store_down": per_store(_judge_state),
-    "store_slow": per_store(up_only(_judge_slow)),
-    "store_low_space": per_store(up_only(_judge_space)),
-    "store_restarted": per_store(_judge_restarts),
-    "store_leader_lost": per_store(up_only(_judge_leaders)),
-    "pd_unreachable": _pd_unreachable,
-}
+# The rules the declarations name (core.invariants.declarations).
+store_down: Rule = per_store(_judge_state)
+store_slow: Rule = per_store(up_only(_judge_slow))
+store_low_space: Rule = per_store(up_only(_judge_space))
+store_restarted: Rule = per_store(_judge_restarts)
+store_leader_lost: Rule = per_store(up_only(_judge_leaders))
