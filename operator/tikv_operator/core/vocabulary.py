@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 GROUP = "tikvops.io"
 VERSION = "v1alpha1"
@@ -37,11 +37,15 @@ Resolution = Literal["auto", "manual"]
 Health = Literal["Healthy", "Degraded", "Unknown"]
 
 
-def __getattr__(name: str) -> tuple[str, ...]:
-    """INVARIANT_NAMES, the built-in invariants in declaration order, read from the declarations when first
-    asked for: the rule functions they name import this module, so it cannot import them at its top."""
-    if name == "INVARIANT_NAMES":
-        from tikv_operator.core.invariants.declarations import ENTRIES
+# The built-in invariants in declaration order (core.invariants.declarations), read from the declarations
+# when first asked for: the rule functions they name import this module, so it cannot import them at its top.
+INVARIANT_NAMES: tuple[str, ...]
 
-        return tuple(ENTRIES)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name of this module
+
+    def __getattr__(name: str) -> tuple[str, ...]:
+        if name == "INVARIANT_NAMES":
+            from tikv_operator.core.invariants.declarations import ENTRIES
+
+            return tuple(ENTRIES)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
