@@ -12,6 +12,7 @@ the engine can say so instead of summing them.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 
 P99_LATENCY = "p99_latency_seconds"
@@ -99,7 +100,7 @@ def _union(parts: Mapping[str, str]) -> str:
 
 def store_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> dict[str, str]:
     """check -> PromQL, per store key, for the raft and storage invariants. `windows` holds the range of each
-    invariant that has one (core.catalogue); the official rules' fixes are in the comments."""
+    invariant that has one (core.invariants.declarations); the official rules' fixes are in the comments."""
     stall = selector("tikv_engine_write_stall", matchers, 'type="write_stall_max"')
     errors = selector("tikv_critical_error_total", matchers)
     error_window = windows[CRITICAL_ERRORS]
@@ -120,7 +121,8 @@ def store_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) 
 
 def pd_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> dict[str, str]:
     """check -> PromQL for PD's cluster gauges. Every PD member exports them, followers with the stale values
-    of when they last led, so they are read through the leader gate (etcd_server_is_leader == 1)."""
+    of when they last led, so they are read through the leader gate (etcd_server_is_leader == 1). `windows`
+    holds the range of each of them that has one."""
     types = "|".join(REGION_TYPES)
     regions = selector("pd_regions_status", matchers, f'type=~"{types}"')
     leader = f"({selector('etcd_server_is_leader', matchers)} == 1)"
@@ -130,7 +132,7 @@ def pd_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> 
         PD_LEADERS: f"count({leader})",
         PD_LEADER_CHANGES: f"max(increase({changes}[{windows[PD_LEADER_CHANGES]}]))",
         PD_LEADER_SETTLED: f"count(min_over_time({selector('etcd_server_is_leader', matchers)}"
-                           f"[{windows.get(PD_LEADER_SETTLED, DEFAULT_RATE_WINDOW)}]) == 1)",
+                           f"[{windows[PD_LEADER_SETTLED]}]) == 1)",
     }
 
 
@@ -153,9 +155,7 @@ def check_queries(matchers: Mapping[str, str], rate_window: str = DEFAULT_RATE_W
     CHECK_LABEL. `windows`: check -> range (defaults to rate_window); `skip`: checks of disabled invariants;
     `customs`: check name (CUSTOM_PREFIX + name) -> expression from custom_part()."""
     queries = base_queries(matchers, rate_window)
-    ranges = {check: (windows or {}).get(check, rate_window)
-              for check in (RAFT_LOG_LAG, RAFT_APPEND, RAFT_APPLY, WRITE_STALL, CRITICAL_ERRORS, PD_LEADER_CHANGES,
-                            PD_LEADER_SETTLED)}
+    ranges: defaultdict[str, str] = defaultdict(lambda: rate_window, windows or {})
     for name, parts in ((STORE_HEALTH, store_health_parts(matchers, ranges)),
                         (PD_HEALTH, pd_health_parts(matchers, ranges))):
         kept = {check: expr for check, expr in parts.items() if check not in skip}

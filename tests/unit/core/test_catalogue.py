@@ -102,6 +102,19 @@ def test_a_healthy_cluster_is_ok_on_every_invariant() -> None:
     assert {(f.identity, f.verdict) for f in found.values() if f.verdict != "ok"} == set()
 
 
+def test_a_store_that_is_not_up_inhibits_every_store_scoped_invariant_but_down_and_restarts() -> None:
+    """Rule 9, for the built-ins and a store-scoped custom invariant alike (one wrapper, engine.up_only)."""
+    cluster = spec(customInvariants=[{"name": "mine", "expr": "x{$matchers} > 0", "scope": "store"}])
+    found = judge(observe((store("1", "Disconnected"), *STORES[1:]), cluster=cluster), cluster=cluster)
+    judged_anyway = {"store_down", "store_restarted"}
+    inhibited = {name for name, e in ENTRIES.items() if e.scope == "store"} - judged_anyway | {"mine"}
+    for name in inhibited:
+        f = found[(name, "1")]
+        assert (f.verdict, f.cause, f.evidence["inhibitedBy"]) == ("unknown", "inhibited", "store_down"), name
+    for name in judged_anyway:
+        assert found[(name, "1")].cause != "inhibited", name
+
+
 # --- from PD's /stores ---------------------------------------------------------------------------------
 
 

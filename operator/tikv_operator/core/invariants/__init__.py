@@ -1,9 +1,9 @@
 """The invariant catalogue and the pure engine: Observation + per-cluster config -> findings.
 
-The defaults of each built-in invariant are data in core.catalogue; each rule lives in one function of
-this package: pd_rules (PD's /stores), store_metrics (TiKV's metrics), pd_metrics (PD's gauges, leader
-gated), custom (a cluster's own PromQL). `queries_for` says which PromQL a check asks, all in at most
-five queries.
+Each built-in invariant is declared once, with its defaults and its rule function, in declarations; the
+rules live in one function each of this package: pd_rules (PD's /stores), store_metrics (TiKV's metrics),
+pd_metrics (PD's gauges, leader gated), custom (a cluster's own PromQL). `queries_for` says which PromQL a
+check asks, all in at most five queries.
 """
 
 from __future__ import annotations
@@ -11,34 +11,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from tikv_operator.core.catalogue import ENTRIES, Entry
-from tikv_operator.core.cluster_resource import CustomInvariant, InvariantOverride, TiKVClusterSpec
 from tikv_operator.core.durations import format_duration, parse_duration
 from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import custom, pd_metrics, pd_rules, store_metrics
+from tikv_operator.core.invariants import custom
+from tikv_operator.core.invariants.declarations import ENTRIES, Entry
 from tikv_operator.core.invariants.engine import Context, InvariantConfig, MetricView, Rule, less_urgent, metric_view
 from tikv_operator.core.observation import Observation
 from tikv_operator.core.queries import (
-    CRITICAL_ERRORS,
     CUSTOM,
-    L0_FILES,
+    P99_LATENCY,
     PD_HEALTH,
-    PD_LEADER_CHANGES,
     PD_LEADER_SETTLED,
-    PD_LEADERS,
-    PD_REGIONS,
-    RAFT_APPEND,
-    RAFT_APPLY,
-    RAFT_LOG_LAG,
     STORE_HEALTH,
-    WRITE_STALL,
     check_queries,
     custom_part,
     pd_health_parts,
     store_health_parts,
 )
 from tikv_operator.core.store_memory import EMPTY, StoreMemory
+
+if TYPE_CHECKING:
+    # Types only: cluster_resource builds spec.invariants from the declarations this package holds.
+    from tikv_operator.core.cluster_resource import CustomInvariant, InvariantOverride, TiKVClusterSpec
 
 __all__ = ["CATALOGUE", "Context", "Invariant", "InvariantConfig", "MetricView", "configure", "evaluate",
            "less_urgent", "metric_view", "queries_for", "restart_horizon"]
@@ -47,28 +43,35 @@ __all__ = ["CATALOGUE", "Context", "Invariant", "InvariantConfig", "MetricView",
 @dataclass(frozen=True)
 class Invariant:
     entry: Entry
-    rule: Rule
 
     @property
     def name(self) -> str:
         return self.entry.name
 
+    @property
+    def rule(self) -> Rule:
+        return self.entry.judged_by
+
     def configure(self, override: InvariantOverride | None, rate_window: timedelta) -> InvariantConfig:
-        o, e = override or InvariantOverride(), self.entry
+        e = self.entry
         window = e.window if not e.uses_rate_window else rate_window
+        defaults = InvariantConfig(name=e.name, enabled=True, threshold=e.threshold, grace_period=e.grace_period,
+                                   severity=e.severity, keep_firing_for=timedelta(0), window=window)
+        if override is None:
+            return defaults
+        o = override
         return InvariantConfig(
             name=e.name,
-            enabled=True if o.enabled is None else o.enabled,
-            threshold=e.threshold if o.threshold is None else o.threshold,
-            grace_period=e.grace_period if o.grace_period is None else parse_duration(o.grace_period),
-            severity=o.severity or e.severity,
-            keep_firing_for=parse_duration(o.keep_firing_for) if o.keep_firing_for else timedelta(0),
+            enabled=defaults.enabled if o.enabled is None else o.enabled,
+            threshold=defaults.threshold if o.threshold is None else o.threshold,
+            grace_period=defaults.grace_period if o.grace_period is None else parse_duration(o.grace_period),
+            severity=o.severity or defaults.severity,
+            keep_firing_for=parse_duration(o.keep_firing_for) if o.keep_firing_for else defaults.keep_firing_for,
             window=parse_duration(o.window) if o.window and window is not None else window,
         )
 
 
-_RULES: Mapping[str, Rule] = {**pd_rules.RULES, **store_metrics.RULES, **pd_metrics.RULES}
-CATALOGUE: Mapping[str, Invariant] = {name: Invariant(entry, _RULES[name]) for name, entry in ENTRIES.items()}
+CATALOGUE: Mapping[str, Invariant] = {name: Invariant(entry) for name, entry in ENTRIES.items()}
 
 
 def _custom_config(c: CustomInvariant) -> InvariantConfig:
@@ -89,34 +92,22 @@ def restart_horizon(configs: Mapping[str, InvariantConfig]) -> timedelta:
     return configs["store_restarted"].window or timedelta(0)
 
 
-# Which checks of the union queries each invariant reads: a disabled invariant's checks are not asked.
-_CHECKS = {
-    "raft_log_lag": (RAFT_LOG_LAG,), "raft_append_slow": (RAFT_APPEND,), "raft_apply_slow": (RAFT_APPLY,),
-    "write_stall": (WRITE_STALL, L0_FILES), "critical_error": (CRITICAL_ERRORS,),
-    "region_miss_peer": (PD_REGIONS, PD_LEADERS, PD_LEADER_SETTLED),
-    "region_down_peer": (PD_REGIONS, PD_LEADERS, PD_LEADER_SETTLED),
-    "region_pending_peer": (PD_REGIONS, PD_LEADERS, PD_LEADER_SETTLED), "pd_leader_flapping": (PD_LEADER_CHANGES,),
-}
-
-
-# The checks with a PromQL range, and the invariant whose window sets it.
-_WINDOWED = {RAFT_LOG_LAG: "raft_log_lag", RAFT_APPEND: "raft_append_slow", RAFT_APPLY: "raft_apply_slow",
-             WRITE_STALL: "write_stall", CRITICAL_ERRORS: "critical_error", PD_LEADER_CHANGES: "pd_leader_flapping"}
-
-
 def queries_for(spec: TiKVClusterSpec, configs: Mapping[str, InvariantConfig]
                 ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     """(query name -> PromQL, check -> (query, its own PromQL)) of one check of this cluster: at most five
     queries, whatever the number of stores and invariants."""
     matchers = spec.prometheus.label_matchers
     rate_window = parse_duration(spec.prometheus.rate_window)
-    ranges = {check: format_duration(configs[name].window or rate_window) for check, name in _WINDOWED.items()}
+    # Each check with a PromQL range takes it from the window of the invariant declared to set it.
+    ranges = {e.window_check: format_duration(configs[name].window or rate_window)
+              for name, e in ENTRIES.items() if e.window_check is not None}
     ranges[PD_LEADER_SETTLED] = format_duration(rate_window)
-    wanted = {check for name, checks in _CHECKS.items() if configs[name].enabled for check in checks}
-    skip = frozenset(check for checks in _CHECKS.values() for check in checks) - wanted
+    # A union-query check that no enabled invariant asks for is left out of its query.
+    wanted = {check for name, e in ENTRIES.items() if configs[name].enabled for check in e.checks}
+    skip = frozenset(check for e in ENTRIES.values() for check in e.checks) - wanted
     customs = {custom.check_name(c.custom): custom_part(c.custom.expr, c.custom.scope, matchers)
                for c in configs.values() if c.custom is not None and c.enabled}
-    latency = format_duration(configs["high_latency"].window or rate_window)
+    latency = ranges.pop(P99_LATENCY)
     queries = check_queries(matchers, latency, ranges, skip, customs)
     parts = {check: (STORE_HEALTH, expr) for check, expr in store_health_parts(matchers, ranges).items()}
     parts |= {check: (PD_HEALTH, expr) for check, expr in pd_health_parts(matchers, ranges).items()}

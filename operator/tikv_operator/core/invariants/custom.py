@@ -4,8 +4,8 @@ in a PrometheusRule; an empty result is ok, a query error unknown (rule 5)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from tikv_operator.core.cluster_resource import CustomInvariant
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.instances import origin
 from tikv_operator.core.invariants.engine import (
@@ -13,13 +13,17 @@ from tikv_operator.core.invariants.engine import (
     InvariantConfig,
     Rule,
     finding,
-    inhibited,
     number,
     per_store,
     prometheus_blind,
+    up_only,
 )
 from tikv_operator.core.observation import Series, Store
 from tikv_operator.core.queries import CUSTOM_PREFIX
+
+if TYPE_CHECKING:
+    # Types only: cluster_resource builds spec.invariants from the declarations, which name the rules.
+    from tikv_operator.core.cluster_resource import CustomInvariant
 
 SHOWN_SERIES = 3
 
@@ -72,8 +76,6 @@ def _store_rule(custom: CustomInvariant) -> Rule:
     check = check_name(custom)
 
     def judge(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
-        if not store.up:
-            return inhibited(store, config)
         blind = prometheus_blind(ctx, config, check, store.id, custom.name)
         if blind is not None:
             return blind
@@ -92,7 +94,7 @@ def _store_rule(custom: CustomInvariant) -> Rule:
         return finding(config, store.id, "ok", _message(custom, f"store {store.id}: the expression returns nothing "
                                                         "for it"), query=ctx.query(check))
 
-    return per_store(judge)
+    return per_store(up_only(judge))
 
 
 def custom_rule(custom: CustomInvariant) -> Rule:

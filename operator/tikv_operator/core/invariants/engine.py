@@ -8,15 +8,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tikv_operator.core.cluster_resource import CustomInvariant
 from tikv_operator.core.findings import Cause, Finding, Verdict
 from tikv_operator.core.instances import InstanceMap, index_by_key, map_instances
 from tikv_operator.core.observation import TOMBSTONE, Observation, Series, Store
 from tikv_operator.core.queries import CHECK_LABEL
 from tikv_operator.core.store_memory import EMPTY, StoreMemory
 from tikv_operator.core.vocabulary import SEVERITIES, Severity
+
+if TYPE_CHECKING:
+    # Types only: cluster_resource builds spec.invariants from the declarations, which name these rules.
+    from tikv_operator.core.cluster_resource import CustomInvariant
 
 STORES_API = "GET /pd/api/v1/stores"
 TOMBSTONES_API = "GET /pd/api/v1/stores?state=2"
@@ -131,11 +134,18 @@ def per_store(judge: StoreJudge) -> Rule:
     return rule
 
 
-def inhibited(store: Store, config: InvariantConfig) -> Finding:
-    """Rule 9: a store that is not Up is store_down's business; its other invariants wait."""
-    return finding(config, store.id, "unknown",
-                   f"store {store.id} is {store.state_name}: {config.name} is not judged while it is not Up",
-                   cause="inhibited", inhibitedBy="store_down", stateName=store.state_name)
+def up_only(judge: StoreJudge) -> StoreJudge:
+    """Rule 9: a store that is not Up is store_down's business, and PD's numbers of it are stale (its last
+    heartbeat): its other invariants are not judged but unknown, inhibited by store_down."""
+
+    def judge_up(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
+        if store.up:
+            return judge(store, ctx, config)
+        return finding(config, store.id, "unknown",
+                       f"store {store.id} is {store.state_name}: {config.name} is not judged while it is not Up",
+                       cause="inhibited", inhibitedBy="store_down", stateName=store.state_name)
+
+    return judge_up
 
 
 def prometheus_blind(ctx: Context, config: InvariantConfig, check: str, store: str, what: str) -> Finding | None:
@@ -160,14 +170,10 @@ Absent = Callable[[Store, Context, InvariantConfig], "Finding | None"]
 
 def metric_rule(check: str, metric: str, judge: MetricJudge, absent: Absent | None = None,
                 tikv_only: bool = True) -> Rule:
-    """A per-store metric invariant over one check: inhibited for stores that are not Up (rule 9), not
-    judged at all for TiFlash (it exports no tikv_* metrics), unknown without its data (rule 5)."""
+    """A per-store metric invariant over one check: not judged at all for TiFlash (it exports no tikv_*
+    metrics), inhibited for stores that are not Up (rule 9), unknown without its data (rule 5)."""
 
-    def judge_store(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
-        if tikv_only and not store.exports_tikv_metrics:
-            return None
-        if not store.up:
-            return inhibited(store, config)
+    def judge_metric(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
         blind = prometheus_blind(ctx, config, check, store.id, metric)
         key, series = ctx.view.lookup(check, store)
         if blind is None and series:
@@ -180,6 +186,13 @@ def metric_rule(check: str, metric: str, judge: MetricJudge, absent: Absent | No
         return finding(config, store.id, "unknown", no_series(store, key, metric, ctx.view, check),
                        cause="no-data", instanceConvention=ctx.view.instances.convention, key=key,
                        query=ctx.query(check))
+
+    judge_up = up_only(judge_metric)
+
+    def judge_store(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
+        if tikv_only and not store.exports_tikv_metrics:
+            return None
+        return judge_up(store, ctx, config)
 
     return per_store(judge_store)
 

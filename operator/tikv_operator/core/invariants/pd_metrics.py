@@ -7,7 +7,7 @@ from __future__ import annotations
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.instances import origin
 from tikv_operator.core.invariants.engine import Context, InvariantConfig, Rule, finding, number, prometheus_blind
-from tikv_operator.core.queries import PD_LEADER_CHANGES, PD_LEADER_SETTLED, PD_LEADERS, PD_REGIONS, REGION_TYPES
+from tikv_operator.core.queries import PD_LEADER_CHANGES, PD_LEADER_SETTLED, PD_LEADERS, PD_REGIONS
 
 
 def _leader_gate(ctx: Context, config: InvariantConfig) -> Finding | None:
@@ -28,7 +28,9 @@ def _leader_gate(ctx: Context, config: InvariantConfig) -> Finding | None:
     return None
 
 
-def _region_rule(region_type: str) -> Rule:
+def region_rule(region_type: str) -> Rule:
+    """A region gauge of the PD leader (`type` of pd_regions_status) above the threshold."""
+
     def rule(ctx: Context, config: InvariantConfig) -> list[Finding]:
         gate = _leader_gate(ctx, config)
         if gate is not None:
@@ -60,7 +62,7 @@ def _region_rule(region_type: str) -> Rule:
     return rule
 
 
-def _leader_flapping(ctx: Context, config: InvariantConfig) -> list[Finding]:
+def pd_leader_flapping(ctx: Context, config: InvariantConfig) -> list[Finding]:
     blind = prometheus_blind(ctx, config, PD_LEADER_CHANGES, "", "PD leader changes")
     if blind is not None:
         return [blind]
@@ -82,9 +84,3 @@ def _leader_flapping(ctx: Context, config: InvariantConfig) -> list[Finding]:
         return [finding(config, "", "violated", f"{measured} (>= {config.limit:g}): PD leadership is flapping",
                         **evidence)]
     return [finding(config, "", "ok", f"{measured} (< {config.limit:g})", **evidence)]
-
-
-RULES = {
-    **{invariant: _region_rule(region_type) for region_type, invariant in REGION_TYPES.items()},
-    "pd_leader_flapping": _leader_flapping,
-}

@@ -11,11 +11,11 @@ from tikv_operator.core.invariants.engine import (
     STORES_API,
     Context,
     InvariantConfig,
-    StoreJudge,
+    Rule,
     finding,
-    inhibited,
     less_urgent,
     per_store,
+    up_only,
 )
 from tikv_operator.core.observation import TOMBSTONE, NotContacted, Store
 from tikv_operator.core.timestamps import to_rfc3339
@@ -62,15 +62,6 @@ def _judge_state(store: Store, ctx: Context, config: InvariantConfig) -> Finding
                        source=STORES_API)
     return finding(config, store.id, "unknown", f"PD reports {name} as {state!r}, a state this operator does not know",
                    cause="pd", **evidence)
-
-
-def _up_only(judge: StoreJudge) -> StoreJudge:
-    """Rule 9: PD's numbers of a store that is not Up are stale (its last heartbeat), so they wait."""
-
-    def judge_up(store: Store, ctx: Context, config: InvariantConfig) -> Finding | None:
-        return judge(store, ctx, config) if store.up else inhibited(store, config)
-
-    return judge_up
 
 
 def _judge_slow(store: Store, _: Context, config: InvariantConfig) -> Finding | None:
@@ -170,16 +161,14 @@ def reachability(config: InvariantConfig, what: str, url: str, reachable: bool, 
                     error=error)]
 
 
-def _pd_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
+def pd_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
     pd = ctx.obs.pd
     return reachability(config, "PD", pd.url, pd.reachable, pd.error, pd.not_contacted)
 
 
-RULES = {
-    "store_down": per_store(_judge_state),
-    "store_slow": per_store(_up_only(_judge_slow)),
-    "store_low_space": per_store(_up_only(_judge_space)),
-    "store_restarted": per_store(_judge_restarts),
-    "store_leader_lost": per_store(_up_only(_judge_leaders)),
-    "pd_unreachable": _pd_unreachable,
-}
+# The rules the declarations name (core.invariants.declarations).
+store_down: Rule = per_store(_judge_state)
+store_slow: Rule = per_store(up_only(_judge_slow))
+store_low_space: Rule = per_store(up_only(_judge_space))
+store_restarted: Rule = per_store(_judge_restarts)
+store_leader_lost: Rule = per_store(up_only(_judge_leaders))

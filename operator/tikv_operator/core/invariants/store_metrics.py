@@ -10,6 +10,7 @@ from tikv_operator.core.invariants.engine import (
     Context,
     InvariantConfig,
     MetricJudge,
+    Rule,
     finding,
     metric_rule,
     number,
@@ -182,25 +183,23 @@ def _no_errors_if_scraped(store: Store, ctx: Context, config: InvariantConfig) -
                    query=ctx.query(CRITICAL_ERRORS))
 
 
-def _prometheus_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
+def prometheus_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
     m = ctx.obs.metrics
     return reachability(config, "Prometheus", m.url, m.reachable, m.error, m.not_contacted)
 
 
-RULES = {
-    "high_latency": metric_rule(P99_LATENCY, "gRPC latency",
-                                _single(P99_LATENCY, "foreground gRPC requests", _latency)),
-    # Without its series it is unknown; store_low_space still judges the disk from PD's heartbeats.
-    "low_disk_space": metric_rule(STORE_SIZE, "tikv_store_size_bytes", _judge_disk),
-    "raft_log_lag": metric_rule(RAFT_LOG_LAG, "tikv_raftstore_log_lag",
-                                _single(RAFT_LOG_LAG, "Raft log lag", _log_lag)),
-    "raft_append_slow": metric_rule(RAFT_APPEND, "tikv_raftstore_append_log_duration_seconds",
-                                    _single(RAFT_APPEND, "Raft log appends", _raft_seconds("Raft log append"))),
-    "raft_apply_slow": metric_rule(RAFT_APPLY, "tikv_raftstore_apply_log_duration_seconds",
-                                   _single(RAFT_APPLY, "Raft log applies", _raft_seconds("Raft log apply"))),
-    "write_stall": metric_rule(WRITE_STALL, "tikv_engine_write_stall",
-                               _single(WRITE_STALL, "write stalls", _write_stall)),
-    "critical_error": metric_rule(CRITICAL_ERRORS, "tikv_critical_error_total",
-                                  _single(CRITICAL_ERRORS, "critical errors", _errors), absent=_no_errors_if_scraped),
-    "prometheus_unreachable": _prometheus_unreachable,
-}
+# The rules the declarations name (core.invariants.declarations).
+high_latency: Rule = metric_rule(P99_LATENCY, "gRPC latency",
+                                 _single(P99_LATENCY, "foreground gRPC requests", _latency))
+# Without its series it is unknown; store_low_space still judges the disk from PD's heartbeats.
+low_disk_space: Rule = metric_rule(STORE_SIZE, "tikv_store_size_bytes", _judge_disk)
+raft_log_lag: Rule = metric_rule(RAFT_LOG_LAG, "tikv_raftstore_log_lag",
+                                 _single(RAFT_LOG_LAG, "Raft log lag", _log_lag))
+raft_append_slow: Rule = metric_rule(RAFT_APPEND, "tikv_raftstore_append_log_duration_seconds",
+                                     _single(RAFT_APPEND, "Raft log appends", _raft_seconds("Raft log append")))
+raft_apply_slow: Rule = metric_rule(RAFT_APPLY, "tikv_raftstore_apply_log_duration_seconds",
+                                    _single(RAFT_APPLY, "Raft log applies", _raft_seconds("Raft log apply")))
+write_stall: Rule = metric_rule(WRITE_STALL, "tikv_engine_write_stall",
+                                _single(WRITE_STALL, "write stalls", _write_stall))
+critical_error: Rule = metric_rule(CRITICAL_ERRORS, "tikv_critical_error_total",
+                                   _single(CRITICAL_ERRORS, "critical errors", _errors), absent=_no_errors_if_scraped)
