@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tikv_operator.core.catalogue import ENTRIES, Entry
-from tikv_operator.core.vocabulary import INVARIANT_NAMES
+from tikv_operator.core.catalogue import ENTRIES, INVARIANT_NAMES, Entry
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 INDEX = RUNBOOKS / "README.md"  # the list of runbooks, not one

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
+from tikv_operator.core.catalogue import INVARIANT_NAMES
 from tikv_operator.core.cluster_resource import RESERVED_ALERT_LABELS
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.timestamps import to_rfc3339
-from tikv_operator.core.vocabulary import INVARIANT_NAMES, SEVERITIES
+from tikv_operator.core.vocabulary import SEVERITIES
 
 ALERTNAME = "alertname"
 WATCHDOG = "TiKVOperatorWatchdog"

@@ -3,11 +3,11 @@ rule in words and defaults, by name.
 
 The entries are declared once, with their rule functions, in core.invariants.declarations (which says
 what adding an invariant takes); this module is where cluster_resource (spec.invariants, `kubectl explain`),
-the README's table test and the benchmarks read them.
+the docs/invariants.md table test and the benchmarks read them.
 """
 
 from __future__ import annotations
 
-from tikv_operator.core.invariants.declarations import ENTRIES, Entry, Scope, Source
+from tikv_operator.core.invariants.declarations import ENTRIES, INVARIANT_NAMES, Entry, Scope, Source
 
-__all__ = ["ENTRIES", "Entry", "Scope", "Source"]
+__all__ = ["ENTRIES", "INVARIANT_NAMES", "Entry", "Scope", "Source"]

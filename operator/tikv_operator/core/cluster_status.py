@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from tikv_operator.core.alerts import DeliveryReport, alerts_delivered
+from tikv_operator.core.catalogue import INVARIANT_NAMES
 from tikv_operator.core.cluster_resource import Condition, StoreCounts, TiKVClusterStatus
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.lifecycle import Plan
 from tikv_operator.core.observation import NotContacted, Observation
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
-from tikv_operator.core.vocabulary import INVARIANT_NAMES, Health
+from tikv_operator.core.vocabulary import Health
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 GROUP = "tikvops.io"
 VERSION = "v1alpha1"
@@ -36,16 +36,3 @@ PHASES: tuple[str, ...] = get_args(Phase)
 Resolution = Literal["auto", "manual"]
 Health = Literal["Healthy", "Degraded", "Unknown"]
 
-
-# The built-in invariants in declaration order (core.invariants.declarations), read from the declarations
-# when first asked for: the rule functions they name import this module, so it cannot import them at its top.
-INVARIANT_NAMES: tuple[str, ...]
-
-if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name of this module
-
-    def __getattr__(name: str) -> tuple[str, ...]:
-        if name == "INVARIANT_NAMES":
-            from tikv_operator.core.invariants.declarations import ENTRIES
-
-            return tuple(ENTRIES)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

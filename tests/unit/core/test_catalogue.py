@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tikv_operator.core.catalogue import ENTRIES
+from tikv_operator.core.catalogue import ENTRIES, INVARIANT_NAMES
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.cluster_status import custom_invariants
 from tikv_operator.core.findings import Finding
@@ -28,7 +28,6 @@ from tikv_operator.core.queries import (
     with_matchers,
 )
 from tikv_operator.core.store_memory import EMPTY, StoreMemory, remember
-from tikv_operator.core.vocabulary import INVARIANT_NAMES
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 GIB = 2**30

@@ -31,7 +31,7 @@ def spec(**fields: Any) -> TiKVClusterSpec:
 def test_the_names_the_catalogue_and_the_rules_are_the_declarations() -> None:
     names = tuple(e.name for e in DECLARATIONS)
     assert len(set(names)) == len(names)
-    assert names == vocabulary.INVARIANT_NAMES
+    assert names == catalogue.INVARIANT_NAMES
     assert tuple(catalogue.ENTRIES) == names
     assert catalogue.Entry is Entry
     assert tuple(CATALOGUE) == names

@@ -4,10 +4,10 @@ Adding a built-in invariant is: one Entry below, one rule function (in pd_rules,
 by where its numbers come from), its tests, and its runbook (docs/runbooks/<name>.md). An invariant that
 needs PromQL no other one asks also adds its check to core.queries.
 
-Derived from this table, never listed again: the names (vocabulary.INVARIANT_NAMES), the engine's catalogue
+Derived from this table, never listed again: the names (INVARIANT_NAMES), the engine's catalogue
 and defaults (core.invariants.CATALOGUE, configure), which union-query checks are asked and which check's
 PromQL range each window sets (queries_for), spec.invariants in the CRD and `kubectl explain` (built from
-describe()), and the README's table (a unit test renders it from ENTRIES).
+describe()), and the table of docs/invariants.md (a unit test renders it from ENTRIES).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+# Each rule module by its own path: this module is what the package's __init__ reads, so it must not need it.
+import tikv_operator.core.invariants.pd_metrics as pd_metrics
+import tikv_operator.core.invariants.pd_rules as pd_rules
+import tikv_operator.core.invariants.store_metrics as store_metrics
 from tikv_operator.core.durations import format_duration
-from tikv_operator.core.invariants import pd_metrics, pd_rules, store_metrics
 from tikv_operator.core.invariants.engine import Rule
 from tikv_operator.core.queries import (
     CRITICAL_ERRORS,
@@ -187,4 +190,6 @@ DECLARATIONS: tuple[Entry, ...] = (
 )
 
 ENTRIES: Mapping[str, Entry] = {e.name: e for e in DECLARATIONS}
+# The built-in invariants' names, in declaration order.
+INVARIANT_NAMES: tuple[str, ...] = tuple(ENTRIES)
 assert len(ENTRIES) == len(DECLARATIONS), "an invariant is declared twice"
