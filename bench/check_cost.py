@@ -52,6 +52,7 @@ from tikv_operator.adapters.prometheus_client import query_metrics
 from tikv_operator.core.catalogue import ENTRIES
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.invariants import configure, evaluate, queries_for
+from tikv_operator.core.settings import ClusterSettings
 
 PD_PATH = "/pd/api/v1/stores"
 QUERY_PATH = "/api/v1/query"
@@ -146,9 +147,11 @@ def measure_size(platform: Platform, stores: int, checks: int, baseline_checks: 
         unknown: dict[str, str] = {}  # invariant -> why, of the last check that had unknowns (for the log)
 
         def checker(spec: TiKVClusterSpec) -> Callable[[], dict[str, int]]:
+            settings = ClusterSettings.of(spec)  # as the operator: once per spec, not once per check
+
             def check() -> dict[str, int]:
-                observation = loop.run_until_complete(observe(cluster["name"], spec, None, datetime.now(UTC)))
-                findings = evaluate(observation, configure(spec))
+                observation = loop.run_until_complete(observe(cluster["name"], settings, None, datetime.now(UTC)))
+                findings = evaluate(observation, settings.configs)
                 tally: dict[str, int] = {}
                 for finding in findings:
                     tally[finding.verdict] = tally.get(finding.verdict, 0) + 1
@@ -201,7 +204,8 @@ def measure_size(platform: Platform, stores: int, checks: int, baseline_checks: 
                 samples.append(measure(check, platform.prometheus_url))
         load_after = load()
         # Where the operator's check CPU goes: each part of it alone.
-        observation = loop.run_until_complete(observe(cluster["name"], spec, None, datetime.now(UTC)))
+        settings = ClusterSettings.of(spec)
+        observation = loop.run_until_complete(observe(cluster["name"], settings, None, datetime.now(UTC)))
         queries, _ = queries_for(spec, configure(spec))
         parts_run: dict[str, Callable[[], dict[str, int]]] = {
             "PD read (read_stores)": lambda: _done(loop.run_until_complete(

@@ -9,31 +9,30 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from tikv_operator.adapters.kube_writer import KubeWriter
 from tikv_operator.core.alerts import DeliveryReport
-from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec, TiKVClusterStatus
+from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterStatus
 from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
-from tikv_operator.core.durations import parse_duration
 from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import configure, evaluate, restart_horizon
-from tikv_operator.core.lifecycle import LifecyclePolicy, Plan, carried_pending, open_tickets_written, plan_check
+from tikv_operator.core.invariants import evaluate
+from tikv_operator.core.lifecycle import Plan, carried_pending, open_tickets_written, plan_check
 from tikv_operator.core.observation import Observation
+from tikv_operator.core.settings import ClusterSettings
 from tikv_operator.core.store_memory import EMPTY, StoreMemory, remember
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.core.timestamps import from_rfc3339
 
-# (cluster, namespace, spec, now, stores with open tickets) -> what PD and Prometheus say.
-Observer = Callable[[str, str, TiKVClusterSpec, datetime, frozenset[str]], Awaitable[Observation]]
+# (cluster, namespace, settings, now, stores with open tickets) -> what PD and Prometheus say.
+Observer = Callable[[str, str, ClusterSettings, datetime, frozenset[str]], Awaitable[Observation]]
 # The cluster's tickets as they are now (the operator's index): asked again after the probes.
 TicketSource = Callable[[], Iterable[TicketView]]
 
 log = logging.getLogger(__name__)
-DEFAULT_INTERVAL = timedelta(seconds=30)  # the operator's --default-interval unless set
 
 
 @dataclass(frozen=True)
@@ -73,18 +72,18 @@ class ClusterChecker:
             self.pending = list(self.last_status.pending_violations) if self.last_status else []
             self.pending_carried_at = from_rfc3339(self.last_status.last_check_time) if self.last_status else None
 
-    async def check(self, body: Mapping[str, Any], spec: TiKVClusterSpec, tickets: TicketSource,
-                    now: datetime | None = None, interval: timedelta = DEFAULT_INTERVAL) -> CheckResult:
+    async def check(self, body: Mapping[str, Any], settings: ClusterSettings, tickets: TicketSource,
+                    now: datetime | None = None) -> CheckResult:
+        """Probe -> invariants -> lifecycle plan -> ticket writes -> status."""
         started = time.perf_counter()
         self.resume(body.get("status"))
         now = now or datetime.now(UTC)
         ticketed = frozenset(t.store for t in tickets() if t.active and t.store)
-        observation = await self.observer(self.name, self.namespace, spec, now, ticketed)
-        configs = configure(spec)
-        self.memory = remember(self.memory, observation, restart_horizon(configs))
+        observation = await self.observer(self.name, self.namespace, settings, now, ticketed)
+        configs, policy = settings.configs, settings.policy
+        self.memory = remember(self.memory, observation, settings.restart_horizon)
         findings = evaluate(observation, configs, self.memory)
-        policy = LifecyclePolicy.from_spec(spec)
-        carried = carried_pending(self.pending or [], self.pending_carried_at, now, interval, policy)
+        carried = carried_pending(self.pending or [], self.pending_carried_at, now, settings.interval, policy)
         plan = plan_check(
             cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
             # Read after the probes (which may take seconds): a hold or resolve made meanwhile is planned on,
@@ -107,14 +106,6 @@ class ClusterChecker:
         log.info("%s/%s %s", self.namespace, self.name, heartbeat(findings, plan))
         return CheckResult(observation, findings, plan, written, len(applied.failed), time.perf_counter() - started,
                            applied.conflicts)
-
-
-def interval_of(spec: TiKVClusterSpec, default: timedelta) -> timedelta:
-    return parse_duration(spec.interval) if spec.interval else default
-
-
-def parse_spec(body: Mapping[str, Any]) -> TiKVClusterSpec:
-    return TiKVClusterSpec.model_validate(body.get("spec") or {})
 
 
 def parse_status(status: Mapping[str, Any] | None) -> TiKVClusterStatus | None:

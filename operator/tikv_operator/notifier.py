@@ -122,11 +122,14 @@ class Notifier:
             self._target((url, "", "", ""), NO_ALERTMANAGER_CREDENTIALS, DEFAULT_TIMEOUT_S)
 
     def register(self, namespace: str, name: str, spec: TiKVClusterSpec, tickets: Tickets,
-                 credentials: AlertmanagerCredentials = NO_ALERTMANAGER_CREDENTIALS, problem: str = "") -> None:
+                 credentials: AlertmanagerCredentials = NO_ALERTMANAGER_CREDENTIALS, problem: str = "",
+                 timeout_s: float | None = None) -> None:
+        """`timeout_s`: spec.alertmanager.timeout as the cluster's settings parsed it (else parsed here)."""
         am = spec.alertmanager
         disabled = am is not None and not am.enabled
         urls: tuple[str, ...] = () if disabled else (tuple(am.urls) if am and am.urls else self.default_urls)
-        timeout = parse_duration(am.timeout).total_seconds() if am else DEFAULT_TIMEOUT_S
+        if timeout_s is None:
+            timeout_s = parse_duration(am.timeout).total_seconds() if am else DEFAULT_TIMEOUT_S
         tls = am.tls_secret.name if am and am.tls_secret else ""
         auth = am.auth_secret.name if am and am.auth_secret else ""
         keys = tuple((url, namespace if (tls or auth) else "", tls, auth) for url in urls)
@@ -137,7 +140,7 @@ class Notifier:
             keys = previous.keys
         elif not problem:
             for key in keys:
-                self._target(key, credentials, timeout)
+                self._target(key, credentials, timeout_s)
         context = AlertContext(namespace, name, dict(am.labels) if am else {}, spec.pd.url, spec.prometheus.url)
         self.clusters[(namespace, name)] = Registration(context, keys, tickets, disabled, problem)
 

@@ -15,9 +15,9 @@ import kopf
 
 from tikv_operator.adapters.kube_api import TimedApiClient
 from tikv_operator.adapters.lease_lock import LeaseLock
-from tikv_operator.checker import DEFAULT_INTERVAL
 from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.leases import LeaseTiming
+from tikv_operator.core.settings import DEFAULT_INTERVAL
 from tikv_operator.discovery import Discovery
 from tikv_operator.leader_election import Leadership, LeaseElector, new_identity, user_agent
 
@@ -68,6 +68,7 @@ def run_operator(options: RunOptions) -> None:
         handlers,  # noqa: F401  (registers the handlers)
         self_metrics,
     )
+    from tikv_operator.services import ProcessOptions
     from tikv_operator.watchdog import WATCHDOG
 
     WATCHDOG.stall_timeout_s = options.stall_timeout.total_seconds()
@@ -87,10 +88,11 @@ def run_operator(options: RunOptions) -> None:
     leadership = Leadership(elected=election is not None, identity=new_identity(),
                             timing=election.timing if election else LeaseTiming())
     self_metrics.LEADER.set(0 if election else 1)
-    memo = kopf.Memo(default_interval=options.default_interval, only_cluster=options.only_cluster,
-                     health_port=options.health_port, bind_address=options.bind_address,
-                     alertmanager_urls=tuple(options.alertmanager_urls), alert_policy=options.alert_policy,
-                     leadership=leadership, **options.extra_memo)
+    memo = kopf.Memo(options=ProcessOptions(
+        leadership=leadership, default_interval=options.default_interval, only_cluster=options.only_cluster,
+        health_port=options.health_port, bind_address=options.bind_address,
+        alertmanager_urls=tuple(options.alertmanager_urls), alert_policy=options.alert_policy,
+    ), **options.extra_memo)
     asyncio.run(_operate(options, memo, leadership))
 
 

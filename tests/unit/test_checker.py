@@ -15,12 +15,16 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tikv_operator import handlers
+from tikv_operator.adapters.credentials import SecretCache
 from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.checker import ClusterChecker, parse_spec
+from tikv_operator.checker import ClusterChecker
+from tikv_operator.cluster_loop import ClusterLoop
 from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Store
+from tikv_operator.core.settings import ClusterSettings, settings_of
 from tikv_operator.core.tickets import TicketView
 from tikv_operator.notifier import Notifier
+from tikv_operator.services import Services
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 SPEC = {"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}}
@@ -31,6 +35,13 @@ def cluster_body(status: dict[str, Any] | None = None, spec: dict[str, Any] | No
     return {"apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster",
             "metadata": {"name": "basic", "namespace": "ns", "uid": "u-1", "generation": 1},
             "spec": spec or SPEC, "status": status or {}}
+
+
+def settings_for(body: dict[str, Any]) -> ClusterSettings:
+    """The settings a check of `body` runs with (the operator's default interval, 30s)."""
+    settings = settings_of(body["spec"], timedelta(seconds=30))
+    assert isinstance(settings, ClusterSettings)
+    return settings
 
 
 def observed(state: str = "Up") -> Observation:
@@ -79,7 +90,7 @@ def test_a_hold_made_while_the_probes_run_is_planned_on_not_overwritten() -> Non
         return observed("Up")  # the store is back: without the hold the ticket would auto-resolve
 
     checker = checker_for(objects, probes_during_which_a_person_holds_the_ticket)
-    result = asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects), now=T0))
+    result = asyncio.run(checker.check(cluster_body(), settings_for(cluster_body()), index_of(objects), now=T0))
     ticket = objects.store[(TICKETS, "basic-store-down-s4-1")]
     assert ticket["status"]["phase"] == "Open"
     assert not result.conflicts
@@ -91,11 +102,11 @@ def test_a_hold_made_after_the_plan_makes_the_resolve_a_conflict_not_a_lost_upda
     checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Up")))
     snapshot = index_of(objects)()  # the index lags: it still has the version before the hold
     hold(objects)
-    result = asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), lambda: snapshot, now=T0))
+    result = asyncio.run(checker.check(cluster_body(), settings_for(cluster_body()), lambda: snapshot, now=T0))
     assert result.conflicts == {"basic-store-down-s4-1"}
     assert objects.store[(TICKETS, "basic-store-down-s4-1")]["status"]["phase"] == "Open"
     # The next check plans from the hold: it records it (no edit handler runs here) and resolves nothing.
-    again = asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects),
+    again = asyncio.run(checker.check(cluster_body(), settings_for(cluster_body()), index_of(objects),
                                       now=T0 + timedelta(seconds=30)))
     assert [op.event.reason for op in again.plan.operations if op.event] == ["TicketHeld"]
     assert not again.conflicts
@@ -108,7 +119,7 @@ def test_open_tickets_counts_only_tickets_that_exist() -> None:
 
     objects = FakeObjects(refuse_creates)
     checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Down")))
-    result = asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects), now=T0))
+    result = asyncio.run(checker.check(cluster_body(), settings_for(cluster_body()), index_of(objects), now=T0))
     assert result.failed_writes == 1
     status = objects.store[("tikvclusters", "basic")]["status"]
     assert status["openTickets"] == 0
@@ -120,7 +131,7 @@ def test_grace_clocks_are_taken_up_from_the_status_the_last_process_wrote() -> N
     pending = [{"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T02:58:00Z"}]
     checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
     body = cluster_body({"pendingViolations": pending})
-    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0))
+    asyncio.run(checker.check(body, settings_for(body), index_of(objects), now=T0))
     # Disconnected for 2 minutes by the clock in the status: past the 1m grace period, so a ticket opens.
     (ticket,) = index_of(objects)()
     assert ticket.invariant == "store_down"
@@ -135,7 +146,7 @@ def first_check_after_a_handover(first_seen: str, last_check: str
     pending = [{"invariant": "store_down", "store": "4", "firstSeen": first_seen}]
     checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
     body = cluster_body({"pendingViolations": pending, "lastCheckTime": last_check})
-    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0, interval=timedelta(seconds=30)))
+    asyncio.run(checker.check(body, settings_for(body), index_of(objects), now=T0))
     return objects, checker, body
 
 
@@ -147,9 +158,9 @@ def test_a_grace_clock_is_not_carried_over_a_time_nobody_checked() -> None:
     restarted = {"invariant": "store_down", "store": "4", "firstSeen": "2026-11-25T03:00:00Z"}
     assert status["pendingViolations"] == [restarted]
     # Watched from then on: its own grace later, a ticket.
-    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0 + timedelta(seconds=30)))
+    asyncio.run(checker.check(body, settings_for(body), index_of(objects), now=T0 + timedelta(seconds=30)))
     assert index_of(objects)() == []
-    asyncio.run(checker.check(body, parse_spec(body), index_of(objects), now=T0 + timedelta(seconds=60)))
+    asyncio.run(checker.check(body, settings_for(body), index_of(objects), now=T0 + timedelta(seconds=60)))
     (ticket,) = index_of(objects)()
     assert ticket.first_seen == T0
 
@@ -163,10 +174,10 @@ def test_a_grace_clock_is_carried_over_a_handover_within_its_checks() -> None:
 def test_checks_that_stopped_within_one_process_restart_the_grace_clock_too() -> None:
     objects = FakeObjects()
     checker = checker_for(objects, lambda: asyncio.sleep(0, observed("Disconnected")))
-    asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects), now=T0))
+    asyncio.run(checker.check(cluster_body(), settings_for(cluster_body()), index_of(objects), now=T0))
     # The API server was away for 5 minutes: no check of this process went through.
     later = T0 + timedelta(minutes=5)
-    asyncio.run(checker.check(cluster_body(), parse_spec(cluster_body()), index_of(objects), now=later))
+    asyncio.run(checker.check(cluster_body(), settings_for(cluster_body()), index_of(objects), now=later))
     assert index_of(objects)() == []
     assert [p.first_seen for p in checker.pending or []] == ["2026-11-25T03:05:00Z"]
 
@@ -190,8 +201,9 @@ class Stopped:
 
 def run_daemon(body: dict[str, Any], objects: FakeObjects, rounds: int = 1) -> None:
     objects.put("tikvclusters", body)
-    memo = kopf.Memo(default_interval=timedelta(seconds=30), writer=KubeWriter(objects, FakeCore()),  # type: ignore[arg-type]
-                     notifier=Notifier(AlertPolicy()), credentials=None)
+    core = FakeCore()
+    memo = kopf.Memo(services=Services(default_interval=timedelta(seconds=30), writer=KubeWriter(objects, core),  # type: ignore[arg-type]
+                                       notifier=Notifier(AlertPolicy()), credentials=SecretCache(core)))  # type: ignore[arg-type]
     asyncio.run(handlers.watch_cluster(name="basic", namespace="ns", body=body, stopped=Stopped(rounds),
                                        memo=memo, tickets_by_cluster={}))
 
@@ -219,7 +231,7 @@ def test_a_cancelled_daemon_leaves_no_metric_series(monkeypatch: pytest.MonkeyPa
         self_metrics.CHECKS.labels("ns", "basic").inc()
         raise asyncio.CancelledError
 
-    monkeypatch.setattr(handlers, "_watch", cancelled)
+    monkeypatch.setattr(ClusterLoop, "turn", cancelled)
     with pytest.raises(asyncio.CancelledError):
         run_daemon(cluster_body(), FakeObjects())
     assert ("ns", "basic") not in {tuple(s.labels.values()) for m in self_metrics.CHECKS.collect()

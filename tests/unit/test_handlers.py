@@ -15,8 +15,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tikv_operator import handlers, health, self_metrics
+from tikv_operator.adapters.credentials import SecretCache
 from tikv_operator.adapters.kube_writer import KubeWriter
+from tikv_operator.core.alerts import AlertPolicy
 from tikv_operator.core.tickets import TicketView
+from tikv_operator.notifier import Notifier
+from tikv_operator.services import Services
 from tikv_operator.watchdog import Watchdog
 
 NAME = "basic-store-down-s4-1"
@@ -36,10 +40,15 @@ def resolved_by_hand(objects: FakeObjects) -> dict[str, Any]:
     })
 
 
+def memo_with(writer: KubeWriter, core: FakeCore) -> kopf.Memo:
+    return kopf.Memo(services=Services(writer=writer, notifier=Notifier(AlertPolicy()),
+                                       credentials=SecretCache(core)))  # type: ignore[arg-type]
+
+
 def run_handler(objects: FakeObjects, body: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> FakeCore:
     monkeypatch.setattr(handlers, "RECORD_BACKOFF_S", 0.0)
     core = FakeCore()
-    memo = kopf.Memo(writer=KubeWriter(objects, core))  # type: ignore[arg-type]
+    memo = memo_with(KubeWriter(objects, core), core)  # type: ignore[arg-type]
     asyncio.run(handlers.ticket_changed(type="MODIFIED", body=body, namespace="ns", memo=memo))
     return core
 
@@ -134,7 +143,7 @@ def test_the_edit_handler_does_not_race_the_operators_own_transition(monkeypatch
     objects = FakeObjects()
     core = FakeCore()
     writer = KubeWriter(objects, core)  # type: ignore[arg-type]
-    memo = kopf.Memo(writer=writer)
+    memo = memo_with(writer, core)
     objects.put("tikvclusters", {"apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster",
                                  "metadata": {"name": "basic", "namespace": "ns", "uid": "u-1"}})
     version = objects.put("operatortickets", {

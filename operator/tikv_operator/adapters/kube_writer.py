@@ -199,6 +199,20 @@ class KubeWriter:
                 # An Event is a courtesy: losing one must not fail the check.
                 log.warning("event %s on %s: %s", event.reason, target["metadata"]["name"], server_message(error))
 
+    def is_writing(self, ticket: str) -> bool:
+        """Whether this process is mid-write on the ticket: what the watch shows of it now is an intermediate
+        version, not a person's edit."""
+        return ticket in self.busy
+
+    async def get_cluster(self, namespace: str, name: str) -> Any:
+        """The TiKVCluster as the API server has it; None if it is gone."""
+        try:
+            return await self.objects.get_namespaced_custom_object(GROUP, VERSION, namespace, CLUSTERS, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
 
 def _precondition(version: str) -> dict[str, Any]:
     # A merge patch that carries metadata.resourceVersion is applied only to that version (else 409).

@@ -9,14 +9,13 @@ from datetime import datetime
 from tikv_operator.adapters.credentials import NO_CREDENTIALS, ClusterCredentials
 from tikv_operator.adapters.pd_client import read_stores
 from tikv_operator.adapters.prometheus_client import query_metrics
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.durations import parse_duration
-from tikv_operator.core.invariants import configure, queries_for
 from tikv_operator.core.observation import MetricsObservation, NotContacted, Observation, PDObservation
 from tikv_operator.core.queries import CUSTOM
+from tikv_operator.core.settings import ClusterSettings
 
 
-async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials, confirm: frozenset[str]) -> PDObservation:
+async def _pd(settings: ClusterSettings, credentials: ClusterCredentials, confirm: frozenset[str]) -> PDObservation:
+    spec = settings.spec
     url = spec.pd.url
     problem = credentials.pd_problem
     tls = credentials.pd_tls
@@ -25,17 +24,17 @@ async def _pd(spec: TiKVClusterSpec, credentials: ClusterCredentials, confirm: f
         problem = NotContacted("unreadable", f"PD client certificate: Secret {spec.pd.tls_secret.name} was not loaded")
     if problem is not None:
         return PDObservation(url=url, reachable=False, error=problem.reason, not_contacted=problem)
-    return await read_stores(url, parse_duration(spec.pd.timeout).total_seconds(), tls, confirm)
+    return await read_stores(url, settings.pd_timeout_s, tls, confirm)
 
 
-async def _metrics(spec: TiKVClusterSpec, credentials: ClusterCredentials) -> MetricsObservation:
-    prometheus = spec.prometheus
-    queries, parts = queries_for(spec, configure(spec))
+async def _metrics(settings: ClusterSettings, credentials: ClusterCredentials) -> MetricsObservation:
+    prometheus = settings.spec.prometheus
+    queries, parts = dict(settings.queries), dict(settings.parts)
     problem = credentials.prometheus_problem
     if problem is not None:
         return MetricsObservation(url=prometheus.url, reachable=False, queries=queries, error=problem.reason,
                                   not_contacted=problem, parts=parts)
-    timeout = parse_duration(prometheus.timeout).total_seconds()
+    timeout = settings.prometheus_timeout_s
     observed = await query_metrics(prometheus.url, queries, timeout, credentials.prometheus_auth)
     customs = {check: expr for check, (query, expr) in parts.items() if query == CUSTOM}
     if observed.reachable and CUSTOM in observed.failures and len(customs) > 1:
@@ -54,13 +53,13 @@ async def _each_custom(observed: MetricsObservation, customs: dict[str, str], ur
 
 
 async def observe(
-    cluster: str, spec: TiKVClusterSpec, credentials: ClusterCredentials | None, now: datetime,
+    cluster: str, settings: ClusterSettings, credentials: ClusterCredentials | None, now: datetime,
     ticketed_stores: frozenset[str] = frozenset(),
 ) -> Observation:
     """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False),
     and a probe whose credentials could not be used is not attempted (not_contacted says why).
     `ticketed_stores`: stores with open tickets, which PD must account for if it stops listing them."""
     credentials = credentials or NO_CREDENTIALS
-    pd, metrics = await asyncio.gather(_pd(spec, credentials, ticketed_stores), _metrics(spec, credentials))
+    pd, metrics = await asyncio.gather(_pd(settings, credentials, ticketed_stores), _metrics(settings, credentials))
     return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics, secrets=credentials.secrets,
-                       stale_secrets=credentials.stale, store_pods=dict(spec.store_pods))
+                       stale_secrets=credentials.stale, store_pods=dict(settings.spec.store_pods))

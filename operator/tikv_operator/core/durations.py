@@ -15,7 +15,7 @@ _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-@lru_cache(maxsize=1024)  # every check re-validates its spec: the same few strings, parsed once
+@lru_cache(maxsize=1024)  # every cluster's spec spells the same few durations
 def parse_duration(text: str) -> timedelta:
     """Parse a Go-style duration (no sign, no days: Kubernetes users write 24h)."""
     if not re.fullmatch(DURATION_PATTERN, text):

@@ -25,6 +25,7 @@ from tikv_operator.adapters.credentials import (
 from tikv_operator.adapters.probe import observe
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.invariants import configure, evaluate
+from tikv_operator.core.settings import ClusterSettings
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
 
@@ -114,7 +115,7 @@ def test_a_missing_secret_means_pd_was_not_contacted_not_that_it_is_unreachable(
         cluster = spec("absent-client-secret", pd_url=sim.pd_url.replace("http:", "https:"),
                        prometheus_url=prometheus.url)
         credentials = load(platform, namespace, cluster)
-        observation = asyncio.run(observe("basic", cluster, credentials, datetime.now(UTC)))
+        observation = asyncio.run(observe("basic", ClusterSettings.of(cluster), credentials, datetime.now(UTC)))
 
     findings = {f.invariant: f for f in evaluate(observation, configure(cluster))}
     assert observation.pd.not_contacted is not None

@@ -20,6 +20,7 @@ from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import configure, evaluate
 from tikv_operator.core.observation import Observation
+from tikv_operator.core.settings import ClusterSettings
 from tikv_sim.cluster_model import InstanceLabel
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.file_sd import write_atomically
@@ -42,7 +43,7 @@ def cluster_spec(pd_url: str, prometheus_url: str, matchers: dict[str, str], pd_
 
 def check(spec: TiKVClusterSpec) -> tuple[Observation, Findings]:
     """One check, as the operator's timer runs it."""
-    observation = asyncio.run(observe("basic", spec, None, datetime.now(UTC)))
+    observation = asyncio.run(observe("basic", ClusterSettings.of(spec), None, datetime.now(UTC)))
     return observation, {(f.invariant, f.store): f for f in evaluate(observation, configure(spec))}
 
 

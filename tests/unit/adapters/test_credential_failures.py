@@ -16,6 +16,7 @@ from tikv_operator.adapters.probe import observe
 from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import configure, evaluate
+from tikv_operator.core.settings import ClusterSettings
 
 NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
 NAMESPACE = "tidb"
@@ -34,7 +35,7 @@ def findings_with(core: Any) -> dict[str, Finding]:
 
     async def check() -> dict[str, Finding]:
         credentials = await load_credentials(SecretCache(core), NAMESPACE, cluster)
-        observation = await observe("basic", cluster, credentials, NOW)
+        observation = await observe("basic", ClusterSettings.of(cluster), credentials, NOW)
         return {f.invariant: f for f in evaluate(observation, configure(cluster))}
 
     return asyncio.run(check())
@@ -72,7 +73,7 @@ def test_every_credentials_problem_is_not_contacted_with_who_said_no(answer: Any
 
     async def check() -> Any:
         credentials = await load_credentials(SecretCache(core), NAMESPACE, cluster)
-        return await observe("basic", cluster, credentials, NOW)
+        return await observe("basic", ClusterSettings.of(cluster), credentials, NOW)
 
     observation = asyncio.run(check())
 

@@ -15,6 +15,7 @@ from tikv_operator.core.cluster_resource import TiKVClusterSpec
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import configure, evaluate, queries_for
 from tikv_operator.core.observation import NotContacted, Observation
+from tikv_operator.core.settings import ClusterSettings
 
 NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
 
@@ -38,7 +39,7 @@ def test_pd_and_prometheus_are_asked_at_the_same_time() -> None:
 
     async def scenario() -> Observation:
         async with serving(app) as url:
-            return await observe("basic", spec({"url": url}, {"url": url}), None, NOW)
+            return await observe("basic", ClusterSettings.of(spec({"url": url}, {"url": url})), None, NOW)
 
     started = time.monotonic()
     observation = asyncio.run(scenario())
@@ -59,7 +60,7 @@ def test_unusable_secrets_mean_not_contacted_and_unknown_not_unreachable() -> No
     prom_problem = NotContacted("refused", "Prometheus credentials: Secret tidb/prom-auth has no key token")
     credentials = ClusterCredentials(pd_problem=pd_problem, prometheus_problem=prom_problem)
 
-    observation = asyncio.run(observe("basic", cluster, credentials, NOW))
+    observation = asyncio.run(observe("basic", ClusterSettings.of(cluster), credentials, NOW))
     findings = {f.invariant: f for f in evaluate(observation, configure(cluster))}
 
     assert observation.pd.not_contacted == pd_problem
@@ -93,7 +94,8 @@ def test_prometheus_not_contacted_keeps_the_metric_invariants_unknown_for_its_ow
     async def scenario() -> list[Finding]:
         async with serving(app) as url:
             cluster = spec({"url": url}, {"url": url, "authSecret": {"name": "p"}})
-            obs = await observe("basic", cluster, ClusterCredentials(prometheus_problem=problem), NOW)
+            credentials = ClusterCredentials(prometheus_problem=problem)
+            obs = await observe("basic", ClusterSettings.of(cluster), credentials, NOW)
             return evaluate(obs, configure(cluster))
 
     by_identity = {(f.invariant, f.store): f for f in asyncio.run(scenario())}
@@ -110,7 +112,7 @@ def test_named_tls_secret_that_was_not_loaded_is_said_so() -> None:
     closed = f"127.0.0.1:{closed_port()}"
     cluster = spec({"url": f"https://{closed}", "tlsSecret": {"name": "pd-client"}}, {"url": f"http://{closed}"})
 
-    observation = asyncio.run(observe("basic", cluster, ClusterCredentials(), NOW))
+    observation = asyncio.run(observe("basic", ClusterSettings.of(cluster), ClusterCredentials(), NOW))
 
     assert observation.pd.error == "PD client certificate: Secret pd-client was not loaded"
 
@@ -127,7 +129,7 @@ def test_timeouts_come_from_the_spec() -> None:
     async def scenario() -> Observation:
         async with serving(app) as url:
             cluster = spec({"url": url, "timeout": "300ms"}, {"url": url, "timeout": "500ms"})
-            return await observe("basic", cluster, None, NOW)
+            return await observe("basic", ClusterSettings.of(cluster), None, NOW)
 
     observation = asyncio.run(scenario())
 
@@ -161,7 +163,7 @@ def test_a_malformed_custom_expression_blinds_only_itself() -> None:
         async with serving(app) as url:
             cluster = TiKVClusterSpec.model_validate({"pd": {"url": url}, "prometheus": {"url": url},
                                                       "customInvariants": customs})
-            return cluster, await observe("basic", cluster, None, NOW)
+            return cluster, await observe("basic", ClusterSettings.of(cluster), None, NOW)
 
     cluster, obs = asyncio.run(scenario())
     findings = {f.invariant: f for f in evaluate(obs, configure(cluster)) if f.invariant in ("good", "bad")}
