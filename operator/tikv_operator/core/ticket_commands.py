@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tikv_operator.core.tickets import RESOLVED, TicketView, manual_resolve, state_labels
+from tikv_operator.core.tickets import TicketView, manual_resolve, state_labels
 from tikv_operator.core.timestamps import from_rfc3339
-from tikv_operator.core.vocabulary import PHASES
+from tikv_operator.core.vocabulary import PHASES, Phase
 
 # A command that changed nothing, or reported what was already true, succeeds; a refusal or an ID that
 # names no (or more than one) ticket is the user's error. Exit 2 is kept for Kubernetes failures.
@@ -84,7 +84,7 @@ class Ticket:
 
     @property
     def resolved(self) -> bool:
-        return self.phase == RESOLVED
+        return self.phase == Phase.RESOLVED
 
     def to_json(self) -> dict[str, Any]:
         """The `tickets list --json` form of one ticket (camelCase, as `kubectl get -o json` spells fields)."""
@@ -242,7 +242,7 @@ def plan_resolve(ticket: Ticket, now: datetime) -> Outcome:
     rule = manual_resolve(None, now)
     return Outcome(
         f"Resolved ticket {ticket.name}",
-        status_patch={"status": dict(rule.status)},
+        status_patch={"status": rule.status.merge_patch()},
         object_patch={"metadata": {"labels": dict(rule.labels)}, "spec": dict(rule.spec)},
     )
 
