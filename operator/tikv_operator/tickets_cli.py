@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tikv_operator.core.ticket_commands import (
+from tikv_operator.tickets_output import (
     EXIT_USER_ERROR,
     HELD_MARK,
     NO_TICKETS,

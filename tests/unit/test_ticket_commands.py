@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from tikv_operator.core.ticket_commands import (
+from tikv_operator.core.ticket_commands import normalise_phase
+from tikv_operator.core.vocabulary import PHASES
+from tikv_operator.tickets_cli import StatusChoice
+from tikv_operator.tickets_output import (
     EXIT_OK,
     EXIT_USER_ERROR,
     NO_TICKETS,
@@ -17,7 +20,6 @@ from tikv_operator.core.ticket_commands import (
     TicketLookupError,
     format_time,
     is_ticket_name,
-    normalise_phase,
     plan_ack,
     plan_hold,
     plan_resolve,
@@ -27,8 +29,6 @@ from tikv_operator.core.ticket_commands import (
     table_columns,
     table_row,
 )
-from tikv_operator.core.vocabulary import PHASES
-from tikv_operator.tickets_cli import StatusChoice
 
 NOW = datetime(2026, 11, 25, 3, 55, 7, 123456, tzinfo=UTC)
 

@@ -15,6 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tikv_operator.adapters.kube_api import server_message
 from tikv_operator.core.lifecycle import CreateTicket, DeleteTicket, Operation, PatchTicket, TicketEvent
+from tikv_operator.core.ticket_resource import OperatorTicketSpec
 from tikv_operator.core.tickets import TicketView, next_ticket_name
 from tikv_operator.core.timestamps import to_rfc3339
 from tikv_operator.core.vocabulary import API_VERSION, GROUP, VERSION
@@ -106,8 +107,8 @@ class KubeWriter:
                         "uid": meta["uid"], "controller": True,
                     }],
                 },
-                "spec": without_empty_strings(
-                    {"cluster": meta["name"], "invariant": op.invariant, "store": op.store, "held": False}),
+                "spec": without_empty_strings(OperatorTicketSpec(
+                    cluster=meta["name"], invariant=op.invariant, store=op.store, held=False).merge_patch()),
             }
             try:
                 created = await self.objects.create_namespaced_custom_object(GROUP, VERSION, namespace, TICKETS, body)

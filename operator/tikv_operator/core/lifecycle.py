@@ -16,9 +16,9 @@ from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpe
 from tikv_operator.core.durations import format_duration, parse_duration
 from tikv_operator.core.findings import Finding
 from tikv_operator.core.invariants import InvariantConfig
+from tikv_operator.core.ticket_resource import OperatorTicketStatus
 from tikv_operator.core.tickets import (
     ANNOTATION_RECORDED,
-    RESOLVED,
     TicketView,
     manual_resolve,
     next_ticket_name,
@@ -29,7 +29,7 @@ from tikv_operator.core.tickets import (
     ticket_prefix,
 )
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
-from tikv_operator.core.vocabulary import SEVERITIES
+from tikv_operator.core.vocabulary import SEVERITIES, Phase
 
 Identity = tuple[str, str]
 # Reopen times kept on a ticket (enough for any flapping.count in the window).
@@ -47,18 +47,21 @@ class TicketEvent:
 
 @dataclass(frozen=True)
 class CreateTicket:
+    """`status` is the wire form of an OperatorTicketStatus (`merge_patch`), as it is sent."""
+
     name: str
     invariant: str
     store: str
     labels: Mapping[str, str]
     status: Mapping[str, Any]
     event: TicketEvent
-    annotations: Mapping[str, str] = field(default_factory=lambda: {ANNOTATION_RECORDED: record_of("Open", False)})
+    annotations: Mapping[str, str] = field(default_factory=lambda: {ANNOTATION_RECORDED: record_of(Phase.OPEN, False)})
 
 
 @dataclass(frozen=True)
 class PatchTicket:
-    """Merge patches: `status` goes to the status subresource, `spec`/`labels`/`annotations` to the object.
+    """Merge patches: `status` (an OperatorTicketStatus's `merge_patch`) goes to the status subresource,
+    `spec`/`labels`/`annotations` to the object.
 
     `resource_version` is the version of the ticket the plan was made from: the patch applies only to that
     version (a 409 says someone changed the ticket meanwhile, and the next plan starts from their change)."""
@@ -199,11 +202,11 @@ def plan_check(
         if ident not in seen and unwritten.get(ticket.name):
             still_unwritten[ticket.name] = unwritten[ticket.name]
 
-    reopened = {op.name for op in ops if isinstance(op, PatchTicket) and (op.status or {}).get("phase") == "Open"}
+    reopened = {op.name for op in ops if _phase_written(op) == Phase.OPEN}
     ops.extend(op for op in _expired(history, now, policy) if op.name not in reopened)
     opened = sum(isinstance(op, CreateTicket) for op in ops) + len(reopened)
-    resolved = sum(isinstance(op, PatchTicket) and (op.status or {}).get("phase") == RESOLVED for op in ops)
-    resolving = {op.name for op in ops if isinstance(op, PatchTicket) and (op.status or {}).get("phase") == RESOLVED}
+    resolving = {op.name for op in ops if _phase_written(op) == Phase.RESOLVED}
+    resolved = sum(_phase_written(op) == Phase.RESOLVED for op in ops)
     return Plan(
         operations=tuple(ops),
         pending=tuple(sorted(still_pending.values(), key=lambda p: (p.invariant, p.store))),
@@ -212,6 +215,14 @@ def plan_check(
         last_violated={name: at for name, at in violated_at.items()
                        if name not in resolving and name in {t.name for t in active.values()}},
     )
+
+
+def _phase_written(op: Operation) -> str | None:
+    """The phase a patch sets; None when it leaves the phase alone (and for creates and deletes)."""
+    if isinstance(op, PatchTicket) and op.status:
+        phase = op.status.get("phase")  # the wire form: merge_patch spells status.phase "phase"
+        return None if phase is None else str(phase)
+    return None
 
 
 def _keeps_firing(ticket: TicketView, config: InvariantConfig, now: datetime, violated_at: Mapping[str, datetime]
@@ -248,23 +259,17 @@ def _resolved_by_hand_within(tickets: Sequence[TicketView], now: datetime, grace
     if not tickets:
         return False
     latest = tickets[-1]
-    return (latest.phase == RESOLVED and latest.resolution != "auto" and latest.resolved_at is not None
+    return (latest.phase == Phase.RESOLVED and latest.resolution != "auto" and latest.resolved_at is not None
             and now - latest.resolved_at < grace)
 
 
 def _open_status(finding: Finding, first_seen: datetime, now: datetime, occurrences: int, batch: str,
-                 flapping: bool) -> dict[str, Any]:
-    return {
-        "phase": "Open",
-        "severity": finding.severity,
-        "message": finding.message,
-        "firstSeen": to_rfc3339(first_seen),
-        "lastSeen": to_rfc3339(now),
-        "occurrences": occurrences,
-        "batch": batch,
-        "flapping": flapping,
-        "evidence": dict(finding.evidence),
-    }
+                 flapping: bool) -> OperatorTicketStatus:
+    return OperatorTicketStatus(
+        phase=Phase.OPEN, severity=finding.severity, message=finding.message, first_seen=to_rfc3339(first_seen),
+        last_seen=to_rfc3339(now), occurrences=occurrences, batch=batch, flapping=flapping,
+        evidence=dict(finding.evidence),
+    )
 
 
 def _openings_within(tickets: Iterable[TicketView], now: datetime, window: timedelta) -> int:
@@ -281,7 +286,7 @@ def _recently_auto_resolved(tickets: Sequence[TicketView], now: datetime,
     if not tickets:
         return None
     latest = tickets[-1]
-    if (latest.phase == RESOLVED and latest.resolution == "auto" and latest.resolved_at is not None
+    if (latest.phase == Phase.RESOLVED and latest.resolution == "auto" and latest.resolved_at is not None
             and now - latest.resolved_at < policy.flapping_window):
         return latest
     return None
@@ -290,17 +295,17 @@ def _recently_auto_resolved(tickets: Sequence[TicketView], now: datetime,
 def _reopen(ticket: TicketView, finding: Finding, now: datetime, batch: str, policy: LifecyclePolicy) -> PatchTicket:
     openings = _openings_within([ticket], now, policy.flapping_window) + 1
     reopened = [*(to_rfc3339(m) for m in ticket.reopened_at), to_rfc3339(now)][-MAX_REOPENINGS_KEPT:]
-    status = {
-        "phase": "Open", "severity": finding.severity, "message": finding.message, "lastSeen": to_rfc3339(now),
-        "occurrences": ticket.occurrences + 1, "batch": batch, "flapping": openings >= policy.flapping_count,
-        "evidence": dict(finding.evidence), "reopenedAt": reopened,
-        # JSON merge patch: null removes the fields of the resolution.
-        "resolvedAt": None, "resolution": None, "resolutionMessage": None,
-    }
+    status = OperatorTicketStatus(
+        phase=Phase.OPEN, severity=finding.severity, message=finding.message, last_seen=to_rfc3339(now),
+        occurrences=ticket.occurrences + 1, batch=batch, flapping=openings >= policy.flapping_count,
+        evidence=dict(finding.evidence), reopened_at=reopened,
+        # Given as None, so the merge patch carries null: that removes the fields of the resolution.
+        resolved_at=None, resolution=None, resolution_message=None,
+    )
     return PatchTicket(
-        ticket.name, status=status,
-        labels=state_labels("Open", False, finding.severity),
-        annotations={ANNOTATION_RECORDED: record_of("Open", False)}, resource_version=ticket.resource_version,
+        ticket.name, status=status.merge_patch(),
+        labels=state_labels(Phase.OPEN, False, finding.severity),
+        annotations={ANNOTATION_RECORDED: record_of(Phase.OPEN, False)}, resource_version=ticket.resource_version,
         event=TicketEvent("TicketReopened", f"{ticket.name}: back within {format_duration(policy.flapping_window)} of "
                           f"resolving, reopened ({openings} openings in the window): {finding.message}", "Warning"),
     )
@@ -316,8 +321,8 @@ def _create(cluster: str, finding: Finding, first_seen: datetime, now: datetime,
         name=name,
         invariant=finding.invariant,
         store=finding.store,
-        labels=ticket_labels(cluster, finding.invariant, finding.store, "Open", finding.severity, held=False),
-        status=_open_status(finding, first_seen, now, 1, batch, flapping),
+        labels=ticket_labels(cluster, finding.invariant, finding.store, Phase.OPEN, finding.severity, held=False),
+        status=_open_status(finding, first_seen, now, 1, batch, flapping).merge_patch(),
         event=TicketEvent("TicketOpened", f"{name}: {finding.message}{note}", "Warning"),
     )
 
@@ -328,15 +333,16 @@ def _refresh(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
     if ticket.phase is None:
         return _repair(ticket, finding, now, batch), 0
     occurrences = ticket.occurrences + unwritten + 1
-    counters = {"occurrences": occurrences, "lastSeen": to_rfc3339(now), "message": finding.message}
+    counters = OperatorTicketStatus(occurrences=occurrences, last_seen=to_rfc3339(now), message=finding.message)
     if _more_urgent(finding.severity, ticket.severity):
         event = TicketEvent("SeverityChanged", f"{ticket.name}: severity {ticket.severity} -> {finding.severity}",
                             "Warning")
-        return [PatchTicket(ticket.name, status={**counters, "severity": finding.severity},
+        severity = counters.model_copy(update={"severity": finding.severity})
+        return [PatchTicket(ticket.name, status=severity.merge_patch(),
                             labels=state_labels(ticket.phase, ticket.held, finding.severity), event=event,
                             resource_version=ticket.resource_version)], 0
     if ticket.last_seen is None or now - ticket.last_seen >= policy.refresh_interval:
-        return [PatchTicket(ticket.name, status=counters, resource_version=ticket.resource_version)], 0
+        return [PatchTicket(ticket.name, status=counters.merge_patch(), resource_version=ticket.resource_version)], 0
     return [], unwritten + 1
 
 
@@ -348,16 +354,17 @@ def _more_urgent(severity: str, than: str | None) -> bool:
 
 
 def _resolve(ticket: TicketView, finding: Finding, now: datetime, unwritten: int) -> PatchTicket:
-    status: dict[str, Any] = {"phase": RESOLVED, "resolution": "auto", "resolvedAt": to_rfc3339(now),
-                              "resolutionMessage": finding.message}
+    status = OperatorTicketStatus(phase=Phase.RESOLVED, resolution="auto", resolved_at=to_rfc3339(now),
+                                  resolution_message=finding.message)
     if unwritten:
-        status["occurrences"] = ticket.occurrences + unwritten
+        status = status.model_copy(update={"occurrences": ticket.occurrences + unwritten})
     if ticket.phase is None:  # never initialised: give it the fields a reader expects
-        status.update(severity=finding.severity, message=finding.message, occurrences=max(1, ticket.occurrences),
-                      firstSeen=to_rfc3339(ticket.created or now), lastSeen=to_rfc3339(now))
+        status = status.model_copy(update={
+            "severity": finding.severity, "message": finding.message, "occurrences": max(1, ticket.occurrences),
+            "first_seen": to_rfc3339(ticket.created or now), "last_seen": to_rfc3339(now)})
     return PatchTicket(
-        ticket.name, status=status, labels=state_labels(RESOLVED, False),
-        annotations={ANNOTATION_RECORDED: record_of(RESOLVED, False)},
+        ticket.name, status=status.merge_patch(), labels=state_labels(Phase.RESOLVED, False),
+        annotations={ANNOTATION_RECORDED: record_of(Phase.RESOLVED, False)},
         event=TicketEvent("TicketResolved", f"{ticket.name}: condition cleared ({finding.message})"),
         resource_version=ticket.resource_version,
     )
@@ -370,7 +377,7 @@ def _repair(ticket: TicketView, finding: Finding, now: datetime, batch: str) -> 
         return []
     first_seen = ticket.created or now
     return [PatchTicket(ticket.name, status=_open_status(finding, first_seen, now, max(1, ticket.occurrences),
-                                                         batch, flapping=False),
+                                                         batch, flapping=False).merge_patch(),
                         event=TicketEvent("TicketOpened", f"{ticket.name}: {finding.message}", "Warning"),
                         resource_version=ticket.resource_version)]
 
@@ -382,7 +389,7 @@ def _expired(history: Mapping[Identity, Sequence[TicketView]], now: datetime,
     for tickets in history.values():
         for t in tickets:
             resolved_at = t.resolved_at or t.last_seen or t.created
-            if t.phase == RESOLVED and resolved_at is not None and now - resolved_at >= policy.resolved_retention:
+            if t.phase == Phase.RESOLVED and resolved_at is not None and now - resolved_at >= policy.resolved_retention:
                 ops.append(DeleteTicket(t.name, TicketEvent(
                     "TicketDeleted", f"{t.name}: resolved {to_rfc3339(resolved_at)}, past the retention period"),
                     resource_version=t.resource_version))
@@ -401,15 +408,15 @@ def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
     status: dict[str, Any] = {}
     spec: dict[str, Any] = {}
     reason, what = "", ""
-    if phase == RESOLVED and old_phase != RESOLVED and ticket.resolution != "auto":
+    if phase == Phase.RESOLVED and old_phase != Phase.RESOLVED and ticket.resolution != "auto":
         rule = manual_resolve(ticket.resolved_at, now)
-        status = {k: v for k, v in rule.status.items() if k != "phase"}
+        status = rule.status.merge_patch(exclude={"phase"})  # the person wrote the phase
         if held:
             spec, held = dict(rule.spec), False
         reason, what = "TicketResolvedManually", "resolved by hand" + (" (the hold is cleared)" if spec else "")
-    elif phase != old_phase and phase != RESOLVED:
+    elif phase != old_phase and phase != Phase.RESOLVED:
         reason, what = f"Ticket{phase}", f"phase is now {phase}"
-    elif held != old_held and phase != RESOLVED:
+    elif held != old_held and phase != Phase.RESOLVED:
         reason = "TicketHeld" if held else "TicketUnheld"
         what = "held: it will not auto-resolve" if held else "unheld: it auto-resolves when the condition clears"
     labels = {k: v for k, v in state_labels(phase, held).items() if ticket.labels.get(k) != v}
@@ -431,9 +438,9 @@ def open_tickets_written(plan: Plan, failed: Collection[str]) -> int:
     for op in plan.operations:
         if op.name not in failed or isinstance(op, DeleteTicket):
             continue
-        phase = op.status.get("phase") if isinstance(op, PatchTicket) and op.status else None
-        if isinstance(op, CreateTicket) or phase == "Open":
+        phase = _phase_written(op)
+        if isinstance(op, CreateTicket) or phase == Phase.OPEN:
             count -= 1
-        elif phase == RESOLVED:
+        elif phase == Phase.RESOLVED:
             count += 1
     return max(count, 0)

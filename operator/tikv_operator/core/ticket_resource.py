@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from tikv_operator.core.vocabulary import INVARIANT_NAME_MAX, INVARIANT_NAME_PATTERN, Phase, Resolution, Severity
 from tikv_operator.core.wire import Timestamp, WireModel
@@ -26,7 +26,12 @@ class OperatorTicketSpec(WireModel):
     )
 
 
+# The status as the operator writes it (`merge_patch`) and every reader reads it (`read`). (No docstring: it
+# would become the CRD's description of status.)
 class OperatorTicketStatus(WireModel):
+    # A phase reads back as the plain string the API server holds (Phase is a StrEnum of those strings).
+    model_config = ConfigDict(use_enum_values=True)
+
     phase: Phase | None = Field(
         None, description="Open, Acknowledged, Diagnosed or Resolved; patch to Resolved to resolve by hand."
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tikv_operator.core.ticket_resource import OperatorTicketStatus
 from tikv_operator.core.timestamps import from_rfc3339, to_rfc3339
 from tikv_operator.core.vocabulary import (
     GROUP,
@@ -17,9 +18,11 @@ from tikv_operator.core.vocabulary import (
     LABEL_PHASE,
     LABEL_SEVERITY,
     LABEL_STORE,
+    Phase,
+    phase_label,
+    phase_of_label,
 )
 
-RESOLVED = "Resolved"
 # The phase and hold the operator last recorded ("Open/unheld"): a ticket that differs from it was just
 # changed by a person (kubectl patch, the CLI), which is a transition to record and announce.
 ANNOTATION_RECORDED = f"{GROUP}/recorded"
@@ -58,7 +61,7 @@ def next_ticket_name(cluster: str, invariant: str, store: str, taken: Iterable[s
 def state_labels(phase: str, held: bool, severity: str | None = None) -> dict[str, str]:
     """The labels that copy a ticket's phase, hold (and severity) so `kubectl get -l` can select on them.
     Every writer (operator and CLI) sets them through this one function."""
-    labels = {LABEL_PHASE: phase.lower(), LABEL_HELD: "true" if held else "false"}
+    labels = {LABEL_PHASE: phase_label(phase), LABEL_HELD: "true" if held else "false"}
     if severity is not None:
         labels[LABEL_SEVERITY] = severity
     return labels
@@ -73,7 +76,7 @@ def ticket_labels(cluster: str, invariant: str, store: str, phase: str, severity
 class ManualResolve:
     """Rule 6: what resolving a ticket by hand writes. A manual resolve wins over hold, so the hold goes."""
 
-    status: Mapping[str, Any]
+    status: OperatorTicketStatus
     spec: Mapping[str, Any]
     labels: Mapping[str, str]
 
@@ -82,13 +85,14 @@ def manual_resolve(resolved_at: datetime | None, now: datetime) -> ManualResolve
     """The same for `tikv-operator tickets resolve` and for the operator recording a `kubectl patch` to
     Resolved; a resolvedAt the person already wrote is kept."""
     return ManualResolve(
-        status={"phase": RESOLVED, "resolution": "manual", "resolvedAt": to_rfc3339(resolved_at or now)},
+        status=OperatorTicketStatus(phase=Phase.RESOLVED, resolution="manual",
+                                    resolved_at=to_rfc3339(resolved_at or now)),
         spec={"held": False},
-        labels=state_labels(RESOLVED, held=False),
+        labels=state_labels(Phase.RESOLVED, held=False),
     )
 
 
-def _moments(value: Any) -> tuple[datetime, ...]:
+def _moments(value: object) -> tuple[datetime, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(m for m in (from_rfc3339(v) if isinstance(v, str) else None for v in value) if m is not None)
@@ -103,7 +107,9 @@ class TicketView:
     invariant: str
     store: str
     held: bool = False
-    phase: str | None = None  # None: created, but its status was never written (a crash in between)
+    # None: created, but its status was never written (a crash in between). A str, not only a Phase: a
+    # newer operator's phase is kept as stored.
+    phase: str | None = None
     severity: str | None = None
     occurrences: int = 0
     first_seen: datetime | None = None
@@ -129,7 +135,8 @@ class TicketView:
         record = self.annotations.get(ANNOTATION_RECORDED)
         if record:
             return parse_record(record)
-        return (self.labels.get(LABEL_PHASE, "open").capitalize(), self.labels.get(LABEL_HELD) == "true")
+        label = self.labels.get(LABEL_PHASE, phase_label(Phase.OPEN))
+        return (phase_of_label(label) or label.capitalize(), self.labels.get(LABEL_HELD) == "true")
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -137,32 +144,43 @@ class TicketView:
 
     @property
     def active(self) -> bool:
-        return self.phase != RESOLVED
+        return self.phase != Phase.RESOLVED
+
+    @property
+    def current_phase(self) -> str:
+        """The phase a person sees: Open until the status is written (the operator writes Open right after it
+        creates a ticket; the API server ignores status on create)."""
+        return self.phase or Phase.OPEN
 
     @classmethod
     def from_resource(cls, body: Mapping[str, Any]) -> TicketView:
-        meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+        return cls.of(body, OperatorTicketStatus.read(body.get("status")))
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], status: OperatorTicketStatus) -> TicketView:
+        """The view of an object whose status was read already (`OperatorTicketStatus.read`)."""
+        meta, spec = body.get("metadata") or {}, body.get("spec") or {}
         return cls(
             name=str(meta.get("name", "")),
             cluster=str(spec.get("cluster", "")),
             invariant=str(spec.get("invariant", "")),
             store=str(spec.get("store") or ""),
             held=spec.get("held") is True,
-            phase=status.get("phase"),
-            severity=status.get("severity"),
-            occurrences=int(status.get("occurrences") or 0),
-            first_seen=from_rfc3339(status.get("firstSeen")),
-            last_seen=from_rfc3339(status.get("lastSeen")),
-            resolved_at=from_rfc3339(status.get("resolvedAt")),
-            resolution=status.get("resolution"),
+            phase=status.phase,
+            severity=status.severity,
+            occurrences=int(status.occurrences or 0),
+            first_seen=from_rfc3339(status.first_seen),
+            last_seen=from_rfc3339(status.last_seen),
+            resolved_at=from_rfc3339(status.resolved_at),
+            resolution=status.resolution,
             created=from_rfc3339(meta.get("creationTimestamp")),
-            reopened_at=_moments(status.get("reopenedAt")),
+            reopened_at=_moments(status.reopened_at),
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
             resource_version=str(meta.get("resourceVersion") or ""),
             namespace=str(meta.get("namespace") or ""),
-            message=str(status.get("message") or ""),
-            evidence=dict(status.get("evidence") or {}) if isinstance(status.get("evidence"), dict) else {},
-            silences={str(k): str(v) for k, v in (status.get("silences") or {}).items() if v}
-            if isinstance(status.get("silences"), dict) else {},
+            message=str(status.message or ""),
+            evidence=dict(status.evidence) if isinstance(status.evidence, dict) else {},
+            silences={str(k): str(v) for k, v in status.silences.items() if v}
+            if isinstance(status.silences, dict) else {},
         )

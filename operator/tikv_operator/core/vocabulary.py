@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal, get_args
 
 GROUP = "tikvops.io"
@@ -30,8 +31,28 @@ INVARIANT_NAME_MAX = 40
 Severity = Literal["emergency", "critical", "warning", "info"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 
-Phase = Literal["Open", "Acknowledged", "Diagnosed", "Resolved"]
-PHASES: tuple[str, ...] = get_args(Phase)
+
+# A ticket's status.phase; its label (tikvops.io/phase, `tickets --status`) is phase_label's. (No docstring:
+# pydantic would put it into the CRD's schema.)
+class Phase(StrEnum):
+    OPEN = "Open"
+    ACKNOWLEDGED = "Acknowledged"
+    DIAGNOSED = "Diagnosed"
+    RESOLVED = "Resolved"
+
+
+PHASES: tuple[str, ...] = tuple(phase.value for phase in Phase)
+
+
+def phase_label(phase: str) -> str:
+    """The phase as labels and `tickets --status` spell it: Phase.OPEN -> "open"."""
+    return phase.lower()
+
+
+def phase_of_label(text: str) -> Phase | None:
+    """The phase a label value (or `--status` text, in any case) names; None when it names none."""
+    return next((phase for phase in Phase if phase_label(phase) == text.strip().lower()), None)
+
 
 Resolution = Literal["auto", "manual"]
 Health = Literal["Healthy", "Degraded", "Unknown"]

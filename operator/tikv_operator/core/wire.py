@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 
@@ -21,6 +22,25 @@ class WireModel(BaseModel):
     def wire(self) -> dict[str, object]:
         """The JSON-ready body as the API server stores it (camelCase, no unset optionals)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def merge_patch(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The fields this object was given, camelCase, as a JSON merge patch: a field given None is null
+        (the merge patch removes it), a field not given stays out. Values are not converted to JSON types
+        (mode "python"): free-form fields reach the API client exactly as the code built them."""
+        return self.model_dump(by_alias=True, exclude_unset=True, exclude=exclude)
+
+    @classmethod
+    def read(cls, raw: object) -> Self:
+        """An object another writer stored, field by field: a value this version cannot validate (a newer
+        operator's) is kept as stored instead of failing the whole object, so every reader sees what is there."""
+        fields: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as error:
+            unreadable = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+        model = cls.model_validate({k: v for k, v in fields.items() if k not in unreadable})
+        names = {info.alias or name: name for name, info in cls.model_fields.items()}
+        return model.model_copy(update={names[k]: fields[k] for k in unreadable if k in names})
 
 
 # RFC 3339 timestamps, as Kubernetes writes them ("2026-11-25T03:55:00Z").
