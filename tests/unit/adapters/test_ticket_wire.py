@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,9 +144,9 @@ def wire(name: str) -> str:
     return json.dumps(CASES[name]() if name in CASES else _cli(name))
 
 
-def test_regenerate_when_asked() -> None:
-    if os.environ.get("TIKV_WRITE_WIRE") != "1":
-        pytest.skip("set TIKV_WRITE_WIRE=1 to rewrite ticket_wire.json")
+def regenerate() -> None:
+    """Rewrite ticket_wire.json on purpose, when a wire change is meant:
+    `.venv/bin/python -c 'from tests.unit.adapters.test_ticket_wire import regenerate; regenerate()'`."""
     GOLDEN.write_text(json.dumps({name: wire(name) for name in [*CASES, *CLI_CASES]}, indent=1) + "\n")
 
 
