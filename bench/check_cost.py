@@ -46,13 +46,13 @@ from bench.common import (
 from bench.counting import RequestCounter
 from bench.runner import benchmark, publish
 from bench.stats import fmt, parse_samples, summarize
-from tikv_operator.adapters.pd_client import read_stores
-from tikv_operator.adapters.probe import observe
-from tikv_operator.adapters.prometheus_client import query_metrics
-from tikv_operator.core.catalogue import ENTRIES
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import configure, evaluate, queries_for
-from tikv_operator.core.settings import ClusterSettings
+from tikv_operator.checks.core.catalogue import ENTRIES
+from tikv_operator.checks.core.invariants import configure, evaluate, queries_for
+from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.pd_client import read_stores
+from tikv_operator.checks.probe import observe
+from tikv_operator.checks.prometheus_client import query_metrics
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 PD_PATH = "/pd/api/v1/stores"
 QUERY_PATH = "/api/v1/query"

@@ -22,10 +22,10 @@ from aiohttp import web
 
 from bench.common import log, section_header, start
 from bench.runner import publish
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.notifier import Notifier, Target
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.alerts.notifier import Notifier, Target
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
+from tikv_operator.tickets.core.ticket import TicketView
 
 NOW = datetime.now(UTC)
 

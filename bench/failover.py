@@ -51,8 +51,8 @@ from bench.common import (
 )
 from bench.runner import benchmark, publish
 from bench.stats import fmt, parse_samples, summarize
-from tikv_operator.cluster_loop import STANDBY_POLL_S
-from tikv_operator.core.leases import MAX_JITTER, LeaseTiming
+from tikv_operator.checks.cluster_loop import STANDBY_POLL_S
+from tikv_operator.election.core.leases import MAX_JITTER, LeaseTiming
 
 POLL_S = 0.1
 LEASE = "tikv-operator"

@@ -7,9 +7,9 @@ What it supports, exactly (anything else is answered 400 bad_data, as Prometheus
   (answers are "now"). `GET /-/healthy` answers 200.
 - Only these instant queries, exactly as the operator writes them, where the matchers are zero or more
   exact `k="v"` (the TiKVCluster's spec.prometheus.labelMatchers):
-  - `p99_latency_seconds` and `store_size_bytes` of `tikv_operator.core.queries.check_queries(matchers,
+  - `p99_latency_seconds` and `store_size_bytes` of `tikv_operator.checks.core.queries.check_queries(matchers,
     window)` (any window);
-  - the `store_health` and `pd_health` union queries of `tikv_operator.core.invariants.queries_for(spec,
+  - the `store_health` and `pd_health` union queries of `tikv_operator.checks.core.invariants.queries_for(spec,
     configure(spec))` for a spec with those matchers and every other setting at its default (every
     built-in invariant enabled, no custom invariants), except `spec.prometheus.rateWindow`, which may be
     any window (the raft p99s use it). The `custom` query is not supported.
@@ -41,9 +41,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import configure, queries_for
-from tikv_operator.core.queries import (
+from tikv_operator.checks.core.invariants import configure, queries_for
+from tikv_operator.checks.core.queries import (
     CHECK_LABEL,
     DEFAULT_RATE_WINDOW,
     KEY_LABEL,
@@ -63,6 +62,7 @@ from tikv_operator.core.queries import (
     WRITE_STALL,
     check_queries,
 )
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 Kind = Literal["p99", "sizes", "store_health", "pd_health"]
 
@@ -154,7 +154,7 @@ def parse_query(expr: str) -> Query:
             raise UnsupportedQuery(f"not exactly the operator's {_QUERY_NAME[kind]} query (queries_for() with "
                                    "default settings)")
         return Query(kind, matchers)
-    raise UnsupportedQuery("only the queries of tikv_operator.core.queries are supported")
+    raise UnsupportedQuery("only the queries of tikv_operator.checks.core.queries are supported")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Prometheus.
 
 - before: the queries of commit 7e8b876: one p99 over every request type but kv_gc, `by (instance, le)`
   over [1m], plus capacity and available as two more queries;
-- after: `tikv_operator.core.queries.base_queries()` (the latency and disk queries of check_queries();
+- after: `tikv_operator.checks.core.queries.base_queries()` (the latency and disk queries of check_queries();
   the raft, RocksDB and PD union queries are not compared here): p99 per foreground type, then the
   worst type of each store, over the default rateWindow (2m) and, to separate the query's shape from its
   window, over 1m; capacity and available in one query.
@@ -38,12 +38,12 @@ from bench.common import (
 )
 from bench.runner import benchmark, publish
 from bench.stats import fmt, summarize
-from tikv_operator.adapters.pd_client import read_stores
-from tikv_operator.adapters.prometheus_client import query_metrics
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import configure, evaluate
-from tikv_operator.core.observation import Observation
-from tikv_operator.core.queries import base_queries, selector
+from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.observation import Observation
+from tikv_operator.checks.core.queries import base_queries, selector
+from tikv_operator.checks.pd_client import read_stores
+from tikv_operator.checks.prometheus_client import query_metrics
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 SCRAPE_INTERVAL = "15s"
 

@@ -43,7 +43,7 @@ from bench.common import (
 from bench.procstat import ProcSampler, cpu_cores, top_frames
 from bench.runner import benchmark, publish
 from bench.stats import bucket_delta, fmt, fraction_at_most, histogram_buckets, histogram_quantile, parse_samples
-from tikv_operator.core.catalogue import ENTRIES
+from tikv_operator.checks.core.catalogue import ENTRIES
 
 INTERVAL = "30s"
 STORES = 5

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.kube import Cli, eventually
 from harness.prometheus import Prometheus, ScrapeTargets
-from tikv_operator.core.tickets import state_labels
+from tikv_operator.tickets.core.ticket import state_labels
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
 from tikv_sim.store_model import Timing

@@ -16,7 +16,7 @@ from bench.runner import benchmark
 from bench.soak import ground_truth
 from bench.soak.oracle import GUARANTEES, judge
 from bench.soak.run import Options, soak
-from tikv_operator.core.durations import parse_duration
+from tikv_operator.model.durations import parse_duration
 
 
 def seconds(text: str) -> float:

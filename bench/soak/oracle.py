@@ -53,7 +53,7 @@ from typing import Any
 
 from bench.soak.ground_truth import Fault, Record
 from bench.soak.intervals import Span, covers, measure_within, overlaps, subtract, union
-from tikv_operator.core.timestamps import from_rfc3339
+from tikv_operator.model.timestamps import from_rfc3339
 
 GUARANTEES = ("one_open_per_identity", "no_auto_resolve_while_present", "every_fault_detected",
               "people_reflected", "no_unexplained_ticket", "alertmanager_matches", "memory_bounded")

@@ -12,12 +12,12 @@ import aiohttp
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tikv_operator.adapters.kube_api import NotLeading, server_message, short_error
-from tikv_operator.cluster_loop import ClusterLoop, TicketIndex
-from tikv_operator.core.lifecycle import react_to_edit
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.core.vocabulary import GROUP, VERSION
+from tikv_operator.checks.cluster_loop import ClusterLoop, TicketIndex
+from tikv_operator.kube.api import NotLeading, server_message, short_error
+from tikv_operator.model.vocabulary import GROUP, VERSION
 from tikv_operator.services import Services, options_of, services_of
+from tikv_operator.tickets.core.lifecycle import react_to_edit
+from tikv_operator.tickets.core.ticket import TicketView
 
 FINALIZER = f"{GROUP}/finalizer"
 # Recording a person's edit: a few quick tries inside the handler (kopf does not retry on.event handlers);

@@ -13,13 +13,13 @@ from typing import Literal
 
 import kopf
 
-from tikv_operator.adapters.kube_api import TimedApiClient
-from tikv_operator.adapters.lease_lock import LeaseLock
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.leases import LeaseTiming
-from tikv_operator.core.settings import DEFAULT_INTERVAL
-from tikv_operator.discovery import Discovery
-from tikv_operator.leader_election import Leadership, LeaseElector, new_identity, user_agent
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.checks.core.settings import DEFAULT_INTERVAL
+from tikv_operator.discovery.reconciler import Discovery
+from tikv_operator.election.core.leases import LeaseTiming
+from tikv_operator.election.leadership import Leadership, LeaseElector, new_identity, user_agent
+from tikv_operator.election.lease_lock import LeaseLock
+from tikv_operator.kube.api import TimedApiClient
 
 LogFormat = Literal["text", "json"]
 

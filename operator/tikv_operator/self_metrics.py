@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.core.vocabulary import SEVERITIES
+from tikv_operator.model.vocabulary import SEVERITIES
+from tikv_operator.tickets.core.ticket import TicketView
 
 CHECKS = Counter("tikv_operator_checks_total", "Checks run.", ["namespace", "cluster"])
 CHECK_FAILURES = Counter(

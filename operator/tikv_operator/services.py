@@ -12,14 +12,14 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config import ConfigException
 
-from tikv_operator.adapters.credentials import SecretCache
-from tikv_operator.adapters.kube_api import TimedApiClient
-from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.settings import DEFAULT_INTERVAL
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.alerts.notifier import Notifier
+from tikv_operator.checks.core.settings import DEFAULT_INTERVAL
+from tikv_operator.election.leadership import Leadership, user_agent
 from tikv_operator.health import serve_health
-from tikv_operator.leader_election import Leadership, user_agent
-from tikv_operator.notifier import Notifier
+from tikv_operator.kube.api import TimedApiClient
+from tikv_operator.kube.credentials import SecretCache
+from tikv_operator.kube.writer import KubeWriter
 
 
 @dataclass(frozen=True)

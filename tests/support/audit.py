@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tikv_operator.core.timestamps import from_rfc3339
+from tikv_operator.model.timestamps import from_rfc3339
 
 
 @dataclass(frozen=True)

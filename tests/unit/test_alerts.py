@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from tikv_operator.core.alerts import (
+from tikv_operator.alerts.core.delivery import (
     WATCHDOG,
     AlertContext,
     AlertPolicy,
@@ -24,8 +24,8 @@ from tikv_operator.core.alerts import (
     ticket_alert,
     watchdog_alert,
 )
-from tikv_operator.core.cluster_resource import AlertmanagerSpec
-from tikv_operator.core.tickets import TicketView
+from tikv_operator.model.cluster_resource import AlertmanagerSpec
+from tikv_operator.tickets.core.ticket import TicketView
 
 T0 = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 POLICY = AlertPolicy()

@@ -15,16 +15,16 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tikv_operator import handlers
-from tikv_operator.adapters.credentials import SecretCache
-from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.checker import ClusterChecker
-from tikv_operator.cluster_loop import ClusterLoop
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Store
-from tikv_operator.core.settings import ClusterSettings, settings_of
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.notifier import Notifier
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.alerts.notifier import Notifier
+from tikv_operator.checks.checker import ClusterChecker
+from tikv_operator.checks.cluster_loop import ClusterLoop
+from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Store
+from tikv_operator.checks.core.settings import ClusterSettings, settings_of
+from tikv_operator.kube.credentials import SecretCache
+from tikv_operator.kube.writer import KubeWriter
 from tikv_operator.services import Services
+from tikv_operator.tickets.core.ticket import TicketView
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 SPEC = {"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}}

@@ -13,14 +13,14 @@ import pytest
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tests.unit.test_checker import SPEC, Stopped, cluster_body, observed
 from tikv_operator import handlers
-from tikv_operator.adapters.credentials import SecretCache
-from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.cluster_loop import ClusterLoop
-from tikv_operator.core import settings as settings_module
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import configure
-from tikv_operator.notifier import Notifier
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.alerts.notifier import Notifier
+from tikv_operator.checks.cluster_loop import ClusterLoop
+from tikv_operator.checks.core import settings as settings_module
+from tikv_operator.checks.core.invariants import configure
+from tikv_operator.kube.credentials import SecretCache
+from tikv_operator.kube.writer import KubeWriter
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 from tikv_operator.services import Services
 
 
@@ -39,7 +39,7 @@ def test_a_spec_is_worked_out_once_over_many_turns_and_checks(monkeypatch: pytes
 
     monkeypatch.setattr(settings_module, "configure", counted)
     monkeypatch.setattr(ClusterLoop, "_observe", lambda self, *args: observe(*args))
-    monkeypatch.setattr("tikv_operator.cluster_loop.SPEC_POLL_S", 0.0)
+    monkeypatch.setattr("tikv_operator.checks.cluster_loop.SPEC_POLL_S", 0.0)
     objects, core = FakeObjects(), FakeCore()
     body = cluster_body(spec={**SPEC, "interval": "1s"})
     objects.put("tikvclusters", body)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tikv_operator.crds import operatorticket_crd, rendered_crds, tikvcluster_crd
+from tikv_operator.model.crds import operatorticket_crd, rendered_crds, tikvcluster_crd
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 

@@ -15,12 +15,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tikv_operator import handlers, health, self_metrics
-from tikv_operator.adapters.credentials import SecretCache
-from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.notifier import Notifier
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.alerts.notifier import Notifier
+from tikv_operator.kube.credentials import SecretCache
+from tikv_operator.kube.writer import KubeWriter
 from tikv_operator.services import Services
+from tikv_operator.tickets.core.ticket import TicketView
 from tikv_operator.watchdog import Watchdog
 
 NAME = "basic-store-down-s4-1"
@@ -138,7 +138,7 @@ def test_the_open_tickets_gauge_reads_a_snapshot_not_the_live_index() -> None:
 def test_the_edit_handler_does_not_race_the_operators_own_transition(monkeypatch: pytest.MonkeyPatch) -> None:
     """The watch event of the status half of an auto-resolve reaches the edit handler before the writer has
     written the labels: the handler must leave that ticket to the writer, whose Event must not be lost."""
-    from tikv_operator.core.lifecycle import PatchTicket, TicketEvent
+    from tikv_operator.tickets.core.lifecycle import PatchTicket, TicketEvent
 
     objects = FakeObjects()
     core = FakeCore()

@@ -10,9 +10,9 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tikv_operator.adapters.kube_api import NotLeading, TimedApiClient
-from tikv_operator.core.leases import LeaseRecord, LeaseTiming
-from tikv_operator.leader_election import Leadership, LeaseElector, default_namespace, new_identity
+from tikv_operator.election.core.leases import LeaseRecord, LeaseTiming
+from tikv_operator.election.leadership import Leadership, LeaseElector, default_namespace, new_identity
+from tikv_operator.kube.api import NotLeading, TimedApiClient
 
 
 def api_client(**options: Any) -> TimedApiClient:

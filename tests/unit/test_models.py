@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from tikv_operator.core.cluster_resource import URL_PATTERN, TiKVClusterSpec
-from tikv_operator.core.durations import AT_LEAST_A_SECOND_PATTERN, format_duration, parse_duration
-from tikv_operator.core.ticket_resource import OperatorTicketSpec, OperatorTicketStatus
+from tikv_operator.model.cluster_resource import URL_PATTERN, TiKVClusterSpec
+from tikv_operator.model.durations import AT_LEAST_A_SECOND_PATTERN, format_duration, parse_duration
+from tikv_operator.model.ticket_resource import OperatorTicketSpec, OperatorTicketStatus
 
 MINIMAL = {"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}}
 

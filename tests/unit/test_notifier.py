@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tikv_operator.core.alerts import AlertPolicy
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.notifier import Notifier
+from tikv_operator.alerts.core.delivery import AlertPolicy
+from tikv_operator.alerts.notifier import Notifier
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
+from tikv_operator.tickets.core.ticket import TicketView
 
 NOW = datetime.now(UTC)
 OPEN = TicketView(name="basic-store-down-s2-1", cluster="basic", invariant="store_down", store="2", phase="Open",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tikv_operator.core.catalogue import ENTRIES, Entry
-from tikv_operator.core.durations import format_duration
+from tikv_operator.checks.core.catalogue import ENTRIES, Entry
+from tikv_operator.model.durations import format_duration
 
 INVARIANTS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "invariants.md"
 HEADER = "| invariant | scope | source | rule | default threshold | grace | severity | window |"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tikv_operator.core.catalogue import ENTRIES, INVARIANT_NAMES, Entry
+from tikv_operator.checks.core.catalogue import ENTRIES, INVARIANT_NAMES, Entry
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 INDEX = RUNBOOKS / "README.md"  # the list of runbooks, not one

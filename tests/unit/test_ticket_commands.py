@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 
-from tikv_operator.core.ticket_commands import normalise_phase
-from tikv_operator.core.vocabulary import PHASES
-from tikv_operator.tickets_cli import StatusChoice
-from tikv_operator.tickets_output import (
+from tikv_operator.cli.tickets import StatusChoice
+from tikv_operator.cli.tickets_output import (
     EXIT_OK,
     EXIT_USER_ERROR,
     NO_TICKETS,
@@ -29,6 +27,8 @@ from tikv_operator.tickets_output import (
     table_columns,
     table_row,
 )
+from tikv_operator.model.vocabulary import PHASES
+from tikv_operator.tickets.core.commands import normalise_phase
 
 NOW = datetime(2026, 11, 25, 3, 55, 7, 123456, tzinfo=UTC)
 

@@ -27,7 +27,7 @@ from harness.operator_process import (
 from harness.platform import PlatformInfo
 
 from tests.integration.operator.conftest import StartOperator
-from tikv_operator.core.timestamps import from_rfc3339
+from tikv_operator.model.timestamps import from_rfc3339
 
 OUTAGE_S = 30
 

@@ -14,7 +14,10 @@ from harness.prometheus import Prometheus
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
-from tikv_operator.adapters.credentials import (
+from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.probe import observe
+from tikv_operator.kube.credentials import (
     BasicAuth,
     BearerToken,
     ClusterCredentials,
@@ -22,10 +25,7 @@ from tikv_operator.adapters.credentials import (
     TLSClientCredentials,
     load_credentials,
 )
-from tikv_operator.adapters.probe import observe
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import configure, evaluate
-from tikv_operator.core.settings import ClusterSettings
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
 

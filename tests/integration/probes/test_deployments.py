@@ -12,7 +12,7 @@ from harness.operator_process import SimulatedCluster, start_simulated_cluster
 from harness.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
 
 from tests.integration.probes.test_probes import FAST_PD, Findings, check, cluster_spec, until, verdicts_are
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 from tikv_sim.cluster_model import InstanceLabel
 
 CONVENTIONS = {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from harness.kube import Cli, to_yaml
 
-from tikv_operator.core.catalogue import ENTRIES
+from tikv_operator.checks.core.catalogue import ENTRIES
 
 VALID_CLUSTER: dict[str, Any] = {
     "apiVersion": "tikvops.io/v1alpha1",

@@ -11,12 +11,12 @@ import pytest
 
 from tests.unit.adapters.fake_kube import FakeCore, api_error, opted_in_secret
 from tests.unit.adapters.local_servers import closed_port
-from tikv_operator.adapters.credentials import SecretCache, load_credentials
-from tikv_operator.adapters.probe import observe
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import configure, evaluate
-from tikv_operator.core.settings import ClusterSettings
+from tikv_operator.checks.core.findings import Finding
+from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.probe import observe
+from tikv_operator.kube.credentials import SecretCache, load_credentials
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
 NAMESPACE = "tidb"

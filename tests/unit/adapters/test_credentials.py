@@ -8,7 +8,7 @@ import base64
 import pytest
 from kubernetes_asyncio.client import V1ObjectMeta, V1Secret
 
-from tikv_operator.adapters.credentials import (
+from tikv_operator.kube.credentials import (
     BasicAuth,
     BearerToken,
     ClusterCredentials,

@@ -12,7 +12,7 @@ from aiohttp import web
 from kubernetes_asyncio import client
 
 from tests.unit.adapters.local_servers import serving
-from tikv_operator.adapters.kube_api import TimedApiClient
+from tikv_operator.kube.api import TimedApiClient
 
 
 def stalled_api_server() -> web.Application:

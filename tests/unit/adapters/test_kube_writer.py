@@ -9,8 +9,8 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
-from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.core.lifecycle import CreateTicket, DeleteTicket, PatchTicket, TicketEvent
+from tikv_operator.kube.writer import KubeWriter
+from tikv_operator.tickets.core.lifecycle import CreateTicket, DeleteTicket, PatchTicket, TicketEvent
 
 CLUSTER = {"apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster",
            "metadata": {"name": "basic", "namespace": "ns", "uid": "u-1"}}

@@ -8,7 +8,7 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
-from tikv_operator.adapters.kube_writer import KubeWriter
+from tikv_operator.kube.writer import KubeWriter
 
 CLUSTER = {"apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster",
            "metadata": {"name": "basic", "namespace": "ns", "uid": "u-1"}}

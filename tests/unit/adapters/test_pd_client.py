@@ -18,10 +18,10 @@ from aiohttp import web
 
 from tests.support.pd_bodies import REFERENCE_STORES
 from tests.unit.adapters.local_servers import Pki, closed_port, serving
-from tikv_operator.adapters import pd_client
-from tikv_operator.adapters.credentials import TLSClientCredentials
-from tikv_operator.adapters.pd_client import client_ssl_context, read_stores
-from tikv_operator.core.observation import PDObservation
+from tikv_operator.checks import pd_client
+from tikv_operator.checks.core.observation import PDObservation
+from tikv_operator.checks.pd_client import client_ssl_context, read_stores
+from tikv_operator.kube.credentials import TLSClientCredentials
 from tikv_sim.embedded import SimulatorThread
 from tikv_sim.simulator import SimConfig
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
-from tikv_operator.adapters.credentials import ClusterCredentials
-from tikv_operator.adapters.probe import observe
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import configure, evaluate, queries_for
-from tikv_operator.core.observation import NotContacted, Observation
-from tikv_operator.core.settings import ClusterSettings
+from tikv_operator.checks.core.findings import Finding
+from tikv_operator.checks.core.invariants import configure, evaluate, queries_for
+from tikv_operator.checks.core.observation import NotContacted, Observation
+from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.probe import observe
+from tikv_operator.kube.credentials import ClusterCredentials
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 NOW = datetime(2026, 11, 25, 3, 55, tzinfo=UTC)
 

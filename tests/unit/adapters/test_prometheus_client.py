@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
-from tikv_operator.adapters.credentials import BasicAuth, BearerToken, PrometheusAuth
-from tikv_operator.adapters.prometheus_client import _client, _Failure, _query, query_metrics
-from tikv_operator.core.observation import MetricsObservation, Series
-from tikv_operator.core.queries import P99_LATENCY, STORE_SIZE, base_queries
+from tikv_operator.checks.core.observation import MetricsObservation, Series
+from tikv_operator.checks.core.queries import P99_LATENCY, STORE_SIZE, base_queries
+from tikv_operator.checks.prometheus_client import _client, _Failure, _query, query_metrics
+from tikv_operator.kube.credentials import BasicAuth, BearerToken, PrometheusAuth
 
 MATCHERS = {"tidb_cluster": "prod-basic"}
 QUERIES = base_queries(MATCHERS)  # the client is the same for any query set

@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio.client import V1Secret
 
 from tests.unit.adapters.fake_kube import FakeCore, api_error, opted_in_secret
-from tikv_operator.adapters.credentials import (
+from tikv_operator.kube.credentials import (
     ERROR_TTL_S,
     MAX_STALENESS_S,
     SECRET_TTL_S,
@@ -21,7 +21,7 @@ from tikv_operator.adapters.credentials import (
     SecretUnreadable,
     load_credentials,
 )
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 KEY = ("tidb", "prom")
 TOKEN = "tok-SECRETVALUE-1"

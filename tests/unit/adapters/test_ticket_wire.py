@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
-from tikv_operator.adapters.kube_writer import KubeWriter
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.findings import Finding, Verdict
-from tikv_operator.core.invariants import configure
-from tikv_operator.core.lifecycle import LifecyclePolicy, Operation, plan_check, react_to_edit
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.tickets_output import Ticket, plan_ack, plan_hold, plan_resolve, plan_unhold
+from tikv_operator.checks.core.findings import Finding, Verdict
+from tikv_operator.checks.core.invariants import configure
+from tikv_operator.cli.tickets_output import Ticket, plan_ack, plan_hold, plan_resolve, plan_unhold
+from tikv_operator.kube.writer import KubeWriter
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
+from tikv_operator.tickets.core.lifecycle import LifecyclePolicy, Operation, plan_check, react_to_edit
+from tikv_operator.tickets.core.ticket import TicketView
 
 GOLDEN = Path(__file__).with_name("ticket_wire.json")
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

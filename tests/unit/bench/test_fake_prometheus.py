@@ -3,9 +3,8 @@
 import pytest
 from bench.fake_prometheus import StoreSeries, UnsupportedQuery, answer, parse_query
 
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import configure, queries_for
-from tikv_operator.core.queries import (
+from tikv_operator.checks.core.invariants import configure, queries_for
+from tikv_operator.checks.core.queries import (
     CHECK_LABEL,
     CUSTOM,
     KEY_LABEL,
@@ -16,6 +15,7 @@ from tikv_operator.core.queries import (
     STORE_SIZE,
     check_queries,
 )
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 STORES = [
     StoreSeries("a", "127.0.0.1:1", True, 0.01, 100.0, 70.0),

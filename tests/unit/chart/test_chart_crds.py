@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from tests.unit.chart.chart import CHART, REPO
-from tikv_operator.crds import rendered_crds
+from tikv_operator.model.crds import rendered_crds
 
 
 def test_the_chart_crds_are_identical_to_the_top_level_crds() -> None:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.unit.chart.chart import CHART, template
-from tikv_operator.core.cluster_resource import URL_PATTERN
-from tikv_operator.core.durations import AT_LEAST_A_SECOND_PATTERN
+from tikv_operator.model.cluster_resource import URL_PATTERN
+from tikv_operator.model.durations import AT_LEAST_A_SECOND_PATTERN
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())

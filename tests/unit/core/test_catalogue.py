@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from tikv_operator.core.catalogue import ENTRIES, INVARIANT_NAMES
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.cluster_status import custom_invariants
-from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import configure, evaluate, queries_for
-from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
-from tikv_operator.core.queries import (
+from tikv_operator.checks.core.catalogue import ENTRIES, INVARIANT_NAMES
+from tikv_operator.checks.core.cluster_status import custom_invariants
+from tikv_operator.checks.core.findings import Finding
+from tikv_operator.checks.core.invariants import configure, evaluate, queries_for
+from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
+from tikv_operator.checks.core.queries import (
     CHECK_LABEL,
     CUSTOM,
     KEY_LABEL,
@@ -27,7 +26,8 @@ from tikv_operator.core.queries import (
     STORE_SIZE,
     with_matchers,
 )
-from tikv_operator.core.store_memory import EMPTY, StoreMemory, remember
+from tikv_operator.checks.core.store_memory import EMPTY, StoreMemory, remember
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 GIB = 2**30

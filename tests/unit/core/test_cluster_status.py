@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tikv_operator.core.cluster_resource import PendingViolation
-from tikv_operator.core.cluster_status import heartbeat, needs_write, next_status
-from tikv_operator.core.findings import Finding
-from tikv_operator.core.lifecycle import Plan
-from tikv_operator.core.observation import MetricsObservation, NotContacted, Observation, PDObservation, Store
+from tikv_operator.checks.core.cluster_status import heartbeat, needs_write, next_status
+from tikv_operator.checks.core.findings import Finding
+from tikv_operator.checks.core.observation import MetricsObservation, NotContacted, Observation, PDObservation, Store
+from tikv_operator.model.cluster_resource import PendingViolation
+from tikv_operator.tickets.core.lifecycle import Plan
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 STORES = (Store("1"), Store("2", state_name="Down"), Store("3"))

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tikv_operator.core import catalogue, vocabulary
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.invariants import CATALOGUE, configure, queries_for
-from tikv_operator.core.invariants.declarations import DECLARATIONS, ENTRIES, Entry
-from tikv_operator.core.queries import P99_LATENCY, QUERY_NAMES, pd_health_parts, store_health_parts
+from tikv_operator.checks.core import catalogue
+from tikv_operator.checks.core.invariants import CATALOGUE, configure, queries_for
+from tikv_operator.checks.core.invariants.declarations import DECLARATIONS, ENTRIES, Entry
+from tikv_operator.checks.core.queries import P99_LATENCY, QUERY_NAMES, pd_health_parts, store_health_parts
+from tikv_operator.model import vocabulary
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 REPO = Path(__file__).resolve().parents[3]
 ANY_RANGE: defaultdict[str, str] = defaultdict(lambda: "1m")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tikv_operator.core.discovery import (
+from tikv_operator.checks.core.instances import map_instances
+from tikv_operator.checks.core.observation import Store
+from tikv_operator.discovery.core.plan import (
     LABEL_DISCOVERED,
     Create,
     Delete,
@@ -15,8 +17,6 @@ from tikv_operator.core.discovery import (
     generate,
     plan_discovery,
 )
-from tikv_operator.core.instances import map_instances
-from tikv_operator.core.observation import Store
 
 PROM = "http://prometheus.monitoring:9090"
 

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from tests.support.pd_bodies import REFERENCE_STORES as REFERENCE_BODY
-from tikv_operator.core.cluster_resource import TiKVClusterSpec
-from tikv_operator.core.findings import Finding
-from tikv_operator.core.invariants import CATALOGUE, configure, evaluate
-from tikv_operator.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
-from tikv_operator.core.pd_model import PDAnswerError, parse_stores
-from tikv_operator.core.queries import (
+from tikv_operator.checks.core.findings import Finding
+from tikv_operator.checks.core.invariants import CATALOGUE, configure, evaluate
+from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
+from tikv_operator.checks.core.pd_model import PDAnswerError, parse_stores
+from tikv_operator.checks.core.queries import (
     FOREGROUND_TYPES,
     KEY_LABEL,
     P99_LATENCY,
@@ -27,6 +26,7 @@ from tikv_operator.core.queries import (
     STORE_SIZE,
     check_queries,
 )
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 PD_URL = "http://basic-pd.tidb:2379"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tikv_operator.core.leases import (
+from tikv_operator.election.core.leases import (
     MAX_JITTER,
     LeaseRecord,
     LeaseTiming,

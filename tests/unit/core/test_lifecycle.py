@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tikv_operator.core.cluster_resource import PendingViolation, TiKVClusterSpec
-from tikv_operator.core.findings import Finding, Verdict
-from tikv_operator.core.invariants import configure
-from tikv_operator.core.lifecycle import (
+from tikv_operator.checks.core.findings import Finding, Verdict
+from tikv_operator.checks.core.invariants import configure
+from tikv_operator.model.cluster_resource import PendingViolation, TiKVClusterSpec
+from tikv_operator.model.timestamps import to_rfc3339
+from tikv_operator.tickets.core.lifecycle import (
     CreateTicket,
     DeleteTicket,
     LifecyclePolicy,
@@ -19,8 +20,7 @@ from tikv_operator.core.lifecycle import (
     plan_check,
     react_to_edit,
 )
-from tikv_operator.core.tickets import TicketView
-from tikv_operator.core.timestamps import to_rfc3339
+from tikv_operator.tickets.core.ticket import TicketView
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 SPEC = TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"}})

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tikv_operator.core.observation import Store
-from tikv_operator.core.pd_model import PDAnswerError, parse_health, parse_stores
-from tikv_operator.core.sizes import parse_size
+from tikv_operator.checks.core.observation import Store
+from tikv_operator.checks.core.pd_model import PDAnswerError, parse_health, parse_stores
+from tikv_operator.model.sizes import parse_size
 
 GIB = 2**30
 

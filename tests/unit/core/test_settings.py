@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tikv_operator.core import settings as settings_module
-from tikv_operator.core.cluster_resource import TiKVClusterSpec, spec_error
-from tikv_operator.core.invariants import configure, queries_for
-from tikv_operator.core.settings import ClusterSettings, Rejected, SettingsCache, settings_of
+from tikv_operator.checks.core import settings as settings_module
+from tikv_operator.checks.core.invariants import configure, queries_for
+from tikv_operator.checks.core.settings import ClusterSettings, Rejected, SettingsCache, settings_of
+from tikv_operator.model.cluster_resource import TiKVClusterSpec, spec_error
 
 SPEC: dict[str, Any] = {"pd": {"url": "http://pd:2379", "timeout": "1500ms"},
                         "prometheus": {"url": "http://prom:9090", "timeout": "1m", "rateWindow": "2m"},

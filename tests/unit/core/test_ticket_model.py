@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tikv_operator.core.ticket_commands import Effect, decide_ack, decide_hold, decide_resolve, decide_unhold
-from tikv_operator.core.ticket_resource import OperatorTicketStatus
-from tikv_operator.core.tickets import TicketView, manual_resolve
-from tikv_operator.core.vocabulary import PHASES, Phase, phase_label, phase_of_label
+from tikv_operator.model.ticket_resource import OperatorTicketStatus
+from tikv_operator.model.vocabulary import PHASES, Phase, phase_label, phase_of_label
+from tikv_operator.tickets.core.commands import Effect, decide_ack, decide_hold, decide_resolve, decide_unhold
+from tikv_operator.tickets.core.ticket import TicketView, manual_resolve
 
 NOW = datetime(2026, 11, 25, 3, 55, 7, tzinfo=UTC)
 

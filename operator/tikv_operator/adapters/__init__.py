@@ -1,1 +1,0 @@
-"""Adapters: the only code that talks to PD, Prometheus and the Kubernetes API."""

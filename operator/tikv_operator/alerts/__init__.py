@@ -1,0 +1,1 @@
+"""Tickets as Alertmanager alerts: the notifier and its Alertmanager client (I/O)."""

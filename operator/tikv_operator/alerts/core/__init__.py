@@ -1,0 +1,1 @@
+"""What to send Alertmanager, and when (pure)."""

@@ -1,0 +1,1 @@
+"""Checking a cluster: its probes of PD and Prometheus and the loop that runs them (I/O)."""

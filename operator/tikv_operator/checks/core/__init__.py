@@ -1,0 +1,1 @@
+"""What a check decides: observations, invariants, findings, a cluster's settings (pure)."""

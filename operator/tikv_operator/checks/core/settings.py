@@ -1,0 +1,90 @@
+"""A TiKVCluster's spec as its checks use it: validated and worked out once per spec, not once per check.
+
+Durations are numbers here; the invariant configs, the PromQL and the lifecycle policy are derived from the
+spec once. A spec the operator cannot use is said in one place, with one message (`Rejected.reason`)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from tikv_operator.checks.core.invariants import InvariantConfig, configure, queries_for, restart_horizon
+from tikv_operator.model.cluster_resource import TiKVClusterSpec, spec_error
+from tikv_operator.model.durations import parse_duration
+from tikv_operator.tickets.core.lifecycle import LifecyclePolicy
+
+DEFAULT_INTERVAL = timedelta(seconds=30)  # the operator's --default-interval unless set
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    spec: TiKVClusterSpec
+    interval: timedelta  # spec.interval, else the operator's default
+    pd_timeout_s: float
+    prometheus_timeout_s: float
+    # None: spec.alertmanager is unset, the notifier's default timeout applies.
+    alertmanager_timeout_s: float | None
+    configs: Mapping[str, InvariantConfig]
+    queries: Mapping[str, str]  # query name -> PromQL, at most five per check
+    parts: Mapping[str, tuple[str, str]]  # check -> (query, its own PromQL)
+    policy: LifecyclePolicy
+    restart_horizon: timedelta
+
+    @classmethod
+    def of(cls, spec: TiKVClusterSpec, default_interval: timedelta = DEFAULT_INTERVAL) -> ClusterSettings:
+        configs = configure(spec)
+        queries, parts = queries_for(spec, configs)
+        am = spec.alertmanager
+        return cls(
+            spec=spec,
+            interval=parse_duration(spec.interval) if spec.interval else default_interval,
+            pd_timeout_s=parse_duration(spec.pd.timeout).total_seconds(),
+            prometheus_timeout_s=parse_duration(spec.prometheus.timeout).total_seconds(),
+            alertmanager_timeout_s=parse_duration(am.timeout).total_seconds() if am else None,
+            configs=configs, queries=queries, parts=parts,
+            policy=LifecyclePolicy.from_spec(spec),
+            restart_horizon=restart_horizon(configs),
+        )
+
+    @property
+    def probe_timeouts_s(self) -> float:
+        """The longest the probes of one check may wait: the watchdog's budget starts from it."""
+        return self.pd_timeout_s + self.prometheus_timeout_s
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A spec the operator cannot use; `reason` names the first wrong field (said on the cluster's status)."""
+
+    reason: str
+
+
+def settings_of(spec: Mapping[str, Any] | None, default_interval: timedelta) -> ClusterSettings | Rejected:
+    """The one place a TiKVCluster's spec is validated."""
+    try:
+        parsed = TiKVClusterSpec.model_validate(spec or {})
+    except ValidationError as error:
+        return Rejected(spec_error(error))
+    return ClusterSettings.of(parsed, default_interval)
+
+
+@dataclass
+class SettingsCache:
+    """The settings of the spec last seen. A daemon looks at its spec every second (so an edit takes effect
+    quickly); it validates it again only when the spec changed."""
+
+    default_interval: timedelta
+    _spec: Any = None
+    _settings: ClusterSettings | Rejected | None = field(default=None, repr=False)
+
+    def of(self, spec: Mapping[str, Any] | None) -> ClusterSettings | Rejected:
+        if self._settings is None or spec != self._spec:
+            # A copy: the cache must not change with the object it was worked out from.
+            self._spec = copy.deepcopy(spec)
+            self._settings = settings_of(spec, self.default_interval)
+        return self._settings

@@ -1,0 +1,1 @@
+"""The `tikv-operator` command line: run, monitor, tickets (I/O)."""

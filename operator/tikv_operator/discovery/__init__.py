@@ -1,0 +1,1 @@
+"""TiKVClusters kept from tidb-operator's TidbClusters: the passes that write them (I/O)."""

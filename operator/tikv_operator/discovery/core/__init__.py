@@ -1,0 +1,1 @@
+"""What discovery decides: the TiKVClusters a set of TidbClusters asks for (pure)."""

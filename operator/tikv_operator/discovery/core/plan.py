@@ -1,0 +1,285 @@
+"""TiKVClusters from tidb-operator's TidbClusters and TidbMonitors (pingcap.com/v1alpha1): what tidb-operator
+already knows, so nobody writes a TiKVCluster by hand or guesses URLs, Secrets, labels or pods.
+
+Conventions (tidb-operator release-1.6, reference/alerting.md section 5):
+- PD: `<scheme>://<tc>-pd.<ns>:2379`, `<tc>-pd.<ns>.svc.<clusterDomain>:2379` with a cluster domain, the
+  headless `-pd-peer` service across Kubernetes clusters; https exactly when spec.tlsCluster.enabled, with
+  the client Secret `<tc>-cluster-client-secret` (ca.crt, tls.crt, tls.key: pd.tlsSecret's keys).
+- Prometheus: the TidbMonitor whose spec.clusters lists the TidbCluster serves `<monitor>-prometheus.<ns>:9090`
+  and labels every series `tidb_cluster="<ns>-<tc>"`, `instance` = the pod's name.
+- Stores: status.tikv.stores maps each store id to its pod.
+
+Discovery owns only the connection fields (CONNECTION); invariants, alerting, timeouts and the rest are the
+person's to edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from tikv_operator.model.cluster_resource import TiKVClusterSpec, spec_error
+from tikv_operator.model.vocabulary import API_VERSION
+
+TIDB_GROUP, TIDB_VERSION = "pingcap.com", "v1alpha1"
+LABEL_DISCOVERED = "tikvops.io/discovered-from"
+DISCOVERED_FROM = "tidbcluster"
+# On a TidbCluster: "false" keeps discovery away from it (and removes the TiKVCluster it generated).
+ANNOTATION_DISCOVERY = "tikvops.io/discovery"
+PD_PORT, PROMETHEUS_PORT = 2379, 9090
+
+
+@dataclass(frozen=True)
+class Generated:
+    """The TiKVCluster a TidbCluster stands for: its connection fields only."""
+
+    namespace: str
+    name: str
+    owner_uid: str
+    connection: Mapping[str, Any]  # a TiKVCluster spec fragment: pd, prometheus, storePods
+    prometheus_from: str  # where the Prometheus came from, for the log
+    warning: str = ""  # what the person should know about the result (a sharded TidbMonitor)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A TidbCluster discovery leaves alone; `keep`: an existing generated TiKVCluster stays as it is
+    (paused, not bootstrapped), else it is removed (opted out, no TiKV, no PD of its own)."""
+
+    namespace: str
+    name: str
+    reason: str
+    keep: bool
+
+
+@dataclass(frozen=True)
+class Create:
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Update:
+    namespace: str
+    name: str
+    patch: Mapping[str, Any]  # a JSON merge patch of spec
+
+
+@dataclass(frozen=True)
+class Delete:
+    namespace: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DiscoveryPlan:
+    actions: list[Create | Update | Delete] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why TidbClusters were skipped or left alone
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("spec") or {}
+
+
+def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("status") or {}
+
+
+def pd_url(tc: Mapping[str, Any]) -> str:
+    spec, meta = _spec(tc), _meta(tc)
+    scheme = "https" if (spec.get("tlsCluster") or {}).get("enabled") else "http"
+    service = f"{meta['name']}-pd-peer" if spec.get("acrossK8s") else f"{meta['name']}-pd"
+    domain = spec.get("clusterDomain") or ""
+    host = f"{service}.{meta['namespace']}" + (f".svc.{domain}" if domain else "")
+    return f"{scheme}://{host}:{PD_PORT}"
+
+
+def client_secret(tc: Mapping[str, Any]) -> str | None:
+    return f"{_meta(tc)['name']}-cluster-client-secret" if (_spec(tc).get("tlsCluster") or {}).get("enabled") \
+        else None
+
+
+def monitor_of(tc: Mapping[str, Any], monitors: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The TidbMonitor whose spec.clusters lists the TidbCluster (a listed cluster's namespace defaults to the
+    monitor's); the oldest when several do, so the choice does not change from one pass to the next."""
+    name, namespace = _meta(tc)["name"], _meta(tc)["namespace"]
+    listing = [m for m in monitors if any(
+        c.get("name") == name and (c.get("namespace") or _meta(m).get("namespace")) == namespace
+        for c in _spec(m).get("clusters") or [] if isinstance(c, Mapping))]
+    listing.sort(key=lambda m: (_meta(m).get("creationTimestamp") or "", _meta(m).get("namespace", ""),
+                                _meta(m).get("name", "")))
+    return listing[0] if listing else None
+
+
+def store_pods(tcs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Store id -> pod name from status.tikv.stores of a TidbCluster and of those joining its PD."""
+    pods: dict[str, str] = {}
+    for tc in tcs:
+        stores = (_status(tc).get("tikv") or {}).get("stores") or {}
+        for key, store in stores.items() if isinstance(stores, Mapping) else ():
+            if isinstance(store, Mapping) and store.get("podName"):
+                pods[str(store.get("id") or key)] = str(store["podName"])
+    return pods
+
+
+def _joins(tc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the TidbCluster whose PD a heterogeneous TidbCluster joins."""
+    cluster = _spec(tc).get("cluster") or {}
+    if _spec(tc).get("pd") or not cluster.get("name"):
+        return None
+    return cluster.get("namespace") or _meta(tc)["namespace"], cluster["name"]
+
+
+def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: Iterable[Mapping[str, Any]],
+             default_prometheus: str) -> Generated | Skipped:
+    meta, spec, status = _meta(tc), _spec(tc), _status(tc)
+    namespace, name = meta["namespace"], meta["name"]
+
+    def skipped(reason: str, keep: bool = False) -> Skipped:
+        return Skipped(namespace, name, reason, keep)
+
+    if str((meta.get("annotations") or {}).get(ANNOTATION_DISCOVERY, "")).lower() == "false":
+        return skipped(f"annotated {ANNOTATION_DISCOVERY}=false")
+    if not spec.get("tikv"):
+        return skipped("it has no TiKV")
+    joined = _joins(tc)
+    if joined is not None:
+        return skipped(f"it joins the PD of {joined[0]}/{joined[1]}, whose TiKVCluster checks its stores")
+    if not spec.get("pd"):
+        return skipped("it has no PD of its own (spec.pd) and joins no TidbCluster")
+    if spec.get("paused"):
+        return skipped("it is paused (spec.paused)", keep=True)
+    if not (status.get("tikv") or {}).get("bootStrapped"):
+        return skipped("its TiKV is not bootstrapped yet (status.tikv.bootStrapped)", keep=True)
+
+    monitor = monitor_of(tc, monitors)
+    warning = ""
+    if monitor is not None:
+        prometheus = {"url": f"http://{_meta(monitor)['name']}-prometheus.{_meta(monitor)['namespace']}:"
+                             f"{PROMETHEUS_PORT}",
+                      "labelMatchers": {"tidb_cluster": f"{namespace}-{name}"}}
+        source = f"TidbMonitor {_meta(monitor)['namespace']}/{_meta(monitor)['name']}"
+        shards = _spec(monitor).get("shards") or 1
+        if isinstance(shards, int) and shards > 1:
+            warning = (f"{source} has {shards} shards: only shard 0's Prometheus is asked, so the stores the "
+                       "other shards scrape have no series (MetricsAvailable False, NoSeries)")
+    elif default_prometheus:
+        # Not a TidbMonitor's: the scrape labels are whatever that Prometheus gives (kube-prometheus: namespace
+        # and pod), so the pods of status.tikv.stores tell this cluster's series from others'.
+        prometheus = {"url": default_prometheus, "labelMatchers": {"namespace": namespace}}
+        source = "--default-prometheus-url"
+    else:
+        return skipped("no TidbMonitor lists it and the operator has no --default-prometheus-url", keep=True)
+
+    joining = [t for t in tcs if _joins(t) == (namespace, name)]
+    pd: dict[str, Any] = {"url": pd_url(tc)}
+    secret = client_secret(tc)
+    pd["tlsSecret"] = {"name": secret} if secret else None
+    connection = {"pd": pd, "prometheus": prometheus, "storePods": store_pods([tc, *joining])}
+    try:
+        TiKVClusterSpec.model_validate(_without_none(connection))
+    except ValidationError as error:
+        return skipped(f"the TiKVCluster it would make is not valid: {spec_error(error)}")
+    return Generated(namespace, name, str(meta.get("uid", "")), connection, source, warning)
+
+
+def manifest(generated: Generated) -> dict[str, Any]:
+    spec = _without_none(generated.connection)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TiKVCluster",
+        "metadata": {
+            "name": generated.name,
+            "namespace": generated.namespace,
+            "labels": {LABEL_DISCOVERED: DISCOVERED_FROM},
+            "ownerReferences": [{
+                "apiVersion": f"{TIDB_GROUP}/{TIDB_VERSION}", "kind": "TidbCluster", "name": generated.name,
+                "uid": generated.owner_uid, "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": spec,
+    }
+
+
+def connection_patch(existing_spec: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that makes the connection fields of `existing_spec` equal to `desired` and touches
+    nothing else; {} when they already are. Keys of maps that discovery owns whole (labelMatchers,
+    storePods) that are no longer desired are removed (null)."""
+    return _diff(existing_spec, desired, owned_whole={"labelMatchers", "storePods"})
+
+
+def _diff(existing: Mapping[str, Any], desired: Mapping[str, Any], owned_whole: set[str],
+          key: str = "") -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for name, want in desired.items():
+        have = existing.get(name)
+        if isinstance(want, Mapping):
+            have_map = have if isinstance(have, Mapping) else {}
+            if name in owned_whole:
+                changed = {k: v for k, v in want.items() if have_map.get(k) != v}
+                changed |= {k: None for k in have_map if k not in want}
+                if changed:
+                    patch[name] = changed
+            else:
+                sub = _diff(have_map, want, owned_whole, name)
+                if sub:
+                    patch[name] = sub
+        elif want is None:
+            if have is not None:
+                patch[name] = None
+        elif have != want:
+            patch[name] = want
+    return patch
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def plan_discovery(tcs: list[Mapping[str, Any]], monitors: list[Mapping[str, Any]],
+                   tikvclusters: list[Mapping[str, Any]], default_prometheus: str) -> DiscoveryPlan:
+    """What to create, update and delete so that the generated TiKVClusters follow the TidbClusters.
+
+    A TiKVCluster discovery did not generate (no LABEL_DISCOVERED) is never touched, even when its name is
+    a TidbCluster's: a person wrote it."""
+    existing = {(_meta(t).get("namespace", ""), _meta(t).get("name", "")): t for t in tikvclusters}
+    plan = DiscoveryPlan()
+    wanted: set[tuple[str, str]] = set()
+    for tc in sorted(tcs, key=lambda t: (_meta(t).get("namespace", ""), _meta(t).get("name", ""))):
+        result = generate(tc, tcs, monitors, default_prometheus)
+        key = (result.namespace, result.name)
+        current = existing.get(key)
+        ours = current is not None and (_meta(current).get("labels") or {}).get(LABEL_DISCOVERED) == DISCOVERED_FROM
+        if isinstance(result, Skipped):
+            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: skipped: {result.reason}")
+            if result.keep and ours:
+                wanted.add(key)
+            continue
+        wanted.add(key)
+        if result.warning:
+            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: {result.warning}")
+        if current is None:
+            plan.actions.append(Create(manifest(result)))
+        elif not ours:
+            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: a TiKVCluster of that name exists and was not "
+                              "generated by discovery: left as it is")
+        else:
+            patch = connection_patch(_spec(current), result.connection)
+            if patch:
+                plan.actions.append(Update(key[0], key[1], patch))
+    for key, current in sorted(existing.items()):
+        ours = (_meta(current).get("labels") or {}).get(LABEL_DISCOVERED) == DISCOVERED_FROM
+        if ours and key not in wanted:
+            reason = next((n.split(": skipped: ", 1)[1] for n in plan.notes
+                           if n.startswith(f"TidbCluster {key[0]}/{key[1]}: skipped: ")), "its TidbCluster is gone")
+            plan.actions.append(Delete(key[0], key[1], reason))
+    return plan

@@ -1,0 +1,1 @@
+"""Leader election over a Lease: the elector and its Lease lock (I/O)."""

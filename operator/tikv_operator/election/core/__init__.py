@@ -1,0 +1,1 @@
+"""Lease arithmetic: who holds a Lease, and when it expires (pure)."""

@@ -1,0 +1,1 @@
+"""The Kubernetes API as every feature uses it: the client, the writer, Secrets (I/O)."""

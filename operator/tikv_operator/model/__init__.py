@@ -1,0 +1,1 @@
+"""The words and the two resources every feature shares (pure)."""

@@ -1,0 +1,1 @@
+"""OperatorTickets: what the operator opens, updates and resolves."""

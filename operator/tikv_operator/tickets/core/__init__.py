@@ -1,0 +1,1 @@
+"""The ticket lifecycle and the commands people give tickets (pure)."""
