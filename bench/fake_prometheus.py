@@ -117,7 +117,7 @@ def _matchers(text: str) -> list[tuple[str, str, str]]:
 @lru_cache(maxsize=4096)
 def operator_queries(matchers: tuple[tuple[str, str], ...], rate_window: str) -> dict[str, str]:
     """What the operator asks for a TiKVCluster with these label matchers and rateWindow, every other
-    setting at its default: queries_for(spec, configure(spec)), as adapters.probe calls it."""
+    setting at its default: queries_for(spec, configure(spec)), as checks.probe calls it."""
     spec = TiKVClusterSpec.model_validate({
         "pd": {"url": "http://127.0.0.1:2379"},
         "prometheus": {"url": "http://127.0.0.1:9090", "labelMatchers": dict(matchers), "rateWindow": rate_window},

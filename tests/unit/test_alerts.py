@@ -1,4 +1,4 @@
-"""Tickets as Alertmanager alerts: labels, cadence, resolve, escalation, silences (core.alerts)."""
+"""Tickets as Alertmanager alerts: labels, cadence, resolve, escalation, silences (alerts.core.delivery)."""
 
 from __future__ import annotations
 

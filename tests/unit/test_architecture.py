@@ -1,5 +1,6 @@
-"""The pure core stays free of I/O; the operator never imports the simulator (pyproject contracts); no two
-modules, and no two trees (operator, harness, tests, bench, hack), import each other in a circle."""
+"""The model and every feature's core stay free of I/O; the operator never imports the simulator (pyproject
+contracts); no two modules, and no two trees (operator, harness, tests, bench, hack), import each other in a
+circle."""
 
 from __future__ import annotations
 
@@ -51,3 +52,9 @@ def test_cycles_are_the_strongly_connected_components() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a", "e"}, "e": {"d"}, "f": set()}
 
     assert cycles(graph) == [["a", "b", "c"], ["d", "e"]]
+
+
+def test_no_two_modules_of_the_operator_share_a_file_name() -> None:
+    names = [path.name for path in (REPO / "operator" / "tikv_operator").rglob("*.py") if path.name != "__init__.py"]
+
+    assert sorted({name for name in names if names.count(name) > 1}) == []

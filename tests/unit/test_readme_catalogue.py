@@ -1,4 +1,4 @@
-"""The table of built-in invariants in docs/invariants.md is the catalogue's (core.catalogue.ENTRIES), rendered
+"""The table of built-in invariants in docs/invariants.md is the catalogue's (checks.core.catalogue.ENTRIES), rendered
 here: a default changed in the code and not in the docs fails this test instead of misleading a reader.
 
 After changing the catalogue, print the table to paste into docs/invariants.md:
@@ -49,7 +49,8 @@ def test_the_docs_invariant_table_is_the_catalogue() -> None:
     missing = [row for row in expected.splitlines() if row not in actual.splitlines()]
     extra = [row for row in actual.splitlines() if row not in expected.splitlines()]
     assert actual == expected, (
-        "docs/invariants.md's invariant table differs from core.catalogue; paste render_table()'s output into it.\n"
+        "docs/invariants.md's invariant table differs from checks.core.catalogue; paste render_table()'s output "
+        "into it.\n"
         f"rows the page lacks: {missing}\nrows the catalogue lacks: {extra}"
     )
 

@@ -1,6 +1,6 @@
 """Delivery of tickets to Alertmanager, beside the checks (issue 14).
 
-One task per Alertmanager (per set of credentials) posts what core.alerts plans, from the operator's
+One task per Alertmanager (per set of credentials) posts what alerts.core.delivery plans, from the operator's
 index of tickets: a slow or dead Alertmanager delays neither a check nor another Alertmanager. Clusters
 register after each check (where to send, their labels and credentials); the tickets are read live, so a
 new ticket or an acknowledgement goes out within a tick, not at the next check.

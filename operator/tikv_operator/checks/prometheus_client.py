@@ -1,4 +1,4 @@
-"""Prometheus' query API as a check reads it: the fixed queries of core.queries, each an instant query,
+"""Prometheus' query API as a check reads it: the fixed queries of checks.core.queries, each an instant query,
 so a check costs the same number of queries whatever the number of stores.
 
 prometheus-api-client is synchronous (requests): each query runs in a worker thread, all of them at

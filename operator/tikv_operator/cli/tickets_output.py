@@ -1,7 +1,7 @@
 """What a person meets in `tikv-operator tickets`: which ticket an ID names, which tickets a listing shows,
 the table and the JSON they are shown as, and the line and exit code of each command's decision.
 
-Nothing here does I/O (tickets_cli does); the decisions themselves are the core's (core.ticket_commands).
+Nothing here does I/O (cli.tickets does); the decisions themselves are the core's (tickets.core.commands).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`--discover-tidbclusters`: keep one TiKVCluster per tidb-operator TidbCluster, from what tidb-operator knows
-(core.discovery decides; this lists, writes and logs).
+(discovery.core.plan decides; this lists, writes and logs).
 
 A pass every `--discovery-interval`, on the replica that acts (its writes pass the Lease fence like every
 other). Without the TidbCluster CRD discovery says once that it is off and looks again each pass, so

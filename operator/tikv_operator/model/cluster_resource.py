@@ -84,7 +84,7 @@ class PrometheusSpec(WireModel):
 
 AlertmanagerURL = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048,
                                         description="An Alertmanager base URL, http or https.")]
-# The label names the operator sets on every alert of a ticket (core.alerts.alert_labels).
+# The label names the operator sets on every alert of a ticket (alerts.core.delivery.alert_labels).
 RESERVED_ALERT_LABELS = ("alertname", "namespace", "tikv_cluster", "store", "severity", "ticket")
 
 

@@ -20,7 +20,7 @@ LABEL_HELD = f"{GROUP}/held"
 # this label set to "true": naming a Secret in a TiKVCluster is not enough (confused deputy).
 LABEL_CREDENTIALS = f"{GROUP}/credentials"
 
-# An invariant's name on a ticket: a built-in one (declared in core.invariants.declarations) or a cluster's
+# An invariant's name on a ticket: a built-in one (declared in checks.core.invariants.declarations) or a cluster's
 # own (spec.customInvariants), so any name of INVARIANT_NAME_PATTERN, not only the built-in ones.
 InvariantName = str
 # Built-in and custom names alike: a label value (<= 63) that also reads well in a ticket's name.

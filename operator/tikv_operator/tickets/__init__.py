@@ -1,1 +1,1 @@
-"""OperatorTickets: what the operator opens, updates and resolves."""
+"""OperatorTickets: what the operator opens, updates and resolves (pure, in core; kube.writer writes them)."""

@@ -25,7 +25,7 @@ STORES = [
 
 
 def operator_queries(matchers, **prometheus):
-    """What adapters.probe asks for a TiKVCluster with these matchers (and spec.prometheus settings)."""
+    """What checks.probe asks for a TiKVCluster with these matchers (and spec.prometheus settings)."""
     spec = TiKVClusterSpec.model_validate({
         "pd": {"url": "http://127.0.0.1:2379"},
         "prometheus": {"url": "http://127.0.0.1:9090", "labelMatchers": matchers, **prometheus},

@@ -1,4 +1,4 @@
-"""Each built-in invariant is declared once (core.invariants.declarations), and everything else is derived
+"""Each built-in invariant is declared once (checks.core.invariants.declarations), and everything else is derived
 from that declaration: its name, its rule, its runbook, its place in the CRD, the checks asked for it and
 the PromQL range its window sets."""
 

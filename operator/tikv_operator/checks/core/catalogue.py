@@ -1,7 +1,7 @@
 """The invariant catalogue as the rest of the operator reads it: every built-in invariant's scope, source,
 rule in words and defaults, by name.
 
-The entries are declared once, with their rule functions, in core.invariants.declarations (which says
+The entries are declared once, with their rule functions, in checks.core.invariants.declarations (which says
 what adding an invariant takes); this module is where cluster_resource (spec.invariants, `kubectl explain`),
 the docs/invariants.md table test and the benchmarks read them.
 """

@@ -1,5 +1,5 @@
 """Which Prometheus series belong to which PD store. No TiKV metric carries its store id, so the mapping
-goes through the store key of each series (core.queries: `pod`, else `instance`) and the deployment's
+goes through the store key of each series (checks.core.queries: `pod`, else `instance`) and the deployment's
 naming convention, chosen by whichever explains more keys:
 
 - tiup scrapes each TiKV at its status address: key = instance = "10.0.1.5:20180";

@@ -100,7 +100,7 @@ def _union(parts: Mapping[str, str]) -> str:
 
 def store_health_parts(matchers: Mapping[str, str], windows: Mapping[str, str]) -> dict[str, str]:
     """check -> PromQL, per store key, for the raft and storage invariants. `windows` holds the range of each
-    invariant that has one (core.invariants.declarations); the official rules' fixes are in the comments."""
+    invariant that has one (checks.core.invariants.declarations); the official rules' fixes are in the comments."""
     stall = selector("tikv_engine_write_stall", matchers, 'type="write_stall_max"')
     errors = selector("tikv_critical_error_total", matchers)
     error_window = windows[CRITICAL_ERRORS]

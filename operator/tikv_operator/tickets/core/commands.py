@@ -2,7 +2,7 @@
 says whether the command changes the ticket, finds it already so, or is refused by the lifecycle rules,
 and which merge patches make the change.
 
-The shell (tickets_cli, tickets_output and adapters.ticket_api) finds the ticket, words the decision,
+The shell (cli.tickets, cli.tickets_output and cli.ticket_api) finds the ticket, words the decision,
 sends the patches and prints.
 """
 

@@ -124,7 +124,7 @@ class TicketView:
     # person changed the ticket since, and the next check plans from what they did).
     resource_version: str = ""
     namespace: str = ""
-    # What an alert of the ticket says (core.alerts), and the Alertmanager silences of its acknowledgement.
+    # What an alert of the ticket says (alerts.core.delivery), and the Alertmanager silences of its acknowledgement.
     message: str = ""
     evidence: Mapping[str, Any] = field(default_factory=dict)
     silences: Mapping[str, str] = field(default_factory=dict)

@@ -2,10 +2,10 @@
 
 Adding a built-in invariant is: one Entry below, one rule function (in pd_rules, store_metrics or pd_metrics,
 by where its numbers come from), its tests, and its runbook (docs/runbooks/<name>.md). An invariant that
-needs PromQL no other one asks also adds its check to core.queries.
+needs PromQL no other one asks also adds its check to checks.core.queries.
 
 Derived from this table, never listed again: the names (INVARIANT_NAMES), the engine's catalogue
-and defaults (core.invariants.CATALOGUE, configure), which union-query checks are asked and which check's
+and defaults (checks.core.invariants.CATALOGUE, configure), which union-query checks are asked and which check's
 PromQL range each window sets (queries_for), spec.invariants in the CRD and `kubectl explain` (built from
 describe()), and the table of docs/invariants.md (a unit test renders it from ENTRIES).
 """

@@ -166,7 +166,7 @@ def pd_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
     return reachability(config, "PD", pd.url, pd.reachable, pd.error, pd.not_contacted)
 
 
-# The rules the declarations name (core.invariants.declarations).
+# The rules the declarations name (checks.core.invariants.declarations).
 store_down: Rule = per_store(_judge_state)
 store_slow: Rule = per_store(up_only(_judge_slow))
 store_low_space: Rule = per_store(up_only(_judge_space))

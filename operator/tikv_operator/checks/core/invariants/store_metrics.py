@@ -188,7 +188,7 @@ def prometheus_unreachable(ctx: Context, config: InvariantConfig) -> list[Findin
     return reachability(config, "Prometheus", m.url, m.reachable, m.error, m.not_contacted)
 
 
-# The rules the declarations name (core.invariants.declarations).
+# The rules the declarations name (checks.core.invariants.declarations).
 high_latency: Rule = metric_rule(P99_LATENCY, "gRPC latency",
                                  _single(P99_LATENCY, "foreground gRPC requests", _latency))
 # Without its series it is unknown; store_low_space still judges the disk from PD's heartbeats.
