@@ -125,7 +125,7 @@ def test_a_new_leader_resolves_the_old_severity_of_a_ticket_that_rose_before_the
 async def _a_new_leader_resolves_the_old_severity_of_a_ticket_that_rose_before_the_old_leader_sent_it(
     state: Server, url: str,
 ) -> None:
-    """Found by the soak (issue 19): the leader wrote the escalation to critical and was SIGKILLed before it
+    """Found by the fault soak: the leader wrote the escalation to critical and was SIGKILLed before it
     posted the warning alert resolved; the new leader had never sent the warning one, so it fired on until its
     endsAt (4 resend intervals), minutes after the ticket resolved."""
     tickets = [replace(OPEN, severity="critical")]

@@ -1,4 +1,4 @@
-"""Delivery of tickets to Alertmanager, beside the checks (issue 14).
+"""Delivery of tickets to Alertmanager, beside the checks (docs/design.md, where a page goes).
 
 One task per Alertmanager (per set of credentials) posts what alerts.core.delivery plans, from the operator's
 index of tickets: a slow or dead Alertmanager delays neither a check nor another Alertmanager. Clusters

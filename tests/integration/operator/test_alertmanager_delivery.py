@@ -1,4 +1,4 @@
-"""Tickets page people through the real Alertmanager (Debian 0.25) and its webhook receiver (issue 14):
+"""Tickets page people through the real Alertmanager (Debian 0.25) and its webhook receiver:
 one alert per ticket with stable labels, one firing and one resolved notification, no second page after
 an operator restart, alerts that outlive a PD outage, acknowledgement as a silence, and checks that go on
 while Alertmanager is down. (A URL that is not http(s) is refused by the API server:

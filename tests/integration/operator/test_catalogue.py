@@ -1,4 +1,4 @@
-"""The invariant catalogue end to end (issue 15): each invariant opens a ticket when tikv_sim shows its fault
+"""The invariant catalogue end to end: each invariant opens a ticket when tikv_sim shows its fault
 to the real Prometheus (or in PD's answer), and resolves when the fault is gone, seen through kubectl.
 
 Faults on different stores run at the same time, as they do in real incidents; the grace periods and

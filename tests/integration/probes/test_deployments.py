@@ -46,7 +46,7 @@ def test_each_convention_gives_disk_and_latency_verdicts_for_every_store(
     convention, cluster = deployed
     cluster.fault(kind="disk", store=1, percent=85)
     cluster.fault(kind="latency", store=2, p99_ms=300)
-    # The union queries (issue 15): a store's raft series and PD's leader-gated gauges, keyed the same way.
+    # The union queries: a store's raft series and PD's leader-gated gauges, keyed the same way.
     cluster.fault(kind="raft-log-lag", store=3, entries=9000)
     cluster.fault(kind="regions", **{"down-peer": 4})
     spec = spec_for(cluster, prometheus)

@@ -81,7 +81,7 @@ INVALID = [
      ["spec.flapping.window", "should match"]),
     ("retention-forever", with_change(VALID_CLUSTER, "spec.tickets", {"resolvedRetention": "forever"}),
      ["spec.tickets.resolvedRetention", "should match"]),
-    # Issue 13: a hot loop, credentials in a URL, a name too long for the labels its tickets carry.
+    # Hardening: a hot loop, credentials in a URL, a name too long for the labels its tickets carry.
     ("interval-zero", with_change(VALID_CLUSTER, "spec.interval", "0s"), ["spec.interval", "should match"]),
     ("interval-under-a-second", with_change(VALID_CLUSTER, "spec.interval", "500ms"),
      ["spec.interval", "should match"]),
@@ -95,7 +95,7 @@ INVALID = [
      ["spec.prometheus.url", "should match"]),
     ("cluster-name-over-63", with_change(VALID_CLUSTER, "metadata.name", "c" * 64),
      ["metadata.name", "63"]),
-    # Issue 14: where tickets are delivered.
+    # Delivery: where tickets are delivered.
     ("alertmanager-url-not-http", with_change(VALID_CLUSTER, "spec.alertmanager", {"urls": ["ftp://am:9093"]}),
      ["spec.alertmanager.urls", "should match"]),
     ("alertmanager-url-with-userinfo",
@@ -109,7 +109,7 @@ INVALID = [
      ["spec.cluster", "Required value"]),
     ("ticket-invariant-not-a-name", with_change(VALID_TICKET, "spec.invariant", "Disk Full"),
      ["spec.invariant", "should match"]),
-    # Issue 15: the catalogue's overrides and a cluster's own invariants.
+    # The catalogue's overrides and a cluster's own invariants.
     ("window-bad", with_change(VALID_CLUSTER, "spec.invariants", {"pd_leader_flapping": {"window": "10 min"}}),
      ["spec.invariants.pd_leader_flapping.window", "should match"]),
     ("keep-firing-bad", with_change(VALID_CLUSTER, "spec.invariants", {"raft_log_lag": {"keepFiringFor": "x"}}),

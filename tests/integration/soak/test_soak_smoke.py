@@ -1,4 +1,4 @@
-"""The fault soak of issue 19, short: 4 simulated clusters (every deployment convention), two operator replicas
+"""The fault soak (bench/soak), short: 4 simulated clusters (every deployment convention), two operator replicas
 and about 2.5 minutes of mixed faults from a fixed seed on the platform the test run already has, judged by
 the oracle (bench/soak/oracle.py). `make soak` runs the long one."""
 

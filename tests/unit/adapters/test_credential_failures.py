@@ -1,5 +1,5 @@
 """A Secret the operator cannot read or use means PD / Prometheus were not contacted: that is not
-"PD unreachable" (issue 13: a 429 from the API server became a false critical pd_unreachable)."""
+"PD unreachable" (rule 21 of docs/design.md: a 429 from the API server became a false critical pd_unreachable)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The catalogue beyond the first five invariants (issue 15): each rule's threshold, gate and unknowns, and
+"""The catalogue beyond the first five invariants: each rule's threshold, gate and unknowns, and
 the PromQL that feeds it, pinned so that a typo like upstream's (an underscored label value, `=` on a
 regex, a dead metric) cannot pass."""
 
@@ -168,7 +168,7 @@ def test_store_restarted_counts_changes_of_start_timestamp_in_the_window() -> No
 
 
 def test_a_restart_seen_late_counts_from_when_it_happened_not_from_when_it_was_seen() -> None:
-    """Found by the soak (issue 19): a store restarted while PD answered 'malformed' for 33 s; the check that
+    """Found by the fault soak: a store restarted while PD answered 'malformed' for 33 s; the check that
     finally saw it took that moment as the restart's, and a rolling restart 42 s later made two restarts in a
     60 s window, although they were 74 s apart."""
     cluster = spec(invariants={"store_restarted": {"window": "60s"}})
@@ -244,7 +244,7 @@ def test_region_thresholds_are_the_official_ones(invariant: str, kind: str, valu
 
 
 def test_a_pd_leader_elected_within_the_rate_window_does_not_clear_a_region_ticket() -> None:
-    """Found by the soak (issue 19): right after a PD leader change the new leader said 'leader' while it
+    """Found by the fault soak: right after a PD leader change the new leader said 'leader' while it
     still exported the region gauges of its previous term (0 miss-peer), and a miss-peer ticket resolved
     mid-fault. Within the rate window of a change its low numbers are ok but clear nothing; high ones still
     count."""

@@ -23,13 +23,13 @@ from urllib.parse import quote
 from tikv_operator.checks.core.catalogue import INVARIANT_NAMES
 from tikv_operator.model.cluster_resource import RESERVED_ALERT_LABELS
 from tikv_operator.model.timestamps import to_rfc3339
-from tikv_operator.model.vocabulary import SEVERITIES
+from tikv_operator.model.vocabulary import SEVERITIES, Phase
 from tikv_operator.tickets.core.ticket import TicketView
 
 ALERTNAME = "alertname"
 WATCHDOG = "TiKVOperatorWatchdog"
 # Phases in which a person has taken the ticket: its notifications are silenced.
-SILENCED_PHASES = frozenset({"Acknowledged", "Diagnosed"})
+SILENCED_PHASES = frozenset({Phase.ACKNOWLEDGED, Phase.DIAGNOSED})
 SILENCE_CREATOR = "tikv-operator"
 DESCRIPTION_CHARS = 400
 # The least urgent severity a ticket rises from: store_down opens as a warning (Disconnected is never more than

@@ -28,7 +28,7 @@ def restart_time(start_timestamp: int, previous: datetime | None, now: datetime)
     """When a restart seen now happened: PD's start_timestamp of the new process, which falls after the last
     answer that still showed the old one and no later than now. Not the check that saw it: after PD (or the
     operator) was away, that check may come a whole window later, and a restart from before the window would
-    count as a recent one (found by the soak, issue 19). A start_timestamp outside those bounds (a clock
+    count as a recent one (found by the fault soak). A start_timestamp outside those bounds (a clock
     apart, PD's 1970 placeholder) is clamped to them."""
     moment = datetime.fromtimestamp(start_timestamp, UTC)
     if previous is not None:

@@ -57,7 +57,7 @@ def region_rule(region_type: str) -> Rule:
         if count > config.limit:
             return [finding(config, "", "violated", f"{measured} > {config.limit:g}", **evidence)]
         # A leader elected within the rate window may be exporting the gauges of its previous term (found by
-        # the soak, issue 19: a new leader's stale 0 resolved a miss-peer ticket mid-fault): ok, but it does
+        # the fault soak: a new leader's stale 0 resolved a miss-peer ticket mid-fault): ok, but it does
         # not clear a ticket until one member has led throughout the window.
         settled = sum(v for s in ctx.view.cluster_series(PD_LEADER_SETTLED) if (v := number(s.value)) is not None)
         if settled != 1:

@@ -145,7 +145,7 @@ def _judge_leaders(store: Store, ctx: Context, config: InvariantConfig) -> Findi
 
 def _not_contacted(config: InvariantConfig, what: str, url: str, not_contacted: NotContacted) -> list[Finding]:
     """Unknown, not violated: a Secret the operator could not use says nothing about PD or Prometheus, and
-    an API server that throttles Secret reads must not page anyone about PD (issue 13)."""
+    an API server that throttles Secret reads must not page anyone about PD (docs/design.md, rule 21)."""
     return [finding(config, "", "unknown", f"{what} at {url} was not contacted: {not_contacted.reason}",
                     cause="credentials", url=url, credentials=not_contacted.reason)]
 
