@@ -27,8 +27,8 @@ from tikv_operator.model.timestamps import from_rfc3339
 from tikv_operator.tickets.core.lifecycle import Plan, carried_pending, open_tickets_written, plan_check
 from tikv_operator.tickets.core.ticket import TicketView
 
-# (cluster, namespace, settings, now, stores with open tickets) -> what PD and Prometheus say.
-Observer = Callable[[str, str, ClusterSettings, datetime, frozenset[str]], Awaitable[Observation]]
+# (settings, now, stores with open tickets) -> what PD and Prometheus say of this checker's cluster.
+Observer = Callable[[ClusterSettings, datetime, frozenset[str]], Awaitable[Observation]]
 # The cluster's tickets as they are now (the operator's index): asked again after the probes.
 TicketSource = Callable[[], Iterable[TicketView]]
 
@@ -79,7 +79,7 @@ class ClusterChecker:
         self.resume(body.get("status"))
         now = now or datetime.now(UTC)
         ticketed = frozenset(t.store for t in tickets() if t.active and t.store)
-        observation = await self.observer(self.name, self.namespace, settings, now, ticketed)
+        observation = await self.observer(settings, now, ticketed)
         configs, policy = settings.configs, settings.policy
         self.memory = remember(self.memory, observation, settings.restart_horizon)
         findings = evaluate(observation, configs, self.memory)

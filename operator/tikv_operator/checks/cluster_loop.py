@@ -145,10 +145,9 @@ class ClusterLoop:
         return ClusterChecker(self.namespace, self.name, self._observe, self.services.writer,
                               delivery=lambda: self.services.notifier.report(self.namespace, self.name))
 
-    async def _observe(self, cluster: str, namespace: str, settings: ClusterSettings, now: datetime,
-                       ticketed: frozenset[str]) -> Observation:
-        credentials = await load_credentials(self.services.credentials, namespace, settings.spec)
-        return await observe(cluster, settings, credentials, now, ticketed)
+    async def _observe(self, settings: ClusterSettings, now: datetime, ticketed: frozenset[str]) -> Observation:
+        credentials = await load_credentials(self.services.credentials, self.namespace, settings.spec)
+        return await observe(self.name, settings, credentials, now, ticketed)
 
     def _tickets(self) -> Iterable[TicketView]:
         key = (self.namespace, self.name)
