@@ -75,6 +75,12 @@ async def serving() -> AsyncIterator[tuple[Server, str]]:
 
 
 def run(scenario: Callable[[Server, str], Awaitable[None]]) -> None:
+    # The scenario's clock starts now, not at import: the watchdog alert is timed by the real clock, and a
+    # long (or loaded) suite would otherwise put a ticket's firing endsAt behind it.
+    global NOW, OPEN
+    NOW = datetime.now(UTC)
+    OPEN = replace(OPEN, first_seen=NOW - timedelta(minutes=1))
+
     async def main() -> None:
         async with serving() as (state, url):
             await scenario(state, url)
