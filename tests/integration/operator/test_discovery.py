@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,8 +23,10 @@ from harness.operator_process import (
     wait_for_phase,
     wait_for_ticket,
 )
+from harness.platform import PlatformInfo
 from harness.prometheus import Prometheus, ScrapeTargets
 
+from tests.support.plugin import delete_custom_resources
 from tests.support.tidb_operator import (
     CRDS,
     hosts_entries,
@@ -210,6 +213,39 @@ def test_without_tidb_operators_crd_discovery_is_off_until_it_is_installed(
                                                                    namespace=namespace)]))
     generated(kubectl, "later", what="a TiKVCluster for the TidbCluster created after the CRD")
     still(lambda: "basic" in tikvclusters(kubectl), seconds=1)
+
+
+@pytest.mark.usefixtures("tidb_crds")
+def test_a_tidbmonitor_in_another_namespace_is_used_only_once_the_tidbcluster_allows_it(
+    kubectl: Cli, kubectl_admin: Cli, namespace: str, platform: PlatformInfo, tmp_path: Path,
+) -> None:
+    # Someone else's namespace, watched by the same operator, whose TidbMonitor lists the team's TidbCluster.
+    other = f"{namespace[:55]}-theirs"
+    kubectl_admin("create", "namespace", other)
+    operator: OperatorProcess | None = None
+    try:
+        kubectl("create", "-f", "-", input=_yaml([tidbcluster_manifest("team", namespace=namespace)]))
+        kubectl_admin.in_namespace(other)("create", "-f", "-", input=_yaml([
+            tidbmonitor_manifest("theirs", [{"name": "team", "namespace": namespace}], namespace=other)]))
+        operator = OperatorProcess(platform.env(), (namespace, other), tmp_path / "operator.log",
+                                   extra_args=(*DISCOVERY, "--default-prometheus-url", DEFAULT_PROMETHEUS)).start()
+        team = generated(kubectl, "team")
+        assert team["spec"]["prometheus"]["url"] == DEFAULT_PROMETHEUS
+        hint = (f"TidbCluster {namespace}/team: TidbMonitor {other}/theirs lists it from another namespace and is "
+                f"ignored; to use it, annotate the TidbCluster tikvops.io/allow-monitors-from={other}")
+        assert hint in operator.log()
+        still(lambda: tikvclusters(kubectl)["team"]["spec"]["prometheus"]["url"] == DEFAULT_PROMETHEUS, seconds=3)
+
+        kubectl("annotate", "tidbcluster", "team", f"tikvops.io/allow-monitors-from={other}")
+        team = generated(kubectl, "team", lambda c: c["spec"]["prometheus"]["url"]
+                         == f"http://theirs-prometheus.{other}:9090", what="team to take the allowed TidbMonitor")
+        assert team["spec"]["prometheus"]["labelMatchers"] == {"tidb_cluster": f"{namespace}-team"}
+    finally:
+        if operator is not None and operator.process is not None and operator.process.poll() is None:
+            kubectl("delete", "tikvclusters", "--all", "--timeout=30s", check=False)
+            assert operator.stop() == 0, operator.log()
+        delete_custom_resources(kubectl_admin, other)
+        kubectl_admin("delete", "namespace", other, "--wait=false", check=False)
 
 
 def _yaml(manifests: list[dict[str, Any]]) -> str:

@@ -76,12 +76,34 @@ def test_tls_cluster_domain_and_across_kubernetes() -> None:
     assert across.connection["pd"]["url"] == "http://basic-pd-peer.tidb.svc.east.example:2379"
 
 
-def test_the_monitor_may_live_in_another_namespace_and_defaults_to_its_own() -> None:
+def test_the_monitor_may_live_in_another_namespace_the_tidbcluster_allows_and_defaults_to_its_own() -> None:
     elsewhere = monitor("central", "monitoring", [{"name": "basic", "namespace": "tidb"}])
-    assert generated(tc(), [monitor("other", "tidb", [{"name": "x"}]), elsewhere]).connection["prometheus"]["url"] \
+    allowing = tc(annotations={"tikvops.io/allow-monitors-from": "other, monitoring"})
+    assert generated(allowing, [monitor("other", "tidb", [{"name": "x"}]), elsewhere]).connection["prometheus"]["url"] \
         == "http://central-prometheus.monitoring:9090"
     # A cluster listed without a namespace is the monitor's own namespace's: not this one.
     assert isinstance(generate(tc(), [tc()], [monitor("m", "monitoring", [{"name": "basic"}])], ""), Skipped)
+
+
+def test_a_monitor_in_another_namespace_is_not_used_unless_the_tidbcluster_allows_its_namespace() -> None:
+    # Someone else's TidbMonitor lists the team's TidbCluster, and it is the oldest: it must not become the
+    # Prometheus that decides the team's verdicts.
+    foreign = monitor("theirs", "mallory", [{"name": "basic", "namespace": "tidb"}], created="2020-01-01T00:00:00Z")
+    own = monitor("own", "tidb", [{"name": "basic"}])
+    with_own = generated(tc(), [foreign, own])
+    assert with_own.connection["prometheus"]["url"] == "http://own-prometheus.tidb:9090"
+    assert "tikvops.io/allow-monitors-from=mallory" in with_own.warning  # said, so a person can allow it
+    fallback = generated(tc(), [foreign], default=PROM)
+    assert fallback.connection["prometheus"]["url"] == PROM
+    assert "TidbMonitor mallory/theirs" in fallback.warning
+    assert "tikvops.io/allow-monitors-from=mallory" in fallback.warning
+    skipped = generate(tc(), [tc()], [foreign], "")
+    assert isinstance(skipped, Skipped)
+    assert "tikvops.io/allow-monitors-from=mallory" in skipped.reason
+    other_allowed = tc(annotations={"tikvops.io/allow-monitors-from": "monitoring"})
+    assert generated(other_allowed, [foreign], default=PROM).connection["prometheus"]["url"] == PROM
+    notes = plan_discovery([tc()], [foreign], [], PROM).notes
+    assert any("tikvops.io/allow-monitors-from" in n for n in notes)
 
 
 def test_without_a_monitor_the_default_prometheus_selects_by_namespace() -> None:

@@ -473,3 +473,82 @@ def test_keep_firing_for_holds_a_ticket_open_after_the_condition_clears() -> Non
     assert (late.status or {}).get("phase") == "Resolved"
     without = plan([finding("ok")], [ticket()], now=T0 + timedelta(seconds=1))
     assert (without.operations[0].status or {}).get("phase") == "Resolved"  # default: no keep-firing
+
+
+def _spec_with(**extra: Any) -> TiKVClusterSpec:
+    return TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"},
+                                           **extra})
+
+
+def _plan_with(configs: Any, tickets: list[TicketView], findings: list[Finding] = (),  # type: ignore[assignment]
+               unwritten: dict[str, int] | None = None) -> Plan:
+    return plan_check(cluster="basic", now=T0 + timedelta(minutes=1), batch="b", findings=findings, configs=configs,
+                      tickets=tickets, pending=[], unwritten=unwritten or {}, policy=POLICY)
+
+
+LATENCY_TICKET = {"name": "basic-high-latency-s1-1", "invariant": "high_latency", "store": "1",
+                  "severity": "warning"}
+
+
+def test_rule22_a_disabled_invariant_resolves_its_open_tickets_and_says_why() -> None:
+    configs = configure(_spec_with(invariants={"high_latency": {"enabled": False}}))
+    open_ticket = ticket(**LATENCY_TICKET)
+    acked = ticket("basic-high-latency-s2-1", "Acknowledged", invariant="high_latency", store="2")
+    result = _plan_with(configs, [open_ticket, acked, ticket()], unwritten={open_ticket.name: 2})
+    by_name = {op.name: op for op in result.operations}
+    assert set(by_name) == {open_ticket.name, acked.name}  # store_down's ticket is untouched (PD said nothing)
+    op = by_name[open_ticket.name]
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["phase"] == "Resolved"
+    assert op.status["resolution"] == "auto"
+    assert op.status["resolvedAt"] == to_rfc3339(T0 + timedelta(minutes=1))
+    assert op.status["resolutionMessage"] == ("invariant high_latency was disabled "
+                                              "(spec.invariants.high_latency.enabled: false)")
+    assert op.status["occurrences"] == 3  # the counts carried in memory are written with it (rule 3)
+    assert op.labels is not None
+    assert op.labels["tikvops.io/phase"] == "resolved"
+    assert op.event is not None
+    assert op.event.reason == "TicketResolved"
+    assert "disabled" in op.event.message
+    assert result.open_tickets == 1
+    assert open_ticket.name not in result.unwritten
+
+
+def test_rule22_a_removed_or_disabled_custom_invariant_resolves_its_tickets() -> None:
+    custom = {"name": "raft_lag", "expr": "x > 1", "scope": "store", "severity": "warning"}
+    mine = ticket("basic-raft-lag-s1-1", invariant="raft_lag", store="1", severity="warning")
+    kept = _plan_with(configure(_spec_with(customInvariants=[custom])), [mine])
+    assert kept.operations == ()  # still declared, nobody judged it this check: unknown (rule 5)
+    (removed,) = _plan_with(configure(_spec_with()), [mine]).operations
+    assert isinstance(removed, PatchTicket)
+    assert removed.status is not None
+    assert removed.status["phase"] == "Resolved"
+    assert removed.status["resolutionMessage"] == "custom invariant raft_lag was removed from spec.customInvariants"
+    (disabled,) = _plan_with(configure(_spec_with(customInvariants=[{**custom, "enabled": False}])), [mine]).operations
+    assert isinstance(disabled, PatchTicket)
+    assert disabled.status is not None
+    assert disabled.status["resolutionMessage"] == ("custom invariant raft_lag was disabled "
+                                                    "(spec.customInvariants[raft_lag].enabled: false)")
+
+
+def test_rule22_a_disable_wins_over_hold() -> None:
+    configs = configure(_spec_with(invariants={"high_latency": {"enabled": False}}))
+    held = ticket(**LATENCY_TICKET, held=True)
+    (op,) = _plan_with(configs, [held]).operations
+    assert isinstance(op, PatchTicket)
+    assert op.status is not None
+    assert op.status["phase"] == "Resolved"
+    assert op.spec == {"held": False}
+    assert op.labels is not None
+    assert op.labels["tikvops.io/held"] == "false"
+    assert op.event is not None
+    assert "hold" in op.event.message
+
+
+def test_rule22_an_enabled_invariant_without_findings_stays_unknown_not_resolved() -> None:
+    # PD or Prometheus unknown: no finding for the identity at all. That is rule 5, not a disable.
+    assert _plan_with(CONFIGS, [ticket(**LATENCY_TICKET)]).operations == ()
+    resolved = ticket(**LATENCY_TICKET, phase="Resolved", resolution="auto", resolved_at=T0)
+    configs = configure(_spec_with(invariants={"high_latency": {"enabled": False}}))
+    assert _plan_with(configs, [resolved]).operations == ()  # already resolved: nothing to do

@@ -6,7 +6,9 @@ Conventions (tidb-operator release-1.6, reference/alerting.md section 5):
   headless `-pd-peer` service across Kubernetes clusters; https exactly when spec.tlsCluster.enabled, with
   the client Secret `<tc>-cluster-client-secret` (ca.crt, tls.crt, tls.key: pd.tlsSecret's keys).
 - Prometheus: the TidbMonitor whose spec.clusters lists the TidbCluster serves `<monitor>-prometheus.<ns>:9090`
-  and labels every series `tidb_cluster="<ns>-<tc>"`, `instance` = the pod's name.
+  and labels every series `tidb_cluster="<ns>-<tc>"`, `instance` = the pod's name. A TidbMonitor in another
+  namespace is used only where the TidbCluster allows that namespace (ANNOTATION_ALLOW_MONITORS): anyone who
+  can create a TidbMonitor could otherwise list a team's TidbCluster and decide its verdicts.
 - Stores: status.tikv.stores maps each store id to its pod.
 
 Discovery owns only the connection fields (CONNECTION); invariants, alerting, timeouts and the rest are the
@@ -29,6 +31,8 @@ LABEL_DISCOVERED = "tikvops.io/discovered-from"
 DISCOVERED_FROM = "tidbcluster"
 # On a TidbCluster: "false" keeps discovery away from it (and removes the TiKVCluster it generated).
 ANNOTATION_DISCOVERY = "tikvops.io/discovery"
+# On a TidbCluster: the other namespaces whose TidbMonitors may be its Prometheus ("monitoring,observability").
+ANNOTATION_ALLOW_MONITORS = "tikvops.io/allow-monitors-from"
 PD_PORT, PROMETHEUS_PORT = 2379, 9090
 
 
@@ -41,7 +45,7 @@ class Generated:
     owner_uid: str
     connection: Mapping[str, Any]  # a TiKVCluster spec fragment: pd, prometheus, storePods
     prometheus_from: str  # where the Prometheus came from, for the log
-    warning: str = ""  # what the person should know about the result (a sharded TidbMonitor)
+    warning: str = ""  # what the person should know about the result (a sharded or an ignored TidbMonitor)
 
 
 @dataclass(frozen=True)
@@ -108,14 +112,44 @@ def client_secret(tc: Mapping[str, Any]) -> str | None:
 
 def monitor_of(tc: Mapping[str, Any], monitors: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The TidbMonitor whose spec.clusters lists the TidbCluster (a listed cluster's namespace defaults to the
-    monitor's); the oldest when several do, so the choice does not change from one pass to the next."""
+    monitor's), in the TidbCluster's namespace or one it allows; the oldest when several do, so the choice does
+    not change from one pass to the next."""
+    return next((m for m in _listing(tc, monitors) if _allowed(tc, m)), None)
+
+
+def refused_monitors(tc: Mapping[str, Any], monitors: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The TidbMonitors that list the TidbCluster from a namespace it does not allow: ignored."""
+    return [m for m in _listing(tc, monitors) if not _allowed(tc, m)]
+
+
+def allowed_monitor_namespaces(tc: Mapping[str, Any]) -> frozenset[str]:
+    raw = str((_meta(tc).get("annotations") or {}).get(ANNOTATION_ALLOW_MONITORS, ""))
+    return frozenset(ns.strip() for ns in raw.split(",") if ns.strip())
+
+
+def _allowed(tc: Mapping[str, Any], monitor: Mapping[str, Any]) -> bool:
+    namespace = _meta(monitor).get("namespace")
+    return namespace == _meta(tc)["namespace"] or namespace in allowed_monitor_namespaces(tc)
+
+
+def _listing(tc: Mapping[str, Any], monitors: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     name, namespace = _meta(tc)["name"], _meta(tc)["namespace"]
     listing = [m for m in monitors if any(
         c.get("name") == name and (c.get("namespace") or _meta(m).get("namespace")) == namespace
         for c in _spec(m).get("clusters") or [] if isinstance(c, Mapping))]
     listing.sort(key=lambda m: (_meta(m).get("creationTimestamp") or "", _meta(m).get("namespace", ""),
                                 _meta(m).get("name", "")))
-    return listing[0] if listing else None
+    return listing
+
+
+def _refusal(refused: list[Mapping[str, Any]]) -> str:
+    """How to allow the monitors that were ignored, in the words a person acts on."""
+    if not refused:
+        return ""
+    names = ", ".join(f"TidbMonitor {_meta(m).get('namespace')}/{_meta(m).get('name')}" for m in refused)
+    namespaces = ",".join(sorted({str(_meta(m).get("namespace")) for m in refused}))
+    return (f"{names} lists it from another namespace and is ignored; to use it, annotate the TidbCluster "
+            f"{ANNOTATION_ALLOW_MONITORS}={namespaces}")
 
 
 def store_pods(tcs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -160,6 +194,7 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
         return skipped("its TiKV is not bootstrapped yet (status.tikv.bootStrapped)", keep=True)
 
     monitor = monitor_of(tc, monitors)
+    refusal = _refusal(refused_monitors(tc, monitors))
     warning = ""
     if monitor is not None:
         prometheus = {"url": f"http://{_meta(monitor)['name']}-prometheus.{_meta(monitor)['namespace']}:"
@@ -176,7 +211,8 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
         prometheus = {"url": default_prometheus, "labelMatchers": {"namespace": namespace}}
         source = "--default-prometheus-url"
     else:
-        return skipped("no TidbMonitor lists it and the operator has no --default-prometheus-url", keep=True)
+        missing = f"no usable TidbMonitor lists it ({refusal})" if refusal else "no TidbMonitor lists it"
+        return skipped(f"{missing} and the operator has no --default-prometheus-url", keep=True)
 
     joining = [t for t in tcs if _joins(t) == (namespace, name)]
     pd: dict[str, Any] = {"url": pd_url(tc)}
@@ -187,6 +223,7 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
         TiKVClusterSpec.model_validate(_without_none(connection))
     except ValidationError as error:
         return skipped(f"the TiKVCluster it would make is not valid: {spec_error(error)}")
+    warning = "; ".join(w for w in (warning, refusal) if w)
     return Generated(namespace, name, str(meta.get("uid", "")), connection, source, warning)
 
 

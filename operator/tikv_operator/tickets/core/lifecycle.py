@@ -198,8 +198,11 @@ def plan_check(
     for ident, entry in waiting.items():
         if ident not in seen and configs.get(ident[0]) is not None and configs[ident[0]].enabled:
             still_pending[ident] = entry
+    switched_off = _switched_off(active, seen, configs, now, unwritten)
+    ops.extend(switched_off)
+    closed = {op.name for op in switched_off}
     for ident, ticket in active.items():
-        if ident not in seen and unwritten.get(ticket.name):
+        if ident not in seen and unwritten.get(ticket.name) and ticket.name not in closed:
             still_unwritten[ticket.name] = unwritten[ticket.name]
 
     reopened = {op.name for op in ops if _phase_written(op) == Phase.OPEN}
@@ -366,6 +369,51 @@ def _resolve(ticket: TicketView, finding: Finding, now: datetime, unwritten: int
         ticket.name, status=status.merge_patch(), labels=state_labels(Phase.RESOLVED, False),
         annotations={ANNOTATION_RECORDED: record_of(Phase.RESOLVED, False)},
         event=TicketEvent("TicketResolved", f"{ticket.name}: condition cleared ({finding.message})"),
+        resource_version=ticket.resource_version,
+    )
+
+
+def _switched_off(active: Mapping[Identity, TicketView], seen: Collection[Identity],
+                  configs: Mapping[str, InvariantConfig], now: datetime, unwritten: Mapping[str, int]
+                  ) -> list[PatchTicket]:
+    """Rule 22: the active tickets of an invariant the cluster's spec no longer checks (disabled, or a custom
+    invariant removed) resolve, saying why. `configs` are the settings of a spec the operator accepted (a
+    refused one runs no check, rule 17), so only a real disable gets here; an invariant that is on but was
+    not judged (PD or Prometheus unknown) has its config and stays as it is (rule 5)."""
+    ops: list[PatchTicket] = []
+    for ident, ticket in active.items():
+        config = configs.get(ident[0])
+        if ident in seen or (config is not None and config.enabled):
+            continue
+        ops.append(_resolve_switched_off(ticket, _why_off(ident[0], config), now, unwritten.get(ticket.name, 0)))
+    return ops
+
+
+def _why_off(invariant: str, config: InvariantConfig | None) -> str:
+    if config is None:
+        return f"custom invariant {invariant} was removed from spec.customInvariants"
+    if config.custom is not None:
+        return f"custom invariant {invariant} was disabled (spec.customInvariants[{invariant}].enabled: false)"
+    return f"invariant {invariant} was disabled (spec.invariants.{invariant}.enabled: false)"
+
+
+def _resolve_switched_off(ticket: TicketView, why: str, now: datetime, unwritten: int) -> PatchTicket:
+    """The owner's disable is a deliberate decision about the invariant, later than any hold on its tickets:
+    it wins over hold as a manual resolve does (rule 6), and the hold is cleared with it."""
+    status = OperatorTicketStatus(phase=Phase.RESOLVED, resolution="auto", resolved_at=to_rfc3339(now),
+                                  resolution_message=why)
+    if unwritten:
+        status = status.model_copy(update={"occurrences": ticket.occurrences + unwritten})
+    if ticket.phase is None:  # never initialised: give it the fields a reader expects
+        status = status.model_copy(update={
+            "message": why, "occurrences": max(1, ticket.occurrences),
+            "first_seen": to_rfc3339(ticket.created or now), "last_seen": to_rfc3339(now)})
+    note = " (the hold is cleared)" if ticket.held else ""
+    return PatchTicket(
+        ticket.name, status=status.merge_patch(), spec={"held": False} if ticket.held else None,
+        labels=state_labels(Phase.RESOLVED, False),
+        annotations={ANNOTATION_RECORDED: record_of(Phase.RESOLVED, False)},
+        event=TicketEvent("TicketResolved", f"{ticket.name}: {why}{note}"),
         resource_version=ticket.resource_version,
     )
 
