@@ -19,8 +19,9 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # cluster's daemon on every turn.
 MAX_DURATION = timedelta(hours=8760)
 # The same bound as the API server can check it without CEL: a spelling of at most 14 characters, which
-# holds the longest natural ones ("2h45m30s500ms", "8759h59m59.99s") and refuses 99999999999999h with
-# "Too long"; a shorter spelling beyond a year ("9999h") is refused by the operator, named in the spec's status.
+# holds the longest natural ones ("2h45m30s500ms", "8759h59m59.99s") and refuses 99999999999999h ("should be
+# at most 14 chars long"); a shorter spelling beyond a year ("9999h") is refused by the operator, named in
+# the spec's status.
 DURATION_MAX_LENGTH = 14
 
 
