@@ -4,7 +4,7 @@ started before the services exist does nothing."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -63,3 +63,59 @@ def test_a_spec_is_worked_out_once_over_many_turns_and_checks(monkeypatch: pytes
 def test_the_daemon_does_nothing_before_the_services_exist() -> None:
     asyncio.run(handlers.watch_cluster(name="basic", namespace="ns", body=kopf.Body({}), stopped=Stopped(1),
                                        memo=kopf.Memo(), tickets_by_cluster={}))  # type: ignore[arg-type]
+
+
+def test_a_refused_spec_keeps_its_open_tickets_paging_after_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec only the operator refuses (a labelMatchers key the schema cannot check) after a restart: the
+    cluster's open tickets are still sent where its alertmanager section says, else their alerts lapse and
+    Alertmanager resolves them while nothing is resolved."""
+    from tikv_operator.tickets.core.ticket import TicketView
+
+    monkeypatch.setattr("tikv_operator.checks.cluster_loop.SPEC_POLL_S", 0.0)
+    objects, core = FakeObjects(), FakeCore()
+    refused = {**SPEC, "prometheus": {"url": "http://prom:9090", "labelMatchers": {"not-a-label": "x"}},
+               "alertmanager": {"urls": ["http://am-0:9093"], "labels": {"team": "storage"}, "timeout": "3s"}}
+    body = cluster_body(spec=refused)
+    objects.put("tikvclusters", body)
+    ticket = TicketView(name="basic-store-down-s1-1", cluster="basic", invariant="store_down", store="1",
+                        phase="Open", severity="critical", message="store 1 is Down")
+    index = {("ns", "basic"): [ticket]}
+
+    async def run() -> None:
+        notifier = Notifier(AlertPolicy())  # a restarted operator: nothing registered
+        services = Services(writer=KubeWriter(objects, core), notifier=notifier,  # type: ignore[arg-type]
+                            credentials=SecretCache(core), default_interval=timedelta(seconds=30))  # type: ignore[arg-type]
+        loop = ClusterLoop("ns", "basic", kopf.Body(body), services, index)  # type: ignore[arg-type]
+        await loop.turn(Stopped(rounds=1))
+        assert "spec rejected" in objects.store[("tikvclusters", "basic")]["status"]["message"]
+        assert notifier.registered("ns", "basic"), "a refused spec stopped its delivery"
+        registration = notifier.clusters[("ns", "basic")]
+        assert [key[0] for key in registration.keys] == ["http://am-0:9093"]
+        assert registration.context.labels == {"team": "storage"}
+        assert list(registration.tickets()) == [ticket]
+        alerts = notifier.desired(registration.keys[0], datetime.now(UTC))
+        assert {a.wire()["labels"]["alertname"] for a in alerts} == {"store_down", "TiKVOperatorWatchdog"}
+        await notifier.close()
+
+    asyncio.run(run())
+
+
+def test_a_refused_spec_keeps_the_delivery_of_the_last_good_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within one process: the registration made from the last good spec stays as it was."""
+    monkeypatch.setattr("tikv_operator.checks.cluster_loop.SPEC_POLL_S", 0.0)
+    objects, core = FakeObjects(), FakeCore()
+    good = {**SPEC, "alertmanager": {"urls": ["http://am-0:9093"]}}
+    body = cluster_body(spec={**good, "alertmanager": {"urls": ["ftp://refused"], "labels": {"bad-label": "x"}}})
+    objects.put("tikvclusters", body)
+
+    async def run() -> None:
+        notifier = Notifier(AlertPolicy())
+        notifier.register("ns", "basic", TiKVClusterSpec.model_validate(good), lambda: [])
+        services = Services(writer=KubeWriter(objects, core), notifier=notifier,  # type: ignore[arg-type]
+                            credentials=SecretCache(core), default_interval=timedelta(seconds=30))  # type: ignore[arg-type]
+        loop = ClusterLoop("ns", "basic", kopf.Body(body), services, {})  # type: ignore[arg-type]
+        await loop.turn(Stopped(rounds=1))
+        assert [key[0] for key in notifier.clusters[("ns", "basic")].keys] == ["http://am-0:9093"]
+        await notifier.close()
+
+    asyncio.run(run())

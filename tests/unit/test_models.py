@@ -110,3 +110,40 @@ def test_label_matcher_keys_that_prometheus_accepts_are_kept() -> None:
         {**MINIMAL, "prometheus": {"url": "http://p:9090", "labelMatchers": {"tidb_cluster": "a", "_x9": "b"}}}
     )
     assert spec.prometheus.label_matchers == {"tidb_cluster": "a", "_x9": "b"}
+
+
+# Durations are bounded: a year at most (docs/reference/tikvcluster.md), and a spelling the schema bounds too.
+DURATION_PATHS = [("interval",), ("pd", "timeout"), ("prometheus", "timeout"), ("prometheus", "rateWindow"),
+                  ("alertmanager", "timeout"), ("flapping", "window"), ("tickets", "refreshInterval"),
+                  ("tickets", "resolvedRetention"), ("invariants", "store_down", "gracePeriod"),
+                  ("invariants", "pd_leader_flapping", "window"), ("invariants", "raft_log_lag", "keepFiringFor"),
+                  ("customInvariants", 0, "for"), ("customInvariants", 0, "keepFiringFor")]
+
+
+def _spec_with(path: tuple[str | int, ...], value: str) -> dict[str, object]:
+    spec: dict[str, object] = {**MINIMAL, "pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://prom:9090"},
+                               "customInvariants": [{"name": "mine", "expr": "up"}]}
+    node: object = spec
+    for key in path[:-1]:
+        node = node[key] if isinstance(key, int) else node.setdefault(key, {})  # type: ignore[index,union-attr]
+    node[path[-1]] = value  # type: ignore[index]
+    return spec
+
+
+@pytest.mark.parametrize("path", DURATION_PATHS, ids=lambda p: ".".join(map(str, p)))
+@pytest.mark.parametrize("value", ["99999999999999h", "9999999999h", "8761h", "525601m", "8760h1ms"])
+def test_a_duration_beyond_a_year_is_a_validation_error_never_an_overflow(path: tuple[str, ...], value: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        TiKVClusterSpec.model_validate(_spec_with(path, value))
+    assert re.search(r"longer than 8760h|at most 14 characters", str(error.value)), str(error.value)
+
+
+@pytest.mark.parametrize("path", DURATION_PATHS, ids=lambda p: ".".join(map(str, p)))
+def test_a_duration_of_a_year_is_taken(path: tuple[str, ...]) -> None:
+    TiKVClusterSpec.model_validate(_spec_with(path, "8760h"))
+    TiKVClusterSpec.model_validate(_spec_with(path, "2h45m30s500ms"))
+
+
+def test_the_operator_never_parses_a_duration_beyond_a_year() -> None:
+    with pytest.raises(ValueError, match="longer than 8760h"):
+        parse_duration("99999999999999999999h")

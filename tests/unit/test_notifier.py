@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tikv_operator.alerts.core.delivery import AlertPolicy
@@ -28,20 +29,32 @@ class Server:
         self.posts: list[list[dict[str, Any]]] = []
         self.silences: dict[str, dict[str, Any]] = {}
         self.fail = False
+        # Hostile answers, by route: (method, path) -> the response to give instead of the usual one.
+        self.answers: dict[tuple[str, str], Callable[[], web.Response]] = {}
+
+    def hostile(self, request: web.Request) -> web.Response | None:
+        answer = self.answers.get((request.method, request.path))
+        return answer() if answer is not None else None
 
     async def alerts(self, request: web.Request) -> web.Response:
+        if (answer := self.hostile(request)) is not None:
+            return answer
         if self.fail:
             return web.Response(status=500, text="storage full")
         self.posts.append(await request.json())
         return web.Response()
 
     async def create(self, request: web.Request) -> web.Response:
+        if (answer := self.hostile(request)) is not None:
+            return answer
         body = await request.json()
         silence_id = f"s{len(self.silences) + 1}"
         self.silences[silence_id] = {**body, "id": silence_id, "status": {"state": "active"}}
         return web.json_response({"silenceID": silence_id})
 
-    async def list(self, _: web.Request) -> web.Response:
+    async def list(self, request: web.Request) -> web.Response:
+        if (answer := self.hostile(request)) is not None:
+            return answer
         return web.json_response(list(self.silences.values()))
 
     async def expire(self, request: web.Request) -> web.Response:
@@ -210,3 +223,92 @@ async def _a_deleted_cluster_resolves_its_alerts(state: Server, url: str) -> Non
     await notifier.deliver(target, NOW + timedelta(seconds=1))
     assert sorted(posted(state)[2:]) == [("TiKVOperatorWatchdog", "none", False), ("store_down", "warning", False)]
     await notifier.close()
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+OUR_SILENCE = {"createdBy": "tikv-operator", "status": {"state": "active"},
+               "matchers": [{"name": "namespace", "value": "ns", "isRegex": False},
+                            {"name": "ticket", "value": OPEN.name, "isRegex": False}]}
+HOSTILE_ANSWERS: dict[str, tuple[tuple[str, str], Callable[[], web.Response]]] = {
+    "html": (("POST", "/api/v2/alerts"), lambda: web.Response(status=502, text="<html><body>Bad gateway</body></html>",
+                                                             content_type="text/html")),
+    "huge": (("POST", "/api/v2/alerts"), lambda: web.Response(status=500, text="x" * 5_000_000)),
+    "invalid-utf8": (("POST", "/api/v2/alerts"), lambda: web.Response(
+        status=500, body=b"\xff\xfe\xfa broken \xc3", headers={"Content-Type": "text/plain; charset=utf-8"})),
+    "unknown-charset": (("POST", "/api/v2/alerts"), lambda: web.Response(
+        status=500, body=b"\xff oops", headers={"Content-Type": "text/plain; charset=no-such-charset"})),
+    "deep-json-error": (("POST", "/api/v2/alerts"), lambda: web.Response(status=400, text=DEEP)),
+    "json-without-fields": (("POST", "/api/v2/alerts"), lambda: web.json_response({"code": 601}, status=422)),
+    "silences-deep": (("GET", "/api/v2/silences"), lambda: web.Response(text=DEEP, content_type="application/json")),
+    "silence-id-deep": (("POST", "/api/v2/silences"), lambda: web.Response(text=DEEP,
+                                                                         content_type="application/json")),
+    "silence-id-not-text": (("POST", "/api/v2/silences"), lambda: web.json_response({"silenceID": 7})),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_ANSWERS)
+def test_an_alertmanager_answer_of_any_shape_is_a_delivery_failure_backed_off_and_reported(case: str) -> None:
+    """Never an exception past the delivery's error path: that would skip the backoff and the AlertsDelivered
+    condition (the health the cluster's status reports)."""
+    route, answer = HOSTILE_ANSWERS[case]
+
+    async def scenario(state: Server, url: str) -> None:
+        state.answers[route] = answer
+        notifier = Notifier(AlertPolicy(), recorder=Recorder())
+        notifier.register("ns", "basic", spec(url), lambda: [replace(OPEN, phase="Acknowledged")])
+        (target,) = notifier.targets.values()
+        await notifier.deliver(target, NOW)
+        health = notifier.report("ns", "basic").targets[0]  # type: ignore[union-attr]
+        assert health.ok is False, health
+        assert health.error
+        assert len(health.error) < 1000, health.error
+        assert target.retry_at > 0, "the next attempt waits"
+        await notifier.close()
+
+    run(scenario)
+
+
+def test_silences_of_odd_shapes_are_no_silences_of_ours() -> None:
+    async def scenario(state: Server, url: str) -> None:
+        # Each almost a silence of this ticket: a status that is text, matchers that are not objects, no id.
+        state.answers[("GET", "/api/v2/silences")] = lambda: web.json_response(
+            [{**OUR_SILENCE, "id": "x1", "status": "active"}, {**OUR_SILENCE, "id": "x2", "matchers": "ticket"},
+             {**OUR_SILENCE, "id": "x3", "matchers": [1, None]}, {**OUR_SILENCE}, "s9", None])
+        notifier = Notifier(AlertPolicy(), recorder=Recorder())
+        notifier.register("ns", "basic", spec(url), lambda: [replace(OPEN, phase="Acknowledged")])
+        (target,) = notifier.targets.values()
+        await notifier.deliver(target, NOW)
+        assert notifier.report("ns", "basic").targets[0].ok is True  # type: ignore[union-attr]
+        assert list(state.silences) == ["s1"], "a silence of its own, made once"
+        await notifier.close()
+
+    run(scenario)
+
+
+def test_a_round_that_raises_is_a_failure_backed_off_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever escapes a round (a bug): the loop goes on, and the round counts as failed."""
+    import tikv_operator.alerts.notifier as notifier_module
+
+    monkeypatch.setattr(notifier_module, "TICK_S", 0.0)
+
+    async def scenario(_state: Server, url: str) -> None:
+        notifier = Notifier(AlertPolicy())
+        notifier.register("ns", "basic", spec(url), lambda: [OPEN])
+        (target,) = notifier.targets.values()
+
+        async def broken(*_args: Any) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(notifier, "deliver", broken)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if target.health is not None:
+                break
+        health = notifier.report("ns", "basic").targets[0]  # type: ignore[union-attr]
+        assert (health.ok, health.error) == (False, "delivery round failed (RuntimeError)")
+        assert target.retry_at > 0
+        assert target.task is not None
+        assert not target.task.done(), "the loop goes on"
+        await notifier.close()
+
+    run(scenario)

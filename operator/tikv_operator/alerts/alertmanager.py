@@ -22,6 +22,7 @@ from tikv_operator.kube.credentials import (
     BearerToken,
     PrometheusAuth,
 )
+from tikv_operator.model.json_text import load_json
 
 ALERTS_PATH = "/api/v2/alerts"
 SILENCES_PATH = "/api/v2/silences"
@@ -30,6 +31,16 @@ SILENCE_PATH = "/api/v2/silence/{id}"
 
 class DeliveryError(Exception):
     """A request to an Alertmanager failed; str() says which and why, without secrets."""
+
+
+def _is_silence(value: Any) -> bool:
+    """A silence of the shape API v2 promises, as far as the operator reads one: any other entry is no
+    silence of ours (skipped), never an exception in the delivery round."""
+    if not isinstance(value, dict):
+        return False
+    matchers = value.get("matchers")
+    return (isinstance(value.get("id"), str) and isinstance(value.get("status"), dict)
+            and isinstance(matchers, list) and all(isinstance(m, dict) for m in matchers))
 
 
 def _headers(auth: PrometheusAuth | None) -> dict[str, str]:
@@ -93,19 +104,20 @@ class AlertmanagerClient:
         filters = [f'{m["name"]}="{m["value"]}"' for m in matchers]
         response = await self._request("GET", SILENCES_PATH, params={"filter": filters})
         try:
-            found = response.json()
+            found = load_json(response.text)
         except ValueError:
             raise DeliveryError(f"GET {SILENCES_PATH}: not JSON: {excerpt(response.text)}") from None
         if not isinstance(found, list):
             raise DeliveryError(f"GET {SILENCES_PATH}: not a list of silences: {excerpt(response.text)}")
-        return [s for s in found if isinstance(s, dict)]
+        return [s for s in found if _is_silence(s)]
 
     async def create_silence(self, body: Mapping[str, Any]) -> str:
         response = await self._request("POST", SILENCES_PATH, json=dict(body))
         try:
-            silence_id = response.json().get("silenceID")
-        except (ValueError, AttributeError):
-            silence_id = None
+            answer = load_json(response.text)
+        except ValueError:
+            answer = None
+        silence_id = answer.get("silenceID") if isinstance(answer, dict) else None
         if not isinstance(silence_id, str) or not silence_id:
             raise DeliveryError(f"POST {SILENCES_PATH}: no silenceID in the answer: {excerpt(response.text)}")
         return silence_id

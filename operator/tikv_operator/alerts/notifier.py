@@ -217,9 +217,11 @@ class Notifier:
                 await self.deliver(target, datetime.now(UTC))
             except NotLeading:
                 continue  # lost the Lease mid-round: the new leader sends
-            except Exception:
-                # A bug must cost one delivery round, never the loop that pages people.
+            except Exception as error:
+                # A bug must cost one delivery round, never the loop that pages people; the round failed like
+                # any other, backed off and reported (AlertsDelivered), not retried every tick in silence.
                 log.exception("alertmanager %s: delivery round failed", target.url)
+                self._failed(target, f"delivery round failed ({type(error).__name__})", datetime.now(UTC))
             if self._unused(target):
                 del self.targets[target.key]
                 if target.client is not None:

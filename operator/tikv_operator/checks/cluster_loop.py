@@ -21,6 +21,7 @@ from tikv_operator.checks.core.settings import ClusterSettings, Rejected, Settin
 from tikv_operator.checks.probe import observe
 from tikv_operator.kube.api import NotLeading, short_error
 from tikv_operator.kube.credentials import load_alertmanager_credentials, load_credentials
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 from tikv_operator.services import Services
 from tikv_operator.tickets.core.ticket import TicketView
 from tikv_operator.watchdog import WATCHDOG
@@ -74,12 +75,15 @@ class ClusterLoop:
         try:
             settings = self.settings.of(self.body.get("spec"))
             if isinstance(settings, Rejected):
+                if settings.delivery is not None and not self.services.notifier.registered(self.namespace, self.name):
+                    # Rule 23: open tickets still page; a registration from the last good spec stays as it is.
+                    await self._register_delivery(settings.delivery, None)
                 await self._note_spec_rejected(settings.reason)
                 self.checker.last_status = None  # the first check after the fix rewrites the status
                 await stopped.wait(SPEC_POLL_S * 10)
             elif settings.spec.paused:
                 if not self.services.notifier.registered(self.namespace, self.name):
-                    await self._register_delivery(settings)  # open tickets still page
+                    await self._register_delivery(settings.spec, settings.alertmanager_timeout_s)  # tickets page
                 await self._note_paused()
                 self.checker.last_status = None  # the first check after the pause rewrites the status
                 await stopped.wait(SPEC_POLL_S)
@@ -96,7 +100,7 @@ class ClusterLoop:
     async def _check(self, settings: ClusterSettings, now: float, due: float) -> None:
         self_metrics.CHECK_LAG.observe(now - due)
         with WATCHDOG.check(self.namespace, self.name, settings.probe_timeouts_s):
-            await self._register_delivery(settings)
+            await self._register_delivery(settings.spec, settings.alertmanager_timeout_s)
             self_metrics.CHECKS.labels(self.namespace, self.name).inc()
             try:
                 result = await self.checker.check(dict(self.body), settings, self._tickets)
@@ -153,12 +157,13 @@ class ClusterLoop:
         key = (self.namespace, self.name)
         return list(self.index[key]) if key in self.index else []
 
-    async def _register_delivery(self, settings: ClusterSettings) -> None:
-        """Tell the notifier where this cluster's tickets go (and with which credentials), before each check."""
+    async def _register_delivery(self, spec: TiKVClusterSpec, timeout_s: float | None) -> None:
+        """Tell the notifier where this cluster's tickets go (and with which credentials), before each check.
+        `timeout_s`: spec.alertmanager.timeout as worked out already (None: the notifier works it out)."""
         credentials, problem = await load_alertmanager_credentials(
-            self.services.credentials, self.namespace, settings.spec.alertmanager)
-        self.services.notifier.register(self.namespace, self.name, settings.spec, self._tickets, credentials, problem,
-                                        timeout_s=settings.alertmanager_timeout_s)
+            self.services.credentials, self.namespace, spec.alertmanager)
+        self.services.notifier.register(self.namespace, self.name, spec, self._tickets, credentials, problem,
+                                        timeout_s=timeout_s)
 
     async def _note_spec_rejected(self, reason: str) -> None:
         previous = parse_status(self.body.get("status"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import ssl
 import tempfile
@@ -20,6 +19,7 @@ import httpx
 from tikv_operator.checks.core.observation import TOMBSTONE, PDObservation
 from tikv_operator.checks.core.pd_model import PDAnswerError, parse_stores
 from tikv_operator.kube.credentials import TLSClientCredentials
+from tikv_operator.model.json_text import load_json
 
 STORES_PATH = "/pd/api/v1/stores"
 TOMBSTONES_PATH = STORES_PATH + "?state=2"  # metapb.StoreState Tombstone; PD's default list leaves them out
@@ -34,7 +34,7 @@ def excerpt(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
     """One line of at most `limit` characters of an answer body, for an error message."""
     text = text.strip()
     try:
-        decoded = json.loads(text)
+        decoded = load_json(text)
     except ValueError:
         decoded = None
     if isinstance(decoded, str):

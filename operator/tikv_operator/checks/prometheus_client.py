@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import os
 import socket
 import threading
@@ -39,6 +38,7 @@ from urllib3.util.retry import Retry
 from tikv_operator.checks.core.observation import MetricsObservation, Series
 from tikv_operator.checks.pd_client import excerpt, network_reason
 from tikv_operator.kube.credentials import BasicAuth, BearerToken, PrometheusAuth
+from tikv_operator.model.json_text import load_json
 
 # The library's default retries a refused connection three times with backoff (6 s in all); a check runs
 # again at the next interval anyway, and the grace period of prometheus_unreachable absorbs one miss.
@@ -189,7 +189,7 @@ def _raise_for_status(response: requests.Response, *_args: Any, **_kwargs: Any) 
         return
     detail = excerpt(response.text)
     try:
-        body = json.loads(response.text)
+        body = load_json(response.text)
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
@@ -202,7 +202,7 @@ def _number(value: Any) -> float:
         raise _Answer("a sample value is not a number")
     try:
         return float(value)  # "NaN" and "+Inf" included: NaN means no samples in the window
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond any float (JSON allows 1000…0)
         raise _Answer(f"a sample value is not a number: {excerpt(str(value), 40)}") from None
 
 
@@ -226,7 +226,8 @@ def describe(error: Exception, timeout_s: float) -> str:
     """A short reason for a failed query. Only known, safe texts: some requests errors quote headers."""
     if isinstance(error, _Answer):
         return str(error)
-    if isinstance(error, requests.exceptions.JSONDecodeError):
+    # RecursionError: JSON nested deeply enough to exhaust the stack (the library reads the body itself).
+    if isinstance(error, requests.exceptions.JSONDecodeError | RecursionError):
         return "the answer is not JSON (is this Prometheus' query API?)"
     if isinstance(error, KeyError | TypeError):
         return "the answer is not a Prometheus query API answer (no data.result)"

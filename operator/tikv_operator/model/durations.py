@@ -13,6 +13,16 @@ from pydantic import AfterValidator, Field
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# The longest duration the operator takes: a year. No period, window, timeout or retention of a health check
+# means more, and it keeps every moment worked out from one (now + a grace period, a check's next start) far
+# from what datetime and the event loop's timers hold: 99999999999999h overflowed them and crashed the
+# cluster's daemon on every turn.
+MAX_DURATION = timedelta(hours=8760)
+# The same bound as the API server can check it without CEL: a spelling of at most 14 characters, which
+# holds the longest natural ones ("2h45m30s500ms", "8759h59m59.99s") and refuses 99999999999999h ("should be
+# at most 14 chars long"); a shorter spelling beyond a year ("9999h") is refused by the operator, named in
+# the spec's status.
+DURATION_MAX_LENGTH = 14
 
 
 @lru_cache(maxsize=1024)  # every cluster's spec spells the same few durations
@@ -20,7 +30,12 @@ def parse_duration(text: str) -> timedelta:
     """Parse a Go-style duration (no sign, no days: Kubernetes users write 24h)."""
     if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"{text!r} is not a duration like 30s, 1m30s, 500ms or 24h")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text)))
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
+    # Compared as a float before it becomes a timedelta, which overflows (OverflowError, no ValueError).
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than {format_duration(MAX_DURATION)} (a year), the longest duration "
+                         "the operator takes")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -56,13 +71,13 @@ def _check_at_least_a_second(text: str) -> str:
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, examples=["30s", "1m30s", "24h"]),
+    Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH, examples=["30s", "1m30s", "24h"]),
     AfterValidator(_check),
 ]
 
 AtLeastASecond = Annotated[
     str,
-    Field(pattern=AT_LEAST_A_SECOND_PATTERN, examples=["30s", "1m"]),
+    Field(pattern=AT_LEAST_A_SECOND_PATTERN, max_length=DURATION_MAX_LENGTH, examples=["30s", "1m"]),
     AfterValidator(_check_at_least_a_second),
 ]
 """A period that drives requests (a check, a write): zero would be a hot loop against PD, Prometheus and the

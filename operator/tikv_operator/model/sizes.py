@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
@@ -22,9 +23,18 @@ def parse_size(text: str | int | float) -> int:
     """Bytes of a PD size string; raises ValueError on anything else."""
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a size")
-    if isinstance(text, int | float):
+    if isinstance(text, int):
+        return text
+    if isinstance(text, float):
+        if not math.isfinite(text):  # PD's JSON may hold NaN or Infinity: no size at all
+            raise ValueError(f"{text!r} is not a size")
         return int(text)
+    if not isinstance(text, str):
+        raise ValueError(f"{type(text).__name__} is not a size")
     match = _SIZE.match(text)
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"{text!r} is not a size like 96.73GiB or 937 GiB")
-    return round(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    number = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not math.isfinite(number):  # "1e999GiB"
+        raise ValueError(f"{text!r} is too large a size")
+    return round(number)

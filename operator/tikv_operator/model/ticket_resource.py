@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
+from tikv_operator.model.json_text import finite_json
 from tikv_operator.model.vocabulary import INVARIANT_NAME_MAX, INVARIANT_NAME_PATTERN, Phase, Resolution, Severity
 from tikv_operator.model.wire import Timestamp, WireModel
+
+# Free-form values the operator measured: a NaN or an Infinity in them (PD's, Prometheus') is written as its
+# spelling, "NaN" or "+Inf", since the API server refuses the status write of a body holding one. Every ticket
+# status the operator writes is built as this model, so no write misses it.
+FiniteJson = Annotated[dict[str, Any], AfterValidator(finite_json)]
 
 
 class OperatorTicketSpec(WireModel):
@@ -52,11 +58,11 @@ class OperatorTicketStatus(WireModel):
     )
     batch: str | None = Field(None, description="Id shared by the tickets opened in the same check.")
     flapping: bool | None = Field(None, description="The same identity opened too many tickets recently.")
-    evidence: dict[str, Any] | None = Field(
+    evidence: FiniteJson | None = Field(
         None, description="The observed values and the queries behind them at detection time."
     )
     silences: dict[str, str] | None = Field(
         None, description="Alertmanager silences the operator made when the ticket was acknowledged: silence id "
         "by Alertmanager URL; expired when the ticket resolves.",
     )
-    diagnosis: dict[str, Any] | None = Field(None, description="Reserved for correlated diagnosis.")
+    diagnosis: FiniteJson | None = Field(None, description="Reserved for correlated diagnosis.")

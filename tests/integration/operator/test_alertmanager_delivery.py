@@ -103,6 +103,35 @@ def test_a_killed_and_restarted_operator_keeps_one_alert_and_pages_no_one_twice(
     assert len(firing(alertmanager, namespace=namespace)) == 1
 
 
+def test_a_spec_refused_across_a_restart_keeps_its_open_tickets_paging(
+    kubectl: Cli, namespace: str, start_operator: StartOperator, tikv: SimulatedCluster,
+    make_cluster: Callable[..., Any], alertmanager: Alertmanager,
+) -> None:
+    """Rule 23: a labelMatchers key only the operator checks, written while it was down. The restarted
+    operator refuses the spec, and still re-sends the open ticket's alert: without that the alert lapsed
+    after 4 resend intervals and Alertmanager sent everyone a resolved notification."""
+    # Resent every 5 s, an alert lives 20 s: room for the restart on a busy machine.
+    args = ("--alertmanager-url", alertmanager.url, "--alert-resend-interval", "5s")
+    first = start_operator(extra_args=args)
+    make_cluster(tikv.pd_url)
+    tikv.fault(kind="stop-store", store=1)
+    wait_for_ticket(kubectl, "store_down", "1")
+    alertmanager.wait_for_notifications(1, status="firing", timeout=20, namespace=namespace)
+
+    first.kill()
+    kubectl("patch", "tkc", "basic", "--type=merge", "-p",
+            json.dumps({"spec": {"prometheus": {"labelMatchers": {"not-a-label": "x"}}}}))
+    start_operator(extra_args=args)
+    eventually(lambda: (kubectl.json("get", "tkc", "basic").get("status") or {}).get("message", "").startswith(
+        "spec rejected"), what="the restarted operator refusing the spec")
+    (before,) = alertmanager.alerts(namespace=namespace)
+    # Longer than the alert's lifetime without re-sends (4 resend intervals).
+    time.sleep(25)
+    (after,) = alertmanager.alerts(namespace=namespace)
+    assert after["endsAt"] > before["endsAt"], "the open ticket's alert is re-sent"
+    assert resolved(alertmanager, namespace=namespace) == []
+
+
 @pytest.mark.timeout(240)
 def test_the_alert_stays_active_through_a_pd_outage_of_many_resend_intervals(
     kubectl: Cli, namespace: str, start_operator: StartOperator, tikv: SimulatedCluster,

@@ -95,6 +95,16 @@ INVALID = [
      ["spec.prometheus.url", "should match"]),
     ("cluster-name-over-63", with_change(VALID_CLUSTER, "metadata.name", "c" * 64),
      ["metadata.name", "63"]),
+    # Durations beyond what datetime and timers hold crashed the cluster's daemon in a loop (OverflowError).
+    ("interval-overflowing", with_change(VALID_CLUSTER, "spec.interval", "99999999999999h"),
+     ["spec.interval", "should be at most 14 chars long"]),
+    ("pd-timeout-overflowing", with_change(VALID_CLUSTER, "spec.pd.timeout", "99999999999999h"),
+     ["spec.pd.timeout", "should be at most 14 chars long"]),
+    ("retention-overflowing", with_change(VALID_CLUSTER, "spec.tickets", {"resolvedRetention": "999999999999999m"}),
+     ["spec.tickets.resolvedRetention", "should be at most 14 chars long"]),
+    ("grace-period-overflowing", with_change(VALID_CLUSTER, "spec.invariants",
+                                             {"store_down": {"gracePeriod": "99999999999999s"}}),
+     ["spec.invariants.store_down.gracePeriod", "should be at most 14 chars long"]),
     # Delivery: where tickets are delivered.
     ("alertmanager-url-not-http", with_change(VALID_CLUSTER, "spec.alertmanager", {"urls": ["ftp://am:9093"]}),
      ["spec.alertmanager.urls", "should match"]),
@@ -175,6 +185,7 @@ def test_an_invalid_status_patch_is_rejected_and_the_status_is_kept(
 @pytest.mark.parametrize(("path", "value"), [
     ("spec.interval", "1s"), ("spec.interval", "1000ms"), ("spec.interval", "1.5s"), ("spec.interval", "2m"),
     ("spec.interval", "0m30s"), ("spec.tickets", {"refreshInterval": "10s"}),
+    ("spec.interval", "8760h"), ("spec.tickets", {"resolvedRetention": "2h45m30s500ms"}),
     ("spec.prometheus.url", "https://prom.example:9090/prometheus"), ("metadata.name", "c" * 63),
 ])
 def test_the_limits_accept_what_people_write(kubectl: Cli, path: str, value: Any) -> None:

@@ -122,6 +122,14 @@ def test_closed_port_fails_fast_without_retries() -> None:
          "HTTP 503 Service Unavailable: execution: query timed out"),
         (lambda: web.Response(status=502, text="upstream connect error\n"),
          "HTTP 502 Bad Gateway: upstream connect error"),
+        # Hostile answers: a number no float holds, nesting that exhausts the stack, in a success and an error.
+        (lambda: web.Response(text='{"status": "success", "data": {"result": [{"metric": {}, "value": [1, 1%s]}]}}'
+                              % ("0" * 400), content_type="application/json"),
+         "a sample value is not a number: 1" + "0" * 38 + "…"),
+        (lambda: web.Response(text="[" * 100_000, content_type="application/json"),
+         "the answer is not JSON (is this Prometheus' query API?)"),
+        (lambda: web.Response(status=500, text="[" * 100_000),
+         "HTTP 500 Internal Server Error: " + "[" * 199 + "…"),
     ],
 )
 def test_garbage_answers_make_the_query_api_unreachable(response: Callable[[], web.Response], error: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,3 +154,27 @@ def regenerate() -> None:
 @pytest.mark.parametrize("name", [*CASES, *CLI_CASES])
 def test_the_wire_form_of_each_write_is_unchanged(name: str) -> None:
     assert json.loads(wire(name)) == json.loads(json.loads(GOLDEN.read_text())[name])
+
+
+def _no_constants(name: str) -> Any:
+    raise AssertionError(f"{name} in a body for the API server: JSON has no such value")
+
+
+@pytest.mark.parametrize("case", ["create", "reopen"])
+def test_non_finite_evidence_reaches_the_api_server_as_strict_json(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Go's decoder refuses NaN and Infinity, which json.dumps writes: the status write after a create would
+    fail (400), leaving a ticket with no phase that never pages. The wire body is what kubernetes_asyncio
+    sends: its sanitized body through json.dumps."""
+    from kubernetes_asyncio.client import ApiClient
+
+    hostile = {"slowScore": float("nan"), "ratio": float("inf"), "values": [float("-inf"), 1.5],
+               "nested": {"a": float("nan")}}
+    monkeypatch.setattr(sys.modules[__name__], "EVIDENCE", hostile)
+    calls, _ = CASES[case]()
+    statuses = [body for verb, _, body in calls if verb == "patch_status"]
+    assert statuses, calls
+    for body in statuses:
+        text = json.dumps(ApiClient.__new__(ApiClient).sanitize_for_serialization(body))  # no session needed
+        sent = json.loads(text, parse_constant=_no_constants)
+        assert sent["status"]["evidence"] == {"slowScore": "NaN", "ratio": "+Inf", "values": ["-Inf", 1.5],
+                                              "nested": {"a": "NaN"}}

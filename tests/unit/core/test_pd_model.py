@@ -124,3 +124,37 @@ def test_health_answers_that_are_not_members(body: str, error: str) -> None:
         parse_health(body)
 
     assert str(caught.value).startswith(error), str(caught.value)
+
+
+# Hostile or broken values: each gives an observation or a PDAnswerError, never another exception.
+
+def test_a_nan_slow_score_is_unknown_never_ok() -> None:
+    from datetime import UTC, datetime
+
+    from tikv_operator.checks.core.invariants import configure, evaluate
+    from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation
+    from tikv_operator.model.cluster_resource import TiKVClusterSpec
+
+    body = '{"count": 1, "stores": [{"store": {"id": 1, "state_name": "Up"}, "status": {"slow_score": NaN}}]}'
+    stores = parse_stores(body).observed()
+    spec = TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"}, "prometheus": {"url": "http://p:9090"}})
+    obs = Observation(cluster="basic", at=datetime(2026, 11, 25, tzinfo=UTC),
+                      pd=PDObservation(url="u", reachable=True, stores=stores),
+                      metrics=MetricsObservation(url="p", reachable=False, error="x"))
+    (slow,) = [f for f in evaluate(obs, configure(spec)) if f.invariant == "store_slow"]
+    assert slow.verdict == "unknown"
+    assert slow.message == "PD reported slow_score NaN for store 1"
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999", '"1e999GiB"', '"NaNGiB"'])
+def test_a_capacity_that_is_not_a_finite_size_is_no_size(value: str) -> None:
+    body = '{"count": 1, "stores": [{"store": {"id": 1, "state_name": "Up"}, "status": {"capacity": VALUE}}]}'
+    body = body.replace("VALUE", value)
+    (store,) = parse_stores(body).observed()
+    assert store.capacity_bytes is None
+
+
+@pytest.mark.parametrize("parse", [parse_stores, parse_health])
+def test_deeply_nested_json_is_a_malformed_answer(parse: object) -> None:
+    with pytest.raises(PDAnswerError, match="is not JSON"):
+        parse("[" * 100_000 + "]" * 100_000)  # type: ignore[operator]

@@ -30,9 +30,11 @@ def test_a_merge_patch_carries_the_fields_given_and_null_for_those_given_none() 
     assert status.merge_patch(exclude={"phase"}) == {"lastSeen": "2026-11-25T03:55:07Z", "resolvedAt": None}
 
 
-def test_free_form_evidence_is_sent_as_built() -> None:
-    evidence = {"value": float("inf"), "queries": ("up",)}
-    assert OperatorTicketStatus(evidence=evidence).merge_patch()["evidence"] == evidence
+def test_free_form_evidence_is_sent_as_built_with_non_finite_numbers_spelled() -> None:
+    # The API server refuses NaN and Infinity in JSON: they are sent as Prometheus spells them.
+    evidence = {"value": float("inf"), "queries": ("up",), "count": 3, "nested": {"v": [float("nan"), 0.5]}}
+    assert OperatorTicketStatus(evidence=evidence).merge_patch()["evidence"] == {
+        "value": "+Inf", "queries": ["up"], "count": 3, "nested": {"v": ["NaN", 0.5]}}
 
 
 def test_reading_keeps_a_value_this_version_does_not_know() -> None:

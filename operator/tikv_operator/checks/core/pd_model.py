@@ -3,13 +3,19 @@ ones between versions, and changed its size format once. Pure: bytes in, models 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tikv_operator.checks.core.observation import Store
+from tikv_operator.model.json_text import load_json
 from tikv_operator.model.sizes import parse_size
+
+# Counts and moments beyond these are no count or moment PD keeps (uint64 fields, read as int64 by Go
+# clients): NaN, Infinity or 1e300 there is as good as no value, and must not overflow a datetime later.
+INT64_LIMIT = 2**63
+# Seconds before year 10000, the last a datetime holds.
+SECONDS_LIMIT = 253402300800
 
 
 def _size_or_none(value: Any) -> int | None:
@@ -22,6 +28,16 @@ def _size_or_none(value: Any) -> int | None:
         return None
 
 
+def _within(limit: int) -> Any:
+    def check(value: Any) -> Any:
+        # NaN compares False with everything, so it is out of range too.
+        if isinstance(value, int | float) and not isinstance(value, bool) and not 0 <= value < limit:
+            return None
+        return value
+
+    return BeforeValidator(check)
+
+
 def _id_text(value: Any) -> str:
     # member ids are uint64 above 2**53: keep them as text so no JSON float rounding touches them.
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -31,6 +47,9 @@ def _id_text(value: Any) -> str:
 
 Size = Annotated[int | None, BeforeValidator(_size_or_none)]
 IdText = Annotated[str, BeforeValidator(_id_text)]
+Count = Annotated[int | None, _within(INT64_LIMIT)]
+Nanoseconds = Annotated[int | None, _within(INT64_LIMIT)]
+Seconds = Annotated[int | None, _within(SECONDS_LIMIT)]
 
 
 class _Lenient(BaseModel):
@@ -50,17 +69,18 @@ class StoreMeta(_Lenient):
     version: str = ""
     # An answer without a state says nothing about the store: "" makes its invariants unknown.
     state_name: str = ""
-    last_heartbeat: int | None = None
+    last_heartbeat: Nanoseconds = None
     physically_destroyed: bool = False
-    start_timestamp: int | None = None
+    start_timestamp: Seconds = None
 
 
 class StoreStatus(_Lenient):
     capacity: Size = None
     available: Size = None
     used_size: Size = None
-    region_count: int | None = None
-    leader_count: int | None = None
+    region_count: Count = None
+    leader_count: Count = None
+    # NaN and Infinity are kept: store_slow says PD reported them (unknown), rather than taking them for a score.
     slow_score: float | None = None
     last_heartbeat_ts: str | None = None
     uptime: str | None = None
@@ -108,7 +128,7 @@ def _describe(error: ValidationError) -> str:
 def parse_stores(body: bytes | str) -> StoresResponse:
     """GET /pd/api/v1/stores."""
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except ValueError as error:
         raise PDAnswerError(f"/stores is not JSON: {error}") from None
     if isinstance(data, dict) and data.get("stores", ()) is None:
@@ -124,7 +144,7 @@ def parse_stores(body: bytes | str) -> StoresResponse:
 def parse_health(body: bytes | str) -> tuple[HealthMember, ...]:
     """GET /pd/api/v1/health."""
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except ValueError as error:
         raise PDAnswerError(f"/health is not JSON: {error}") from None
     if not isinstance(data, list):

@@ -6,6 +6,7 @@ spec once. A spec the operator cannot use is said in one place, with one message
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,7 +15,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from tikv_operator.checks.core.invariants import InvariantConfig, configure, queries_for, restart_horizon
-from tikv_operator.model.cluster_resource import TiKVClusterSpec, spec_error
+from tikv_operator.model.cluster_resource import (
+    URL_PATTERN,
+    AlertmanagerSpec,
+    PDSpec,
+    PrometheusSpec,
+    TiKVClusterSpec,
+    spec_error,
+)
 from tikv_operator.model.durations import parse_duration
 from tikv_operator.tickets.core.lifecycle import LifecyclePolicy
 
@@ -59,9 +67,11 @@ class ClusterSettings:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A spec the operator cannot use; `reason` names the first wrong field (said on the cluster's status)."""
+    """A spec the operator cannot use; `reason` names the first wrong field (said on the cluster's status).
+    `delivery`: where its tickets still go (rule 23), from what of the spec can be read (`delivery_spec`)."""
 
     reason: str
+    delivery: TiKVClusterSpec | None = field(default=None, compare=False)
 
 
 def settings_of(spec: Mapping[str, Any] | None, default_interval: timedelta) -> ClusterSettings | Rejected:
@@ -69,8 +79,43 @@ def settings_of(spec: Mapping[str, Any] | None, default_interval: timedelta) -> 
     try:
         parsed = TiKVClusterSpec.model_validate(spec or {})
     except ValidationError as error:
-        return Rejected(spec_error(error))
+        return Rejected(spec_error(error), delivery_spec(spec))
     return ClusterSettings.of(parsed, default_interval)
+
+
+def _readable_fields(raw: Any) -> AlertmanagerSpec | None:
+    """The alertmanager section without the fields that do not validate (those take their defaults)."""
+    if not isinstance(raw, Mapping):
+        return None
+    fields = dict(raw)
+    while True:
+        try:
+            return AlertmanagerSpec.model_validate(fields)
+        except ValidationError as error:
+            wrong = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+            names = {info.alias or name: name for name, info in AlertmanagerSpec.model_fields.items()}
+            wrong |= {alias for alias, name in names.items() if name in wrong}
+            if not wrong & fields.keys():
+                return None  # nothing left to leave out: the operator's defaults
+            fields = {k: v for k, v in fields.items() if k not in wrong}
+
+
+def _url(part: Any) -> str:
+    url = part.get("url") if isinstance(part, Mapping) else None
+    return url if isinstance(url, str) and re.fullmatch(URL_PATTERN, url) else ""
+
+
+def delivery_spec(spec: Mapping[str, Any] | None) -> TiKVClusterSpec:
+    """Rule 23: a refused spec still says where its open tickets page. Its alertmanager section, less the
+    fields that do not validate (those, and an unreadable section, take the operator's defaults); its PD and
+    Prometheus URLs only for the alerts' links, "" when unreadable. Built without validation: no check runs
+    from it, only delivery."""
+    raw: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}
+    return TiKVClusterSpec.model_construct(
+        pd=PDSpec.model_construct(url=_url(raw.get("pd"))),
+        prometheus=PrometheusSpec.model_construct(url=_url(raw.get("prometheus"))),
+        alertmanager=_readable_fields(raw.get("alertmanager")),
+    )
 
 
 @dataclass

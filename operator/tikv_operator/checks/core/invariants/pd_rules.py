@@ -3,6 +3,7 @@ Prometheus, whatever the deployment labels its metrics."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from tikv_operator.checks.core.invariants.engine import (
     up_only,
 )
 from tikv_operator.checks.core.observation import TOMBSTONE, NotContacted, Store
+from tikv_operator.model.json_text import spell_number
 from tikv_operator.model.timestamps import to_rfc3339
 from tikv_operator.model.vocabulary import Severity
 
@@ -72,6 +74,10 @@ def _judge_slow(store: Store, _: Context, config: InvariantConfig) -> Finding | 
             return None  # TiFlash may not report one
         return finding(config, store.id, "unknown", f"PD reports no slow_score for store {store.id} (before its "
                        "first heartbeat, or a PD older than v5.2)", cause="no-data", **evidence)
+    if not math.isfinite(store.slow_score):
+        # No score at all: NaN compares False with the threshold, which would read as ok.
+        return finding(config, store.id, "unknown", f"PD reported slow_score {spell_number(store.slow_score)} for "
+                       f"store {store.id}", cause="pd", **evidence)
     evidence["slowScore"] = store.slow_score
     measured = f"store {store.id} slow score {store.slow_score:g}"
     if store.slow_score >= config.limit:
