@@ -155,7 +155,8 @@ async def _operate(options: RunOptions, memo: kopf.Memo, leadership: Leadership)
     discovery: asyncio.Task[None] | None = None
     discovery_api: TimedApiClient | None = None
     if options.discovery is not None:
-        discovery_api = TimedApiClient(fence=leadership.acting, user_agent=user_agent(leadership.identity))
+        discovery_api = TimedApiClient(fence=leadership.acting, fence_time_left=leadership.time_left,
+                                       user_agent=user_agent(leadership.identity))
         discovery = asyncio.create_task(Discovery(
             discovery_api, tuple(options.namespaces), options.discovery.default_prometheus,
             options.discovery.interval.total_seconds(), leadership).run(), name="tidbcluster discovery")
