@@ -70,3 +70,9 @@ def test_a_release_waits_for_the_writes_in_flight(monkeypatch: pytest.MonkeyPatc
         await api.close()
 
     asyncio.run(scenario())
+
+
+def test_run_refuses_a_lease_duration_that_leaves_no_time_for_a_write() -> None:
+    from tests.unit.test_cli import run_refused
+
+    assert "time for one API request" in run_refused("--leader-elect", "--leader-election-lease-duration", "10500ms")
