@@ -87,6 +87,8 @@ class Target:
     task: asyncio.Task[None] | None = None
     # Clients replaced by rotated credentials, closed between rounds: never under a request in flight.
     retired: list[AlertmanagerClient] = field(default_factory=list)
+    # When the silences this Alertmanager has were last listed (to find the ones it forgot).
+    silences_listed: datetime | None = None
 
     @property
     def url(self) -> str:
@@ -319,6 +321,7 @@ class Notifier:
         return recorded
 
     async def _silence_round(self, target: Target, now: datetime) -> None:
+        present: set[str] | None = None  # the silence ids the Alertmanager has, when listed this round
         for registration in self._users(target.key):
             namespace = registration.context.namespace
             for ticket in registration.tickets():
@@ -326,9 +329,25 @@ class Notifier:
                         k[0] == namespace and k[1] == ticket.name for k in self._silences):
                     continue  # the common case, without building anything
                 view = replace(ticket, silences=self._recorded(namespace, ticket))
-                for op in silence_ops(view, [target.url]):
+                gone: set[str] = set()
+                recorded = view.silences.get(target.url)
+                if recorded and view.phase in SILENCED_PHASES:
+                    if present is None and self._silences_due(target, now):
+                        # One list per resend interval, not one request per ticket: an Alertmanager restarted
+                        # without storage has forgotten the silences of acknowledged tickets.
+                        assert target.client is not None
+                        present = {str(s.get("id")) for s in await target.client.silences([])}
+                        target.silences_listed = now
+                    if present is not None and recorded not in present:
+                        log.info("ticket %s/%s: silence %s is gone from %s (restarted without storage?): "
+                                 "silencing again", namespace, ticket.name, recorded, target.url)
+                        gone.add(recorded)
+                for op in silence_ops(view, [target.url], gone):
                     if op.alertmanager == target.url:
                         await self._apply_silence(target, namespace, view, op, now)
+
+    def _silences_due(self, target: Target, now: datetime) -> bool:
+        return target.silences_listed is None or now - target.silences_listed >= self.policy.resend
 
     async def _apply_silence(self, target: Target, namespace: str, ticket: TicketView, op: SilenceOp,
                              now: datetime) -> None:
