@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+import pytest
 from aiohttp import web
 
+from tikv_operator.alerts import notifier as notifier_module
 from tikv_operator.alerts.core.delivery import AlertPolicy
 from tikv_operator.alerts.notifier import Notifier
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
@@ -74,6 +76,19 @@ async def serving() -> AsyncIterator[tuple[Server, str]]:
     await runner.cleanup()
 
 
+class _Now(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+        return NOW
+
+
+@pytest.fixture(autouse=True)
+def started_at_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notifier's own clock (its start: the watchdog's startsAt, a resolved watchdog's endsAt) reads NOW,
+    the time these tests deliver at."""
+    monkeypatch.setattr(notifier_module, "datetime", _Now)
+
+
 def run(scenario: Callable[[Server, str], Awaitable[None]]) -> None:
     async def main() -> None:
         async with serving() as (state, url):
@@ -89,8 +104,8 @@ def spec(url: str) -> TiKVClusterSpec:
 
 def posted(server: Server) -> list[tuple[str, str, bool]]:
     """(alertname, severity, firing) of every alert posted, in order."""
-    # Firing ends 4 resends after the time a round is delivered at, which these tests take from NOW (never the
-    # clock: a long suite runs minutes after NOW was taken at import, and firing alerts would look resolved).
+    # Firing ends 4 resends after the time a round is delivered at, which these tests take from NOW, never the
+    # clock: a long suite runs minutes after NOW was taken at import (the notifier's start too: started_at_now).
     soon = (NOW + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return [(a["labels"]["alertname"], a["labels"]["severity"], a["endsAt"] > soon)
             for post in server.posts for a in post]

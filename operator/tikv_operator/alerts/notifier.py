@@ -89,6 +89,8 @@ class Target:
     retired: list[AlertmanagerClient] = field(default_factory=list)
     # When the silences this Alertmanager has were last listed (to find the ones it forgot).
     silences_listed: datetime | None = None
+    # Since when no cluster sends here (None: one does): its alerts' resolution is given up after the retention.
+    unused_since: datetime | None = None
 
     @property
     def url(self) -> str:
@@ -235,16 +237,28 @@ class Notifier:
                 # A bug must cost one delivery round, never the loop that pages people.
                 log.exception("alertmanager %s: delivery round failed", target.url)
             await self._close_retired(target)
-            if self._unused(target):
-                del self.targets[target.key]
-                if target.client is not None:
-                    await target.client.aclose()
+            if self.unused(target, datetime.now(UTC)):
+                await self.drop(target)
                 return
 
-    def _unused(self, target: Target) -> bool:
-        """No cluster sends here any more and every alert sent here has been resolved and retained."""
-        return (target.key not in self._default_keys() and not any(True for _ in self._users(target.key))
-                and not target.sent)
+    def unused(self, target: Target, now: datetime) -> bool:
+        """No cluster sends here any more, and every alert sent here has been resolved and retained, or could
+        not be for the resolved retention (an Alertmanager gone for good: its alerts end by their endsAt)."""
+        if target.key in self._default_keys() or any(True for _ in self._users(target.key)):
+            target.unused_since = None
+            return False
+        if target.unused_since is None:
+            target.unused_since = now
+        return not target.sent or now - target.unused_since > self.policy.resolved_retention
+
+    async def drop(self, target: Target) -> None:
+        if self.targets.get(target.key) is target:
+            del self.targets[target.key]
+        await self._close_retired(target)
+        if target.client is not None:
+            await target.client.aclose()
+        if not any(other.url == target.url for other in self.targets.values()):
+            self_metrics.forget_alertmanager(target.url)
 
     async def deliver(self, target: Target, now: datetime) -> None:
         """One round: post what is due, then make or expire the silences acknowledgements ask for."""
@@ -254,6 +268,10 @@ class Notifier:
         desired = self.desired(target.key, now)
         self._hand_over(target, desired, now)
         sends = plan_sends(desired, target.sent, now, self.policy)
+        # Past the retention whether or not the last re-send got there: an Alertmanager that never answers
+        # again must not keep its records for ever.
+        for fingerprint in sends.forget:
+            target.sent.pop(fingerprint, None)
         try:
             for start in range(0, len(sends.alerts), BATCH):
                 batch = sends.alerts[start:start + BATCH]
@@ -261,8 +279,6 @@ class Notifier:
                 for alert in batch:
                     target.sent[alert.fingerprint] = Sent(alert, now)
                 self_metrics.NOTIFICATIONS_SENT.labels(target.url).inc(len(batch))
-            for fingerprint in sends.forget:
-                target.sent.pop(fingerprint, None)
             await self._silence_round(target, now)
         except DeliveryError as error:
             self._failed(target, str(error), now)
