@@ -62,6 +62,43 @@ class RunOptions:
     discovery: DiscoveryOptions | None = None  # None: no TidbCluster discovery
 
 
+# Libraries that log what goes over the wire at DEBUG: kubernetes_asyncio's REST client logs every response
+# body (a Secret's data included, read before the operator decides whether it opted in), httpx and httpcore
+# their requests and headers. The operator's --verbose is its own debug log, never theirs.
+WIRE_LOGGERS = ("kubernetes_asyncio", "kubernetes", "urllib3", "httpx", "httpcore", "aiohttp", "hpack")
+
+
+def _is_wire_logger(name: str) -> bool:
+    return any(name == library or name.startswith(library + ".") for library in WIRE_LOGGERS)
+
+
+class WireDebugFilter(logging.Filter):
+    """The second line of defence, on the handlers: whatever level a library's logger was given (by a
+    library, a debugger, a later change), none of its DEBUG lines is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or not _is_wire_logger(record.name)
+
+
+def configure_logging(verbose: bool, log_format: LogFormat = "text") -> None:
+    """kopf's handler and format; DEBUG for the operator and kopf only when verbose, never for the libraries
+    that log bodies (no credential in any log at any level)."""
+    # kopf.configure(verbose=True) would set the root logger, and so every library, to DEBUG.
+    kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.getLogger("tikv_operator").setLevel(level)
+    logging.getLogger("kopf").setLevel(level)
+    for library in WIRE_LOGGERS:
+        logging.getLogger(library).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        # One line per check is ours; per-handler lines would drown it.
+        for noisy in ("kopf.objects", "kopf.activities.startup"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, WireDebugFilter) for f in handler.filters):
+            handler.addFilter(WireDebugFilter())
+
+
 def run_operator(options: RunOptions) -> None:
     """Runs until SIGINT/SIGTERM, then stops the daemons cleanly (a leader hands its Lease back first)."""
     from tikv_operator import (
@@ -73,15 +110,7 @@ def run_operator(options: RunOptions) -> None:
 
     WATCHDOG.stall_timeout_s = options.stall_timeout.total_seconds()
 
-    kopf.configure(
-        verbose=options.verbose,
-        log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.FULL,
-    )
-    logging.getLogger("tikv_operator").setLevel(logging.DEBUG if options.verbose else logging.INFO)
-    if not options.verbose:
-        # One line per check is ours; per-request and per-handler lines would drown it.
-        for noisy in ("httpx", "kopf.objects", "kopf.activities.startup"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(options.verbose, options.log_format)
     if options.metrics_port is not None:
         self_metrics.serve(options.metrics_port, options.bind_address)
     election = options.election
@@ -126,7 +155,8 @@ async def _operate(options: RunOptions, memo: kopf.Memo, leadership: Leadership)
     discovery: asyncio.Task[None] | None = None
     discovery_api: TimedApiClient | None = None
     if options.discovery is not None:
-        discovery_api = TimedApiClient(fence=leadership.acting, user_agent=user_agent(leadership.identity))
+        discovery_api = TimedApiClient(fence=leadership.acting, fence_time_left=leadership.time_left,
+                                       user_agent=user_agent(leadership.identity))
         discovery = asyncio.create_task(Discovery(
             discovery_api, tuple(options.namespaces), options.discovery.default_prometheus,
             options.discovery.interval.total_seconds(), leadership).run(), name="tidbcluster discovery")

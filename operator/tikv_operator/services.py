@@ -55,7 +55,8 @@ class Services:
             await config.load_kube_config()
         leadership = options.leadership
         # Every write of this process passes the fence: a replica that does not hold the Lease writes nothing.
-        api = TimedApiClient(fence=leadership.acting, user_agent=user_agent(leadership.identity))
+        api = TimedApiClient(fence=leadership.acting, fence_time_left=leadership.time_left,
+                             user_agent=user_agent(leadership.identity))
         writer = KubeWriter.connect(api)
         health = None
         if options.health_port is not None:

@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from tikv_operator.alerts import notifier as notifier_module
 from tikv_operator.alerts.core.delivery import AlertPolicy
 from tikv_operator.alerts.notifier import Notifier
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
@@ -87,13 +88,20 @@ async def serving() -> AsyncIterator[tuple[Server, str]]:
     await runner.cleanup()
 
 
-def run(scenario: Callable[[Server, str], Awaitable[None]]) -> None:
-    # The scenario's clock starts now, not at import: the watchdog alert is timed by the real clock, and a
-    # long (or loaded) suite would otherwise put a ticket's firing endsAt behind it.
-    global NOW, OPEN
-    NOW = datetime.now(UTC)
-    OPEN = replace(OPEN, first_seen=NOW - timedelta(minutes=1))
+class _Now(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+        return NOW
 
+
+@pytest.fixture(autouse=True)
+def started_at_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notifier's own clock (its start: the watchdog's startsAt, a resolved watchdog's endsAt) reads NOW,
+    the time these tests deliver at."""
+    monkeypatch.setattr(notifier_module, "datetime", _Now)
+
+
+def run(scenario: Callable[[Server, str], Awaitable[None]]) -> None:
     async def main() -> None:
         async with serving() as (state, url):
             await scenario(state, url)
@@ -108,9 +116,9 @@ def spec(url: str) -> TiKVClusterSpec:
 
 def posted(server: Server) -> list[tuple[str, str, bool]]:
     """(alertname, severity, firing) of every alert posted, in order."""
-    # Firing ends 4 resends ahead; the watchdog's times are the clock's, which has moved on since NOW was taken
-    # at import (a minute and more in a long suite).
-    soon = (max(NOW, datetime.now(UTC)) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Firing ends 4 resends after the time a round is delivered at, which these tests take from NOW, never the
+    # clock: a long suite runs minutes after NOW was taken at import (the notifier's start too: started_at_now).
+    soon = (NOW + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return [(a["labels"]["alertname"], a["labels"]["severity"], a["endsAt"] > soon)
             for post in server.posts for a in post]
 

@@ -60,9 +60,6 @@ ensures by installing crds/ first). The chart README explains each rule.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create"]
 {{- if $discovery }}
 # Discovery (discovery.tidbClusters): read tidb-operator's TidbClusters and TidbMonitors, nothing more.
 - apiGroups: ["pingcap.com"]

@@ -53,9 +53,11 @@ BATCH = 1000
 MAX_BACKOFF_S = 30.0
 DEFAULT_TIMEOUT_S = 10.0
 
-# (url, namespace of the Secrets, TLS Secret, auth Secret): two clusters that reach one Alertmanager with
-# different credentials are two targets; clusters without credentials share one.
-TargetKey = tuple[str, str, str, str]
+# (url, namespace of the Secrets, TLS Secret, auth Secret, timeout in seconds): two clusters that reach one
+# Alertmanager with different credentials or timeouts are two targets, each with its own connection, records
+# and backoff, so one tenant's spec.alertmanager never changes another's delivery; clusters that spell both the
+# same share one.
+TargetKey = tuple[str, str, str, str, float]
 Tickets = Callable[[], Iterable[TicketView]]
 
 
@@ -83,6 +85,12 @@ class Target:
     failures: int = 0
     retry_at: float = 0.0
     task: asyncio.Task[None] | None = None
+    # Clients replaced by rotated credentials, closed between rounds: never under a request in flight.
+    retired: list[AlertmanagerClient] = field(default_factory=list)
+    # When the silences this Alertmanager has were last listed (to find the ones it forgot).
+    silences_listed: datetime | None = None
+    # Since when no cluster sends here (None: one does): its alerts' resolution is given up after the retention.
+    unused_since: datetime | None = None
 
     @property
     def url(self) -> str:
@@ -118,8 +126,11 @@ class Notifier:
 
     def start(self) -> None:
         """The operator's default Alertmanagers get the watchdog from the start, clusters or not."""
-        for url in self.default_urls:
-            self._target((url, "", "", ""), NO_ALERTMANAGER_CREDENTIALS, DEFAULT_TIMEOUT_S)
+        for key in self._default_keys():
+            self._target(key, NO_ALERTMANAGER_CREDENTIALS)
+
+    def _default_keys(self) -> tuple[TargetKey, ...]:
+        return tuple((url, "", "", "", DEFAULT_TIMEOUT_S) for url in self.default_urls)
 
     def register(self, namespace: str, name: str, spec: TiKVClusterSpec, tickets: Tickets,
                  credentials: AlertmanagerCredentials = NO_ALERTMANAGER_CREDENTIALS, problem: str = "",
@@ -132,7 +143,7 @@ class Notifier:
             timeout_s = parse_duration(am.timeout).total_seconds() if am else DEFAULT_TIMEOUT_S
         tls = am.tls_secret.name if am and am.tls_secret else ""
         auth = am.auth_secret.name if am and am.auth_secret else ""
-        keys = tuple((url, namespace if (tls or auth) else "", tls, auth) for url in urls)
+        keys = tuple((url, namespace if (tls or auth) else "", tls, auth, float(timeout_s)) for url in urls)
         previous = self.clusters.get((namespace, name))
         if problem and previous is not None:
             # The Secrets cannot be read now: keep sending with the last good ones (the targets keep their
@@ -140,7 +151,7 @@ class Notifier:
             keys = previous.keys
         elif not problem:
             for key in keys:
-                self._target(key, credentials, timeout_s)
+                self._target(key, credentials)
         context = AlertContext(namespace, name, dict(am.labels) if am else {}, spec.pd.url, spec.prometheus.url)
         self.clusters[(namespace, name)] = Registration(context, keys, tickets, disabled, problem)
 
@@ -161,21 +172,20 @@ class Notifier:
             healths.append(target.health if target is not None and target.health is not None else TargetHealth(key[0]))
         return DeliveryReport(tuple(healths), registration.disabled, registration.problem)
 
-    def _target(self, key: TargetKey, credentials: AlertmanagerCredentials, timeout_s: float) -> None:
+    def _target(self, key: TargetKey, credentials: AlertmanagerCredentials) -> None:
         target = self.targets.get(key)
-        if target is not None and target.client is not None and target.client.credentials == credentials \
-                and target.client.timeout_s == timeout_s:
+        if target is not None and target.client is not None and target.client.credentials == credentials:
             return
-        client, error = _client(key[0], timeout_s, credentials)
+        client, error = _client(key[0], key[4], credentials)
         if target is None:
             target = Target(key, client, error)
             self.targets[key] = target
             if not self._closed:
                 target.task = asyncio.get_running_loop().create_task(self._run(target), name=f"alertmanager {key[0]}")
-        else:  # rotated credentials or a new timeout: a new connection, the same records
+        else:  # rotated credentials: a new connection, the same records; the old one closes after its round
             old, target.client, target.setup_error = target.client, client, error
             if old is not None:
-                asyncio.get_running_loop().create_task(old.aclose())
+                target.retired.append(old)
 
     async def close(self) -> None:
         self._closed = True
@@ -186,8 +196,14 @@ class Notifier:
             if target.task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await target.task
+            await self._close_retired(target)
             if target.client is not None:
                 await target.client.aclose()
+
+    @staticmethod
+    async def _close_retired(target: Target) -> None:
+        while target.retired:
+            await target.retired.pop().aclose()
 
     # -- one Alertmanager's loop ---------------------------------------------------------------------
 
@@ -204,7 +220,7 @@ class Notifier:
                 if alert is not None:
                     alerts.append(alert)
                     alerts.extend(superseded(alert, now))
-        if used or key[0] in self.default_urls:
+        if used or key in self._default_keys():
             alerts.append(watchdog_alert(self.started, now, self.policy, self.watchdog_labels))
         return alerts
 
@@ -222,23 +238,42 @@ class Notifier:
                 # any other, backed off and reported (AlertsDelivered), not retried every tick in silence.
                 log.exception("alertmanager %s: delivery round failed", target.url)
                 self._failed(target, f"delivery round failed ({type(error).__name__})", datetime.now(UTC))
-            if self._unused(target):
-                del self.targets[target.key]
-                if target.client is not None:
-                    await target.client.aclose()
+            await self._close_retired(target)
+            if self.unused(target, datetime.now(UTC)):
+                await self.drop(target)
                 return
 
-    def _unused(self, target: Target) -> bool:
-        """No cluster sends here any more and every alert sent here has been resolved and retained."""
-        return (target.key[0] not in self.default_urls and not any(True for _ in self._users(target.key))
-                and not target.sent)
+    def unused(self, target: Target, now: datetime) -> bool:
+        """No cluster sends here any more, and every alert sent here has been resolved and retained, or could
+        not be for the resolved retention (an Alertmanager gone for good: its alerts end by their endsAt)."""
+        if target.key in self._default_keys() or any(True for _ in self._users(target.key)):
+            target.unused_since = None
+            return False
+        if target.unused_since is None:
+            target.unused_since = now
+        return not target.sent or now - target.unused_since > self.policy.resolved_retention
+
+    async def drop(self, target: Target) -> None:
+        if self.targets.get(target.key) is target:
+            del self.targets[target.key]
+        await self._close_retired(target)
+        if target.client is not None:
+            await target.client.aclose()
+        if not any(other.url == target.url for other in self.targets.values()):
+            self_metrics.forget_alertmanager(target.url)
 
     async def deliver(self, target: Target, now: datetime) -> None:
         """One round: post what is due, then make or expire the silences acknowledgements ask for."""
         if target.client is None:
             self._failed(target, target.setup_error, now)
             return
-        sends = plan_sends(self.desired(target.key, now), target.sent, now, self.policy)
+        desired = self.desired(target.key, now)
+        self._hand_over(target, desired, now)
+        sends = plan_sends(desired, target.sent, now, self.policy)
+        # Past the retention whether or not the last re-send got there: an Alertmanager that never answers
+        # again must not keep its records for ever.
+        for fingerprint in sends.forget:
+            target.sent.pop(fingerprint, None)
         try:
             for start in range(0, len(sends.alerts), BATCH):
                 batch = sends.alerts[start:start + BATCH]
@@ -246,13 +281,30 @@ class Notifier:
                 for alert in batch:
                     target.sent[alert.fingerprint] = Sent(alert, now)
                 self_metrics.NOTIFICATIONS_SENT.labels(target.url).inc(len(batch))
-            for fingerprint in sends.forget:
-                target.sent.pop(fingerprint, None)
             await self._silence_round(target, now)
         except DeliveryError as error:
             self._failed(target, str(error), now)
             return
         self._succeeded(target, now)
+
+    def _hand_over(self, target: Target, desired: Sequence[Alert], now: datetime) -> None:
+        """Alerts this target fired that another target of the same Alertmanager now sends (a cluster whose
+        timeout or credentials changed, the watchdog of a target no cluster uses any more) pass to that target's
+        records instead of being resolved here: the Alertmanager would get resolved and firing in turn."""
+        wanted = {alert.fingerprint for alert in desired}
+        orphans = [fp for fp, last in target.sent.items() if last.alert.firing and fp not in wanted]
+        if not orphans:
+            return  # the common case, without asking the other targets
+        for other in list(self.targets.values()):
+            if other is target or other.url != target.url:
+                continue
+            theirs = {alert.fingerprint for alert in self.desired(other.key, now)}
+            for fingerprint in [fp for fp in orphans if fp in theirs]:
+                other.sent.setdefault(fingerprint, target.sent[fingerprint])
+                del target.sent[fingerprint]
+                orphans.remove(fingerprint)
+            if not orphans:
+                return
 
     def _failed(self, target: Target, error: str, now: datetime) -> None:
         self_metrics.NOTIFICATIONS_FAILED.labels(target.url).inc()
@@ -287,6 +339,7 @@ class Notifier:
         return recorded
 
     async def _silence_round(self, target: Target, now: datetime) -> None:
+        present: set[str] | None = None  # the silence ids the Alertmanager has, when listed this round
         for registration in self._users(target.key):
             namespace = registration.context.namespace
             for ticket in registration.tickets():
@@ -294,9 +347,25 @@ class Notifier:
                         k[0] == namespace and k[1] == ticket.name for k in self._silences):
                     continue  # the common case, without building anything
                 view = replace(ticket, silences=self._recorded(namespace, ticket))
-                for op in silence_ops(view, [target.url]):
+                gone: set[str] = set()
+                recorded = view.silences.get(target.url)
+                if recorded and view.phase in SILENCED_PHASES:
+                    if present is None and self._silences_due(target, now):
+                        # One list per resend interval, not one request per ticket: an Alertmanager restarted
+                        # without storage has forgotten the silences of acknowledged tickets.
+                        assert target.client is not None
+                        present = {str(s.get("id")) for s in await target.client.silences([])}
+                        target.silences_listed = now
+                    if present is not None and recorded not in present:
+                        log.info("ticket %s/%s: silence %s is gone from %s (restarted without storage?): "
+                                 "silencing again", namespace, ticket.name, recorded, target.url)
+                        gone.add(recorded)
+                for op in silence_ops(view, [target.url], gone):
                     if op.alertmanager == target.url:
                         await self._apply_silence(target, namespace, view, op, now)
+
+    def _silences_due(self, target: Target, now: datetime) -> bool:
+        return target.silences_listed is None or now - target.silences_listed >= self.policy.resend
 
     async def _apply_silence(self, target: Target, namespace: str, ticket: TicketView, op: SilenceOp,
                              now: datetime) -> None:

@@ -116,7 +116,7 @@ class ClusterLoop:
                 log.exception("%s/%s: check failed", self.namespace, self.name)
             else:
                 self._count(result)
-        self_metrics.OPEN_TICKETS.count(t for key in list(self.index) for t in self.index[key])
+        self_metrics.OPEN_TICKETS.count_cluster(self.namespace, self.name, self._tickets())
         self.last_start = now
 
     def _count(self, result: CheckResult) -> None:

@@ -34,9 +34,10 @@ from tikv_operator.election.core.leases import (
     next_attempt_in,
     observe,
     released,
+    time_left,
 )
 from tikv_operator.election.lease_lock import LeaseLock
-from tikv_operator.kube.api import short_error
+from tikv_operator.kube.api import API_TIMEOUT_SECONDS, FENCED_WRITES, short_error
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Releasing on SIGTERM: one quick try; a slow API server must not hold up the shutdown (the Lease then
@@ -87,6 +88,12 @@ class Leadership:
         if not self.elected:
             return True
         return self.leading and may_act(self.renewed_at, self.clock(), self.timing)
+
+    def time_left(self) -> float | None:
+        """Seconds a write sent now has before another replica may act (None: no election, no limit)."""
+        if not self.elected:
+            return None
+        return time_left(self.renewed_at, self.clock(), self.timing) if self.leading else 0.0
 
     def start(self, renewed_at: float) -> None:
         self.renewed_at = renewed_at
@@ -182,6 +189,11 @@ class LeaseElector:
         self._stop("shutting down", logging.INFO)
         if self.sighting is None or self.version is None:
             return
+        # Writes already past the fence end first (each within its own timeout, itself within the fence's
+        # margin): a standby that took the Lease at once must not see them land after it started.
+        if not await FENCED_WRITES.drained(API_TIMEOUT_SECONDS):
+            log.warning("writes still in flight after %gs: releasing %s anyway", API_TIMEOUT_SECONDS,
+                        self.lock.where)
         try:
             await asyncio.wait_for(self._hand_back(self.sighting.record, self.version), RELEASE_TIMEOUT_S)
         except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as error:

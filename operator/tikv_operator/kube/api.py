@@ -7,9 +7,10 @@ default has no limit: a half-open connection to the API server would stall a clu
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -20,6 +21,38 @@ API_TIMEOUT_SECONDS = 10.0
 
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+T = TypeVar("T")
+
+
+class InFlight:
+    """The fenced writes of this process that are on their way: a replica that stops leading waits for them
+    before it hands the Lease back (election/leadership.py release)."""
+
+    def __init__(self) -> None:
+        self._ends: set[asyncio.Future[None]] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self._ends)
+
+    async def track(self, request: Awaitable[T]) -> T:
+        end: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ends.add(end)
+        try:
+            return await request
+        finally:
+            self._ends.discard(end)
+            end.set_result(None)
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Whether none is left, waiting up to `timeout_s` for those on their way."""
+        if self._ends:
+            await asyncio.wait(set(self._ends), timeout=timeout_s)
+        return not self._ends
+
+
+FENCED_WRITES = InFlight()
 
 
 class NotLeading(Exception):
@@ -33,20 +66,30 @@ class TimedApiClient(client.ApiClient):
     code path tries."""
 
     def __init__(self, configuration: client.Configuration | None = None, timeout_s: float = API_TIMEOUT_SECONDS,
-                 fence: Callable[[], bool] | None = None, user_agent: str | None = None) -> None:
+                 fence: Callable[[], bool] | None = None, user_agent: str | None = None,
+                 fence_time_left: Callable[[], float | None] | None = None) -> None:
         super().__init__(configuration)
         self.timeout_s = timeout_s
         self.fence = fence
+        # Seconds before another replica may act (Leadership.time_left): a write's timeout never runs past it,
+        # so one let through just before the renew deadline has ended when a standby takes over.
+        self.fence_time_left = fence_time_left
         if user_agent:
             # The API server's audit log and managedFields then name the operator (and the replica).
             self.user_agent = user_agent
 
     def call_api(self, resource_path: str, method: str, *args: Any, _request_timeout: Any = None,
                  **kwargs: Any) -> Any:
-        if self.fence is not None and method.upper() in WRITE_METHODS and not self.fence():
+        timeout = _request_timeout or self.timeout_s
+        if self.fence is None or method.upper() not in WRITE_METHODS:
+            return super().call_api(resource_path, method, *args, _request_timeout=timeout, **kwargs)
+        left = self.fence_time_left() if self.fence_time_left is not None else None
+        if not self.fence() or (left is not None and left <= 0):
             raise NotLeading(f"{method} {resource_path} refused: this replica does not hold the Lease")
-        return super().call_api(resource_path, method, *args, _request_timeout=_request_timeout or self.timeout_s,
-                                **kwargs)
+        if left is not None and isinstance(timeout, int | float):
+            timeout = min(timeout, left)
+        request = super().call_api(resource_path, method, *args, _request_timeout=timeout, **kwargs)
+        return FENCED_WRITES.track(request) if asyncio.iscoroutine(request) else request
 
 
 def server_message(error: ApiException, limit: int = 500) -> str:

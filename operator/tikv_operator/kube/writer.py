@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -199,6 +200,11 @@ class KubeWriter:
             except ApiException as error:
                 # An Event is a courtesy: losing one must not fail the check.
                 log.warning("event %s on %s: %s", event.reason, target["metadata"]["name"], server_message(error))
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
+                # Nor one the API server did not answer in time: the rest of the plan still applies. (NotLeading
+                # is no such failure: the fence stops every write that follows.)
+                log.warning("event %s on %s: not posted (%s)", event.reason, target["metadata"]["name"],
+                            type(error).__name__)
 
     def is_writing(self, ticket: str) -> bool:
         """Whether this process is mid-write on the ticket: what the watch shows of it now is an intermediate

@@ -41,6 +41,7 @@ DENIED_EVERYWHERE = [
     ("deletecollection", "operatortickets.tikvops.io"),
     ("create", "rolebindings.rbac.authorization.k8s.io"), ("patch", "deployments.apps"),
     ("create", "serviceaccounts", "--subresource=token"),
+    ("create", "events.events.k8s.io"),  # Events go through the core API only
 ]
 DENIED_CLUSTER_WIDE = [
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),

@@ -31,7 +31,9 @@ OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
     | {("tikvops.io", "tikvclusters/status", verb) for verb in ("get", "patch")}
     | {("tikvops.io", "operatortickets", verb) for verb in ("get", "list", "watch", "create", "patch", "delete")}
     | {("tikvops.io", "operatortickets/status", verb) for verb in ("get", "patch")}
-    | {("", "events", "create"), ("events.k8s.io", "events", "create")}
+    # Events through the core API only (kube/writer.py posts v1 Events); events.k8s.io is never used, so
+    # never granted.
+    | {("", "events", "create")}
 )
 # Discovery (discovery.tidbClusters=true) adds these to OPERATOR_RULES, wherever those go (the ClusterRole, or
 # the Role of each watched namespace): read tidb-operator's TidbClusters and TidbMonitors, create the

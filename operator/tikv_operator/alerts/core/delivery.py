@@ -14,7 +14,7 @@ escalation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -219,11 +219,13 @@ class SilenceOp:
     silence_id: str = ""
 
 
-def silence_ops(ticket: TicketView, alertmanagers: Iterable[str]) -> list[SilenceOp]:
+def silence_ops(ticket: TicketView, alertmanagers: Iterable[str], gone: Collection[str] = ()) -> list[SilenceOp]:
     """Acknowledge = silence (reference/alerting.md 1.3): an Acknowledged (or Diagnosed) ticket has a
     silence on every Alertmanager it is sent to; any other phase has none (a resolved ticket's silence is
-    expired, so the identity pages again if it comes back)."""
-    recorded = ticket.silences
+    expired, so the identity pages again if it comes back). `gone`: recorded silence ids their Alertmanager no
+    longer has at all (it restarted without its storage): made again. One it has as expired is not: a
+    silence ends after silenceDuration on purpose."""
+    recorded = {url: silence_id for url, silence_id in ticket.silences.items() if silence_id not in gone}
     if ticket.phase in SILENCED_PHASES:
         return [SilenceOp("create", url, ticket.name) for url in alertmanagers if url not in recorded]
     return [SilenceOp("expire", url, ticket.name, silence_id) for url, silence_id in sorted(recorded.items())]

@@ -32,11 +32,24 @@ class LeaseTiming:
         if self.lease_duration_s <= self.renew_deadline_s:
             found.append("the lease duration must exceed the renew deadline (a holder must stop acting "
                          "before a standby may take over)")
+        elif self.write_window_s < MIN_WRITE_WINDOW_S:
+            found.append(f"the lease duration must exceed the renew deadline by at least {MIN_WRITE_WINDOW_S:g}s: "
+                         "a write let through just before the renew deadline needs that time for one API request "
+                         "to end before a standby may take over")
         return found
+
+    @property
+    def write_window_s(self) -> float:
+        """The fence's margin: a write sent at the last moment the holder acts (the renew deadline) has this
+        long to end before a standby may take the Lease (the lease duration)."""
+        return self.lease_duration_s - self.renew_deadline_s
 
 
 # Standbys retry at retry_period x (1 + up to this): two standbys do not ask in lockstep.
 MAX_JITTER = 0.1
+# The least margin between renew deadline and lease duration: time for one API request (its timeout is cut to
+# what is left of the margin, kube/api.py), however short.
+MIN_WRITE_WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,13 @@ def released(record: LeaseRecord, wall_now: datetime) -> LeaseRecord:
     """What a holder that stops writes: no holder and a 1 s duration, so a standby takes over at its next try
     instead of waiting out the lease (client-go's ReleaseOnCancel)."""
     return replace(record, holder="", duration_s=1, renew_time=wall_now)
+
+
+def time_left(renewed_at: float | None, now: float, timing: LeaseTiming) -> float:
+    """Seconds until a standby may take the Lease after the holder's last renewal (sent at `renewed_at`): a
+    write this holder sends now must have ended by then. Standbys count from when they saw the renewal, which
+    is after it was sent, so this is never later than their count."""
+    return 0.0 if renewed_at is None else renewed_at + timing.lease_duration_s - now
 
 
 def may_act(renewed_at: float | None, now: float, timing: LeaseTiming) -> bool:

@@ -34,6 +34,8 @@ from tikv_operator.tickets.core.ticket import (
 Identity = tuple[str, str]
 # Reopen times kept on a ticket (enough for any flapping.count in the window).
 MAX_REOPENINGS_KEPT = 100
+# Rule 11's deletions per check (each a DELETE and an Event): a bounded cost, whatever expires at once.
+MAX_DELETIONS_PER_CHECK = 20
 
 
 @dataclass(frozen=True)
@@ -432,16 +434,19 @@ def _repair(ticket: TicketView, finding: Finding, now: datetime, batch: str) -> 
 
 def _expired(history: Mapping[Identity, Sequence[TicketView]], now: datetime,
              policy: LifecyclePolicy) -> list[Operation]:
-    """Rule 11: resolved tickets go after the retention period."""
-    ops: list[Operation] = []
+    """Rule 11: resolved tickets go after the retention period, the oldest first and at most
+    MAX_DELETIONS_PER_CHECK per check: a wave that resolved together (an outage's tickets) expires together,
+    and deleting it in one check would run that check past the watchdog's budget. The rest go next check."""
+    expired: list[tuple[datetime, TicketView]] = []
     for tickets in history.values():
         for t in tickets:
             resolved_at = t.resolved_at or t.last_seen or t.created
             if t.phase == Phase.RESOLVED and resolved_at is not None and now - resolved_at >= policy.resolved_retention:
-                ops.append(DeleteTicket(t.name, TicketEvent(
-                    "TicketDeleted", f"{t.name}: resolved {to_rfc3339(resolved_at)}, past the retention period"),
-                    resource_version=t.resource_version))
-    return ops
+                expired.append((resolved_at, t))
+    expired.sort(key=lambda pair: (pair[0], pair[1].name))
+    return [DeleteTicket(t.name, TicketEvent(
+        "TicketDeleted", f"{t.name}: resolved {to_rfc3339(resolved_at)}, past the retention period"),
+        resource_version=t.resource_version) for resolved_at, t in expired[:MAX_DELETIONS_PER_CHECK]]
 
 
 def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
