@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -372,3 +373,24 @@ def test_a_query_no_worker_was_free_for_is_not_asked_and_says_nothing_about_prom
     (unreachable,) = (f for f in evaluate(observation, configs) if f.invariant == "prometheus_unreachable")
     assert unreachable.verdict == "unknown"
     assert unreachable.message == f"Prometheus at {starved.url} was not asked: {starved.error}"
+
+
+def test_the_workers_of_an_idle_or_evicted_prometheus_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus_client, "IDLE_WORKER_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(prometheus_client, "PROMETHEUS_POOLS", 1)
+
+    def workers(url: str) -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith(f"prometheus {url}"))
+
+    async def scenario() -> tuple[int, int]:
+        healthy = FakePrometheus(lambda _query: vector({"a:20180": "1"}))
+        async with serving(healthy.app()) as first, serving(healthy.app()) as second:
+            assert (await query_metrics(first, QUERIES, 5.0)).reachable
+            assert (await query_metrics(second, QUERIES, 5.0)).reachable  # evicts the first's pool
+            for _ in range(50):
+                if not workers(first) and not workers(second):
+                    break
+                await asyncio.sleep(0.1)
+            return workers(first), workers(second)
+
+    assert asyncio.run(scenario()) == (0, 0)
