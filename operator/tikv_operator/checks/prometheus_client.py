@@ -42,6 +42,7 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
@@ -153,22 +154,44 @@ _REAPER = _Reaper()
 
 
 def _shut(connection: Any) -> None:
-    sock = getattr(connection, "sock", None)
+    sock = connection if isinstance(connection, socket.socket) else getattr(connection, "sock", None)
     if sock is not None:
         with contextlib.suppress(OSError):  # already closed
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def _watch(connection_or_socket: Any) -> None:
+    deadline: _Deadline | None = getattr(_local, "deadline", None)
+    if deadline is not None and connection_or_socket is not None:
+        deadline.watch(connection_or_socket)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        # The socket itself: http.client hands it to the response and clears `sock` when the server will
+        # close the connection (HTTP/1.0, Connection: close), so watching the connection alone would miss it.
+        _watch(self.sock)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)  # the TLS socket: shutting it down ends a blocked read the same way
+
+
 class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
     def _get_conn(self, timeout: float | None = None) -> Any:
         connection = super()._get_conn(timeout)
-        deadline: _Deadline | None = getattr(_local, "deadline", None)
-        if deadline is not None:
-            deadline.watch(connection)
+        _watch(connection)  # a kept-alive connection: its socket may be replaced by a reconnect
+        _watch(getattr(connection, "sock", None))
         return connection
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
     _get_conn = _WatchedHTTPPool._get_conn
 
 

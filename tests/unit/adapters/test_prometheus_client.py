@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -394,3 +395,39 @@ def test_the_workers_of_an_idle_or_evicted_prometheus_end(monkeypatch: pytest.Mo
             return workers(first), workers(second)
 
     assert asyncio.run(scenario()) == (0, 0)
+
+
+def test_a_trickling_http_1_0_answer_frees_the_worker_at_the_deadline_too() -> None:
+    """http.client hands the socket of a connection the server will close (HTTP/1.0) to the response and
+    forgets it: the deadline must shut that socket too, or the worker is held as long as the server likes."""
+    stop = threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):  # protocol_version HTTP/1.0
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(60):  # 6 s at most
+                    if stop.wait(0.1):
+                        break
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        answer = _query(f"http://127.0.0.1:{server.server_address[1]}", "up", 0.5, None)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+    assert answer == _Failure("no answer within 0.5s")
+    assert took < 2.0, f"the worker was held {took:.1f}s by a trickling HTTP/1.0 answer"
