@@ -8,13 +8,23 @@ type or the OS reason is kept.
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import ssl
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from tikv_operator.checks.pd_client import TLSSetupError, client_ssl_context, excerpt, transport_error
+from tikv_operator.checks.pd_client import (
+    MIB,
+    AnswerTooLarge,
+    TLSSetupError,
+    client_ssl_context,
+    excerpt,
+    read_capped,
+    transport_error,
+)
 from tikv_operator.kube.credentials import (
     NO_ALERTMANAGER_CREDENTIALS,
     AlertmanagerCredentials,
@@ -27,6 +37,9 @@ from tikv_operator.model.json_text import load_json
 ALERTS_PATH = "/api/v2/alerts"
 SILENCES_PATH = "/api/v2/silences"
 SILENCE_PATH = "/api/v2/silence/{id}"
+# The most of one answer the operator reads: a silence is about 0.5 KiB of JSON and the operator asks only
+# for the silences of one ticket's matchers, so 8 MiB is thousands of times what a real answer needs.
+ALERTMANAGER_ANSWER_MAX_BYTES = 8 * MIB
 
 
 class DeliveryError(Exception):
@@ -48,6 +61,21 @@ def _headers(auth: PrometheusAuth | None) -> dict[str, str]:
     if isinstance(auth, BearerToken):
         headers["Authorization"] = f"Bearer {auth.token}"
     return headers
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An Alertmanager answer, read whole (within ALERTMANAGER_ANSWER_MAX_BYTES)."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
 
 
 class AlertmanagerClient:
@@ -79,22 +107,25 @@ class AlertmanagerClient:
         await self._client.aclose()
 
     async def _request(self, method: str, path: str, *, json: Any = None,
-                       params: Mapping[str, Any] | None = None, ok_statuses: Sequence[int] = ()) -> httpx.Response:
+                       params: Mapping[str, Any] | None = None, ok_statuses: Sequence[int] = ()) -> _Answer:
         what = f"{method} {path.split('?')[0]}"
         try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await self._client.request(method, self.url + path, json=json, params=params)
+            async with (asyncio.timeout(self.timeout_s),
+                        self._client.stream(method, self.url + path, json=json, params=params) as response):
+                answer = _Answer(response.status_code, await read_capped(response, ALERTMANAGER_ANSWER_MAX_BYTES))
+        except AnswerTooLarge as error:
+            raise DeliveryError(f"{what}: {error}") from None
         except (TimeoutError, httpx.TimeoutException):
             raise DeliveryError(f"{what}: no answer within {self.timeout_s:g}s") from None
         except httpx.TransportError as error:
             raise DeliveryError(f"{what}: {transport_error(error)}") from None
         except httpx.HTTPError as error:
             raise DeliveryError(f"{what}: {type(error).__name__}") from None
-        if not response.is_success and response.status_code not in ok_statuses:
-            body = excerpt(response.text)
-            raise DeliveryError(f"{what}: HTTP {response.status_code} {response.reason_phrase}"
+        if not 200 <= answer.status_code < 300 and answer.status_code not in ok_statuses:
+            body = excerpt(answer.text)
+            raise DeliveryError(f"{what}: HTTP {answer.status_code} {response.reason_phrase}"
                                 + (f": {body}" if body else ""))
-        return response
+        return answer
 
     async def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
         await self._request("POST", ALERTS_PATH, json=list(alerts))

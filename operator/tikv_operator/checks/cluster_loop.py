@@ -151,7 +151,7 @@ class ClusterLoop:
 
     async def _observe(self, settings: ClusterSettings, now: datetime, ticketed: frozenset[str]) -> Observation:
         credentials = await load_credentials(self.services.credentials, self.namespace, settings.spec)
-        return await observe(self.name, settings, credentials, now, ticketed)
+        return await observe(self.name, settings, credentials, now, ticketed, namespace=self.namespace)
 
     def _tickets(self) -> Iterable[TicketView]:
         key = (self.namespace, self.name)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tikv_operator.checks.core.observation import TOMBSTONE, PDObservation
+from tikv_operator.checks.core.observation import TOMBSTONE, PDObservation, Store
 from tikv_operator.checks.core.pd_model import PDAnswerError, parse_stores
 from tikv_operator.kube.credentials import TLSClientCredentials
 from tikv_operator.model.json_text import load_json
@@ -24,6 +24,36 @@ from tikv_operator.model.json_text import load_json
 STORES_PATH = "/pd/api/v1/stores"
 TOMBSTONES_PATH = STORES_PATH + "?state=2"  # metapb.StoreState Tombstone; PD's default list leaves them out
 BODY_EXCERPT_CHARS = 200
+MIB = 1024 * 1024
+# The most of one PD answer the operator reads. A store of PD's /stores answer is about 1-1.5 KiB of JSON
+# (10,000 stores: 10-15 MiB, far beyond any real TiKV cluster), so 32 MiB is room for twice that; more is
+# not PD answering but something hostile or broken, and reading it whole would take the memory every other
+# cluster's checks need (the chart gives the process 256 MiB).
+PD_ANSWER_MAX_BYTES = 32 * MIB
+# Answers larger than this are parsed in a worker thread: parsing a few thousand stores takes tens of ms,
+# which the event loop (the Lease's renewals, /healthz, every other cluster's checks) must not wait for.
+PARSE_INLINE_MAX_BYTES = 256 * 1024
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than the operator reads; str() is the reason, in the words the docs use."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer too large: it exceeded {limit / MIB:g} MiB")
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed response, read chunk by chunk, at most `limit` bytes once decoded (a gzip
+    bomb counts at its unpacked size); AnswerTooLarge beyond, without reading the rest."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
+        raise AnswerTooLarge(limit)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge(limit)
+    return bytes(body)
 
 
 class TLSSetupError(ValueError):
@@ -146,32 +176,51 @@ async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | No
     try:
         # httpx's timeout bounds each phase; the outer one bounds the whole request (a PD that trickles).
         async with asyncio.timeout(timeout_s), httpx.AsyncClient(verify=verify, timeout=timeout_s) as client:
-            response = await client.get(url.rstrip("/") + STORES_PATH, headers={"Accept": "application/json"})
-            observation = _stores_observation(url, request, response)
+            status, reason, body = await _get(client, url.rstrip("/") + STORES_PATH)
+            observation = await _stores_observation(url, request, status, reason, body)
             missing = confirm - {s.id for s in observation.stores}
             if observation.reachable and missing:
                 return await _confirm_tombstones(client, url, observation, missing)
             return observation
     except (TimeoutError, httpx.TimeoutException):
         return PDObservation(url=url, reachable=False, error=f"{request}: no answer within {timeout_s:g}s")
+    except AnswerTooLarge as error:
+        # Like any answer PD should not give (rule 5): the stores are unknown, pd_unreachable judges PD.
+        return PDObservation(url=url, reachable=False, error=f"{request}: {error}")
     except httpx.TransportError as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {transport_error(error)}")
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {type(error).__name__}")
 
 
-def _stores_observation(url: str, request: str, response: httpx.Response) -> PDObservation:
-    if not response.is_success:
-        body = excerpt(response.text)
+async def _get(client: httpx.AsyncClient, url: str) -> tuple[int, str, bytes]:
+    """GET, read streaming up to PD_ANSWER_MAX_BYTES: status, reason phrase, body."""
+    async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
+        return response.status_code, response.reason_phrase, await read_capped(response, PD_ANSWER_MAX_BYTES)
+
+
+def _observed(body: bytes) -> tuple[Store, ...]:
+    return parse_stores(body).observed()
+
+
+async def parsed_stores(body: bytes) -> tuple[Store, ...]:
+    """PD's stores, parsed in a worker thread when the answer is big (PDAnswerError when it is no list)."""
+    if len(body) <= PARSE_INLINE_MAX_BYTES:
+        return _observed(body)
+    return await asyncio.to_thread(_observed, body)
+
+
+async def _stores_observation(url: str, request: str, status: int, reason: str, body: bytes) -> PDObservation:
+    if not 200 <= status < 300:
+        detail = excerpt(body.decode("utf-8", "replace"))
         return PDObservation(
-            url=url, reachable=False,
-            error=f"{request}: HTTP {response.status_code} {response.reason_phrase}" + (f": {body}" if body else ""),
+            url=url, reachable=False, error=f"{request}: HTTP {status} {reason}" + (f": {detail}" if detail else ""),
         )
     try:
-        answer = parse_stores(response.content)
+        stores = await parsed_stores(body)
     except PDAnswerError as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {excerpt(str(error))}")
-    return PDObservation(url=url, reachable=True, stores=answer.observed())
+    return PDObservation(url=url, reachable=True, stores=stores)
 
 
 async def _confirm_tombstones(client: httpx.AsyncClient, url: str, observation: PDObservation,
@@ -179,12 +228,12 @@ async def _confirm_tombstones(client: httpx.AsyncClient, url: str, observation: 
     """Rule 12: only a Tombstone record proves a store was removed on purpose. If this request fails, the
     missing stores stay unknown (their tickets as they are); the main answer still counts."""
     try:
-        response = await client.get(url.rstrip("/") + TOMBSTONES_PATH, headers={"Accept": "application/json"})
-        answer = parse_stores(response.content) if response.is_success else None
-    except (httpx.HTTPError, PDAnswerError):
-        answer = None
-    if answer is None:
+        status, _reason, body = await _get(client, url.rstrip("/") + TOMBSTONES_PATH)
+        listed = await parsed_stores(body) if 200 <= status < 300 else None
+    except (httpx.HTTPError, PDAnswerError, AnswerTooLarge):
+        listed = None
+    if listed is None:
         return observation
-    tombstones = tuple(s for s in answer.observed() if s.id in missing and s.state_name == TOMBSTONE)
+    tombstones = tuple(s for s in listed if s.id in missing and s.state_name == TOMBSTONE)
     found = {s.id for s in tombstones}
     return replace(observation, tombstones=tombstones, unlisted=tuple(sorted(set(missing) - found)))

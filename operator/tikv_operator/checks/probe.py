@@ -27,7 +27,7 @@ async def _pd(settings: ClusterSettings, credentials: ClusterCredentials, confir
     return await read_stores(url, settings.pd_timeout_s, tls, confirm)
 
 
-async def _metrics(settings: ClusterSettings, credentials: ClusterCredentials) -> MetricsObservation:
+async def _metrics(settings: ClusterSettings, credentials: ClusterCredentials, tenant: str) -> MetricsObservation:
     prometheus = settings.spec.prometheus
     queries, parts = dict(settings.queries), dict(settings.parts)
     problem = credentials.prometheus_problem
@@ -35,31 +35,34 @@ async def _metrics(settings: ClusterSettings, credentials: ClusterCredentials) -
         return MetricsObservation(url=prometheus.url, reachable=False, queries=queries, error=problem.reason,
                                   not_contacted=problem, parts=parts)
     timeout = settings.prometheus_timeout_s
-    observed = await query_metrics(prometheus.url, queries, timeout, credentials.prometheus_auth)
+    observed = await query_metrics(prometheus.url, queries, timeout, credentials.prometheus_auth, tenant)
     customs = {check: expr for check, (query, expr) in parts.items() if query == CUSTOM}
     if observed.reachable and CUSTOM in observed.failures and len(customs) > 1:
-        observed = await _each_custom(observed, customs, prometheus.url, timeout, credentials)
+        observed = await _each_custom(observed, customs, prometheus.url, timeout, credentials, tenant)
     return replace(observed, parts=parts)
 
 
 async def _each_custom(observed: MetricsObservation, customs: dict[str, str], url: str, timeout_s: float,
-                       credentials: ClusterCredentials) -> MetricsObservation:
+                       credentials: ClusterCredentials, tenant: str) -> MetricsObservation:
     """The custom invariants share one query; when it fails (one malformed expression fails them all), each
     is asked alone, so only the broken one is unknown, with Prometheus' own error. This costs one query per
     custom invariant, only while one of them fails."""
-    alone = await query_metrics(url, customs, timeout_s, credentials.prometheus_auth)
+    alone = await query_metrics(url, customs, timeout_s, credentials.prometheus_auth, tenant)
     failures = {name: reason for name, reason in observed.failures.items() if name != CUSTOM} | dict(alone.failures)
     return replace(observed, values={**observed.values, **alone.values}, failures=failures)
 
 
 async def observe(
     cluster: str, settings: ClusterSettings, credentials: ClusterCredentials | None, now: datetime,
-    ticketed_stores: frozenset[str] = frozenset(),
+    ticketed_stores: frozenset[str] = frozenset(), namespace: str = "",
 ) -> Observation:
     """Never raises for what PD or Prometheus answer: failures are in the observation (reachable False),
     and a probe whose credentials could not be used is not attempted (not_contacted says why).
-    `ticketed_stores`: stores with open tickets, which PD must account for if it stops listing them."""
+    `ticketed_stores`: stores with open tickets, which PD must account for if it stops listing them.
+    `namespace` and `cluster` name the cluster's share of a Prometheus other clusters use too."""
     credentials = credentials or NO_CREDENTIALS
-    pd, metrics = await asyncio.gather(_pd(settings, credentials, ticketed_stores), _metrics(settings, credentials))
+    tenant = f"{namespace}/{cluster}"
+    pd, metrics = await asyncio.gather(_pd(settings, credentials, ticketed_stores),
+                                       _metrics(settings, credentials, tenant))
     return Observation(cluster=cluster, at=now, pd=pd, metrics=metrics, secrets=credentials.secrets,
                        stale_secrets=credentials.stale, store_pods=dict(settings.spec.store_pods))

@@ -4,10 +4,13 @@ failure modes, a closed port, and PD behind mutual TLS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import json
 import ssl
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,3 +338,59 @@ def test_a_failing_tombstone_request_leaves_the_missing_store_unknown_and_pd_rea
     assert asked == ["", "state=2"]
     assert observation.reachable
     assert (observation.tombstones, observation.unlisted) == ((), ())
+
+
+def _endless_stores(total_bytes: int, gzip_encoded: bool = False) -> web.Application:
+    """A PD whose /stores answer goes on and on (bounded, so the test ends whatever the client does)."""
+    entry = json.dumps(REFERENCE_STORES["stores"][0]).encode() + b","
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if gzip_encoded:  # a small compressed answer that unpacks to `total_bytes`
+
+            body = gzip.compress(b'{"stores": [' + b" " * total_bytes + b"]}")
+            return web.Response(body=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"count": 1, "stores": [')
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            while sent < total_bytes:
+                await response.write(entry * 64)
+                sent += len(entry) * 64
+        return response
+
+    app = web.Application()
+    app.router.add_get(STORES, handle)
+    return app
+
+
+@pytest.mark.parametrize("gzip_encoded", [False, True], ids=["streamed", "gzip-bomb"])
+def test_an_answer_beyond_the_cap_is_not_read_and_says_too_large(monkeypatch: pytest.MonkeyPatch,
+                                                                 gzip_encoded: bool) -> None:
+    monkeypatch.setattr(pd_client, "PD_ANSWER_MAX_BYTES", 1024 * 1024, raising=False)
+
+    observation = _read(_endless_stores(64 * 1024 * 1024, gzip_encoded), timeout_s=20.0)
+
+    assert not observation.reachable
+    assert observation.error == "GET /pd/api/v1/stores: answer too large: it exceeded 1 MiB"
+
+
+def test_a_big_answer_is_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = REFERENCE_STORES["stores"][0]
+    stores = [{**entry, "store": {**entry["store"], "id": n}} for n in range(1, 2001)]
+    body = json.dumps({"count": len(stores), "stores": stores})
+    assert len(body) > pd_client.PARSE_INLINE_MAX_BYTES
+    threads: list[str] = []
+    observed = pd_client._observed
+
+    def spy(answer: bytes) -> Any:
+        threads.append(threading.current_thread().name)
+        return observed(answer)
+
+    monkeypatch.setattr(pd_client, "_observed", spy)
+    observation = _read(_answer(body))
+
+    assert observation.reachable, observation.error
+    assert len(observation.stores) == 2000
+    assert threads
+    assert threads[0] != threading.main_thread().name

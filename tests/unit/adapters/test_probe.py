@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -171,3 +172,66 @@ def test_a_malformed_custom_expression_blinds_only_itself() -> None:
     assert (findings["bad"].verdict, findings["bad"].cause) == ("unknown", "query-failed")
     assert 'bad_data: 1:8: parse error: unknown function with name "broken"' in findings["bad"].message
     assert len(asked) == 5 + 2  # four built-in queries, the custom union, then each custom alone
+
+
+def _stores_and_queries(query: Callable[[web.Request], Awaitable[web.Response]]) -> web.Application:
+    async def stores(_request: web.Request) -> web.Response:
+        return web.json_response({"count": 1, "stores": [{"store": {"id": 1, "state_name": "Up"}}]})
+
+    app = web.Application()
+    app.router.add_get("/pd/api/v1/stores", stores)
+    app.router.add_get("/api/v1/query", query)
+    return app
+
+
+def test_one_clusters_slow_queries_do_not_make_another_clusters_prometheus_unreachable() -> None:
+    """Two clusters on one Prometheus: one's queries take 3 s each (many checks of it at once), the other's are
+    quick. The quick one is judged on its own queries' time, not on the time it would queue behind the slow."""
+    empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
+
+    async def query(request: web.Request) -> web.Response:
+        if 'tidb_cluster="slow"' in request.query["query"]:
+            await asyncio.sleep(3.0)
+        return web.json_response(empty)
+
+    async def scenario() -> tuple[list[Observation], Observation]:
+        async with serving(_stores_and_queries(query)) as url:
+            def settings(name: str, timeout: str) -> ClusterSettings:
+                prometheus = {"url": url, "timeout": timeout, "labelMatchers": {"tidb_cluster": name}}
+                return ClusterSettings.of(spec({"url": url}, prometheus))
+
+            slow = [asyncio.create_task(observe("slow", settings("slow", "5s"), None, NOW)) for _ in range(3)]
+            await asyncio.sleep(0.3)
+            quick = await observe("quick", settings("quick", "1s"), None, NOW)
+            return await asyncio.gather(*slow), quick
+
+    slow, quick = asyncio.run(scenario())
+
+    assert quick.metrics.reachable, quick.metrics.error
+    assert quick.metrics.failures == {}
+    assert all(o.pd.reachable for o in slow)
+
+
+def test_a_partial_answer_with_an_empty_result_resolves_nothing() -> None:
+    """An empty custom result would resolve its ticket; an empty result that Prometheus says may be partial
+    (`warnings`) is unknown."""
+
+    async def query(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": []},
+                                  "warnings": ["partial response: store 10.0.0.7:10901 unavailable"]})
+
+    customs = [{"name": "replicas_missing", "expr": "tikv_missing_replicas > 0"}]
+
+    async def scenario() -> tuple[TiKVClusterSpec, Observation]:
+        async with serving(_stores_and_queries(query)) as url:
+            cluster = TiKVClusterSpec.model_validate({"pd": {"url": url}, "prometheus": {"url": url},
+                                                      "customInvariants": customs})
+            return cluster, await observe("basic", ClusterSettings.of(cluster), None, NOW)
+
+    cluster, obs = asyncio.run(scenario())
+    findings = {f.invariant: f for f in evaluate(obs, configure(cluster))}
+
+    custom = findings["replicas_missing"]
+    assert (custom.verdict, custom.cause) == ("unknown", "query-failed")
+    assert "Prometheus answered partially: partial response: store 10.0.0.7:10901 unavailable" in custom.message
+    assert findings["prometheus_unreachable"].verdict == "ok"  # it answered; only what it answered is unknown

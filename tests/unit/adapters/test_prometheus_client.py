@@ -8,18 +8,24 @@ import base64
 import contextlib
 import json
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
-from tikv_operator.checks.core.observation import MetricsObservation, Series
+from tikv_operator.checks import prometheus_client
+from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series
 from tikv_operator.checks.core.queries import P99_LATENCY, STORE_SIZE, base_queries
 from tikv_operator.checks.prometheus_client import _client, _Failure, _query, query_metrics
 from tikv_operator.kube.credentials import BasicAuth, BearerToken, PrometheusAuth
+from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 MATCHERS = {"tidb_cluster": "prod-basic"}
 QUERIES = base_queries(MATCHERS)  # the client is the same for any query set
@@ -277,3 +283,159 @@ def test_the_proxy_and_ca_bundle_variables_are_read_once_per_client(monkeypatch:
     assert (via_proxy.trust_env, via_proxy.proxies.get("https"), via_proxy.verify) == (
         False, "http://proxy.corp:3128", "/etc/ssl/corp.pem")
     assert "https" not in _client("https://prom.local:9090", 5.0, None)._session.proxies  # NO_PROXY holds
+
+
+def test_an_answer_beyond_the_cap_is_too_large_and_not_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus_client, "PROMETHEUS_ANSWER_MAX_BYTES", 1024 * 1024, raising=False)
+    sample = json.dumps({"metric": {"__name__": "x", "instance": "a:20180"}, "value": [1, "1"]}).encode() + b","
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"status": "success", "data": {"resultType": "vector", "result": [')
+        with contextlib.suppress(ConnectionError):
+            for _ in range(2_000):  # bounded: about 100 MiB
+                await response.write(sample * 600)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", endless)
+    observation = run(app, timeout_s=20.0)
+
+    assert not observation.reachable
+    assert observation.error == "answer too large: it exceeded 1 MiB"
+
+
+def test_an_answer_with_warnings_is_partial_and_no_answer_for_its_query() -> None:
+    """Thanos and Mimir answer partially by default when a store is down, and say so only in `warnings`."""
+    partial = {"status": "success", "data": {"resultType": "vector", "result": []},
+               "warnings": ["No StoreAPIs matched for this query", "store 10.0.0.7:10901 is down"]}
+    answers = {P99_LATENCY: web.json_response(partial), STORE_SIZE: vector({"a:20180": "1e11"})}
+    by_promql = {promql: answers[name] for name, promql in QUERIES.items()}
+
+    observation = run(FakePrometheus(lambda q: by_promql[q]).app())
+
+    assert observation.reachable  # Prometheus answered: it is not unreachable, only this query is unknown
+    assert P99_LATENCY not in observation.values
+    assert observation.failures[P99_LATENCY] == ("Prometheus answered partially: No StoreAPIs matched for this "
+                                                 "query; store 10.0.0.7:10901 is down")
+    assert values(observation.values[STORE_SIZE]) == {"a:20180": 1e11}
+
+
+def test_a_redirect_is_under_the_same_deadline_and_redirects_are_few() -> None:
+    async def scenario() -> tuple[object, float, MetricsObservation]:
+        async with serving(trickling_app()) as trickling_url:
+            async def elsewhere(_request: web.Request) -> web.Response:
+                raise web.HTTPFound(trickling_url + "/api/v1/query")
+
+            async def loop(request: web.Request) -> web.Response:
+                raise web.HTTPFound(str(request.url))
+
+            redirecting, looping = web.Application(), web.Application()
+            redirecting.router.add_get("/api/v1/query", elsewhere)
+            looping.router.add_get("/api/v1/query", loop)
+            async with serving(redirecting) as url, serving(looping) as loop_url:
+                started = time.monotonic()
+                # The worker itself, not only the check's wait: it must be free again at the deadline.
+                held = await asyncio.to_thread(_query, url, "up", 0.5, None)
+                took = time.monotonic() - started
+                return held, took, await query_metrics(loop_url, QUERIES, 5.0)
+
+    held, took, looped = asyncio.run(scenario())
+
+    assert held == _Failure("no answer within 0.5s")
+    assert took < 2.5, f"a redirect to a trickling host held the worker {took:.1f}s"
+    assert looped.error == "more than 2 redirects"
+
+
+def test_a_query_no_worker_was_free_for_is_not_asked_and_says_nothing_about_prometheus(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's own workers all taken (here: one worker, held by another cluster's slow query): the
+    queries never reach Prometheus, which is then neither reachable nor unreachable, but unknown."""
+    monkeypatch.setattr(prometheus_client, "WORKERS_PER_PROMETHEUS", 1)
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.query["query"] == "slow":
+            await asyncio.sleep(2.5)
+        return vector({"a:20180": "1"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", answer)
+
+    async def scenario() -> MetricsObservation:
+        async with serving(app) as url:
+            slow = asyncio.create_task(query_metrics(url, {"slow": "slow"}, 5.0, tenant="ns/slow"))
+            await asyncio.sleep(0.2)
+            starved = await query_metrics(url, QUERIES, 0.3, tenant="ns/quick")
+            await slow
+            return starved
+
+    starved = asyncio.run(scenario())
+
+    assert not starved.reachable
+    assert starved.busy
+    assert starved.error == "not asked: no worker of the operator for this Prometheus was free within 0.3s"
+    observation = Observation(cluster="quick", at=datetime(2026, 12, 1, tzinfo=UTC), metrics=starved,
+                              pd=PDObservation(url="http://pd:2379", reachable=True))
+    configs = configure(TiKVClusterSpec.model_validate({"pd": {"url": "http://pd:2379"},
+                                                        "prometheus": {"url": starved.url}}))
+    (unreachable,) = (f for f in evaluate(observation, configs) if f.invariant == "prometheus_unreachable")
+    assert unreachable.verdict == "unknown"
+    assert unreachable.message == f"Prometheus at {starved.url} was not asked: {starved.error}"
+
+
+def test_the_workers_of_an_idle_or_evicted_prometheus_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus_client, "IDLE_WORKER_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(prometheus_client, "PROMETHEUS_POOLS", 1)
+
+    def workers(url: str) -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith(f"prometheus {url}"))
+
+    async def scenario() -> tuple[int, int]:
+        healthy = FakePrometheus(lambda _query: vector({"a:20180": "1"}))
+        async with serving(healthy.app()) as first, serving(healthy.app()) as second:
+            assert (await query_metrics(first, QUERIES, 5.0)).reachable
+            assert (await query_metrics(second, QUERIES, 5.0)).reachable  # evicts the first's pool
+            for _ in range(50):
+                if not workers(first) and not workers(second):
+                    break
+                await asyncio.sleep(0.1)
+            return workers(first), workers(second)
+
+    assert asyncio.run(scenario()) == (0, 0)
+
+
+def test_a_trickling_http_1_0_answer_frees_the_worker_at_the_deadline_too() -> None:
+    """http.client hands the socket of a connection the server will close (HTTP/1.0) to the response and
+    forgets it: the deadline must shut that socket too, or the worker is held as long as the server likes."""
+    stop = threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):  # protocol_version HTTP/1.0
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(60):  # 6 s at most
+                    if stop.wait(0.1):
+                        break
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        answer = _query(f"http://127.0.0.1:{server.server_address[1]}", "up", 0.5, None)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+    assert answer == _Failure("no answer within 0.5s")
+    assert took < 2.0, f"the worker was held {took:.1f}s by a trickling HTTP/1.0 answer"

@@ -92,7 +92,9 @@ class MetricsObservation:
     """The answers to the check's Prometheus queries, by query name.
 
     A query that failed is absent from `values` and its reason is in `failures`; `reachable` False means
-    the query API itself failed (no query answered), or, with `not_contacted`, was never asked."""
+    the query API itself failed (no query answered), or, with `not_contacted`, was never asked. `busy`: no
+    query was asked because the operator's workers for this Prometheus were all taken by other clusters'
+    queries, which says nothing about Prometheus (unknown, rule 5)."""
 
     url: str
     reachable: bool
@@ -101,6 +103,7 @@ class MetricsObservation:
     error: str = ""
     failures: Mapping[str, str] = field(default_factory=dict)
     not_contacted: NotContacted | None = None
+    busy: bool = False
     # The checks inside the union queries: check -> (the query it rides in, its own expression).
     parts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 

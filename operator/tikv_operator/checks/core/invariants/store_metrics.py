@@ -185,6 +185,9 @@ def _no_errors_if_scraped(store: Store, ctx: Context, config: InvariantConfig) -
 
 def prometheus_unreachable(ctx: Context, config: InvariantConfig) -> list[Finding]:
     m = ctx.obs.metrics
+    if m.busy:  # never asked: the operator's own workers were taken, Prometheus is not to blame (rule 5)
+        return [finding(config, "", "unknown", f"Prometheus at {m.url} was not asked: {m.error}",
+                        cause="prometheus", url=m.url)]
     return reachability(config, "Prometheus", m.url, m.reachable, m.error, m.not_contacted)
 
 
