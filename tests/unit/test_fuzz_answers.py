@@ -84,7 +84,8 @@ def test_a_stores_answer_is_an_observation_or_a_pd_answer_error(body: str | byte
     else:
         check_of(answer.observed())
     # The read path as PD's client takes it: an observation whatever the body.
-    observation = _stores_observation("http://pd", "GET /pd/api/v1/stores", httpx.Response(200, content=body))
+    raw = body.encode() if isinstance(body, str) else body
+    observation = asyncio.run(_stores_observation("http://pd", "GET /pd/api/v1/stores", 200, "OK", raw))
     assert observation.reachable or observation.error
 
 
