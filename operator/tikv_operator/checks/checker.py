@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tikv_operator.alerts.core.delivery import DeliveryReport
-from tikv_operator.checks.core.cluster_status import heartbeat, needs_write, next_status
+from tikv_operator.checks.core.cluster_status import heartbeat, needs_write, next_status, read_memory
 from tikv_operator.checks.core.findings import Finding
 from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import Observation
@@ -58,19 +58,35 @@ class ClusterChecker:
     unwritten: dict[str, int] = field(default_factory=dict)
     last_status: TiKVClusterStatus | None = None
     # What earlier checks saw of the stores (restarts, leadership): store_restarted and store_leader_lost.
-    memory: StoreMemory = EMPTY
+    # None until resumed from the status (rule 24).
+    memory: StoreMemory | None = None
+    # When the check that last carried `memory` ran: the memory of an unwatched time is not carried (rule 16).
+    memory_carried_at: datetime | None = None
     # When each open ticket's violation was last seen, also between coalesced counter writes (keepFiringFor).
     last_violated: dict[str, datetime] = field(default_factory=dict)
     # Where the cluster's tickets are delivered and how that goes (the notifier), for AlertsDelivered.
     delivery: Callable[[], DeliveryReport | None] | None = None
 
     def resume(self, status: Mapping[str, Any] | None) -> None:
-        """Take up where the last process left off: the grace clocks live in the status (rule 2)."""
+        """Take up where the last process left off: the grace clocks (rule 2) and the memory of the stores
+        (rule 24) live in the status."""
         if self.last_status is None:
             self.last_status = parse_status(status)
+        written_at = from_rfc3339(self.last_status.last_check_time) if self.last_status else None
         if self.pending is None:
             self.pending = list(self.last_status.pending_violations) if self.last_status else []
-            self.pending_carried_at = from_rfc3339(self.last_status.last_check_time) if self.last_status else None
+            self.pending_carried_at = written_at
+        if self.memory is None:
+            self.memory = read_memory(self.last_status.store_memory) if self.last_status else EMPTY
+            self.memory_carried_at = written_at
+
+    def _carried_memory(self, now: datetime, settings: ClusterSettings) -> StoreMemory:
+        """The memory a check may go on from: rule 16's staleness, since restarts and leaders lost while
+        nobody watched are not in it. Without a time (an older status), it is kept."""
+        memory, at = self.memory or EMPTY, self.memory_carried_at
+        if at is not None and now - at > settings.policy.refresh_interval + 2 * settings.interval:
+            return EMPTY
+        return memory
 
     async def check(self, body: Mapping[str, Any], settings: ClusterSettings, tickets: TicketSource,
                     now: datetime | None = None) -> CheckResult:
@@ -81,7 +97,8 @@ class ClusterChecker:
         ticketed = frozenset(t.store for t in tickets() if t.active and t.store)
         observation = await self.observer(settings, now, ticketed)
         configs, policy = settings.configs, settings.policy
-        self.memory = remember(self.memory, observation, settings.restart_horizon)
+        self.memory = remember(self._carried_memory(now, settings), observation, settings.restart_horizon)
+        self.memory_carried_at = now
         findings = evaluate(observation, configs, self.memory)
         carried = carried_pending(self.pending or [], self.pending_carried_at, now, settings.interval, policy)
         plan = plan_check(
@@ -98,10 +115,13 @@ class ClusterChecker:
         plan = replace(plan, open_tickets=open_tickets_written(plan, applied.failed))
         generation = body.get("metadata", {}).get("generation")
         report = self.delivery() if self.delivery is not None else None
-        status = next_status(self.last_status, observation, findings, plan, generation, report)
+        status = next_status(self.last_status, observation, findings, plan, generation, report, self.memory)
         written = needs_write(self.last_status, status, policy.refresh_interval)
         if written:
-            await self.writer.patch_cluster_status(self.namespace, self.name, status.wire())
+            wire = status.wire()
+            if status.store_memory is None:
+                wire["storeMemory"] = None  # a memory that started over: the merge patch removes the stale one
+            await self.writer.patch_cluster_status(self.namespace, self.name, wire)
             self.last_status = status
         log.info("%s/%s %s", self.namespace, self.name, heartbeat(findings, plan))
         return CheckResult(observation, findings, plan, written, len(applied.failed), time.perf_counter() - started,

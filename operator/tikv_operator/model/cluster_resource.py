@@ -304,6 +304,31 @@ class PendingViolation(WireModel):
     first_seen: Timestamp
 
 
+# Restart sightings kept per store: more than any sensible store_restarted limit (the verdict needs only
+# `limit` of them), few enough that a crash loop cannot grow the status without bound.
+RESTARTS_REMEMBERED_MAX = 100
+
+
+class RememberedStore(WireModel):
+    """What earlier checks saw of one store that PD lists."""
+
+    id: str = Field(max_length=20)
+    start_timestamp: int | None = Field(None, ge=0, description="PD's start_timestamp of the process last seen.")
+    restarts: list[Timestamp] = Field(default_factory=list, max_length=RESTARTS_REMEMBERED_MAX,
+                                      description="When each restart within store_restarted's window happened.")
+    led: bool | None = Field(None, description="True: held Raft leaders since its process started; False: held "
+                             "none, watched since it started; absent: not known (store_leader_lost is unknown).")
+
+
+class StoreMemoryStatus(WireModel):
+    """What store_restarted and store_leader_lost need from earlier checks, so that an operator restart or a
+    leader handover goes on from it (rule 24)."""
+
+    since: Timestamp = Field(description="When this memory began: restarts before it were not seen.")
+    at: Timestamp = Field(description="The last check in which PD answered (written with the memory's changes).")
+    stores: list[RememberedStore] = Field(default_factory=list, max_length=STORE_PODS_MAX)
+
+
 class TiKVClusterStatus(WireModel):
     observed_generation: int | None = Field(None, ge=0)
     health: Health | None = Field(None, description="Healthy, Degraded (open tickets) or Unknown (no data).")
@@ -313,6 +338,7 @@ class TiKVClusterStatus(WireModel):
     stores_up: str | None = Field(None, description='Stores up out of total, e.g. "2/3" (a printer column).')
     open_tickets: int | None = Field(None, ge=0)
     pending_violations: list[PendingViolation] = Field(default_factory=list)
+    store_memory: StoreMemoryStatus | None = None
     message: str | None = None
 
 

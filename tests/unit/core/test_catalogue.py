@@ -419,3 +419,25 @@ def test_custom_names_cannot_take_a_builtin_name_or_repeat() -> None:
         spec(customInvariants=[{"name": "store_down", "expr": "up"}])
     with pytest.raises(ValueError, match="unique"):
         spec(customInvariants=[{"name": "a_b", "expr": "up"}, {"name": "a_b", "expr": "up"}])
+
+
+def test_a_memory_that_cannot_vouch_makes_restarts_and_leaders_lost_unknown_not_ok() -> None:
+    """Rule 24: a memory that began now (an operator that just started, with no memory in the status) has
+    not seen what came before it."""
+    recent = int((NOW - timedelta(minutes=3)).timestamp())  # within store_restarted's 10m window
+    obs = observe((store("1", leader_count=0), store("2", start_timestamp=recent), store("3")))
+    found = judge(obs, remember(EMPTY, obs, timedelta(minutes=10)))
+    lost = found[("store_leader_lost", "1")]
+    assert (lost.verdict, lost.cause) == ("unknown", "history")
+    assert not lost.blind  # every operator that starts goes through it: the cluster's health is not Unknown
+    restarted = found[("store_restarted", "2")]
+    assert (restarted.verdict, restarted.cause) == ("unknown", "history")
+    assert "judged again at 2026-12-07T03:10:00Z" in restarted.message
+    assert found[("store_restarted", "1")].verdict == "ok"  # its process started long before the window
+    # Watched for a whole window, store 2 is judged; a store that restarted while watched is known to hold none.
+    later = observe((store("1", leader_count=0, start_timestamp=recent), store("2", start_timestamp=recent),
+                     store("3")), at=NOW + timedelta(minutes=10))
+    memory = remember(remember(EMPTY, obs, timedelta(minutes=10)), later, timedelta(minutes=10))
+    found = judge(later, memory)
+    assert found[("store_restarted", "2")].verdict == "ok"
+    assert found[("store_leader_lost", "1")].verdict == "ok"

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from tikv_operator.alerts.core.delivery import DeliveryReport, alerts_delivered
 from tikv_operator.checks.core.catalogue import INVARIANT_NAMES
 from tikv_operator.checks.core.findings import Finding
 from tikv_operator.checks.core.observation import NotContacted, Observation
-from tikv_operator.model.cluster_resource import Condition, StoreCounts, TiKVClusterStatus
+from tikv_operator.checks.core.store_memory import EMPTY, StoreMemory
+from tikv_operator.model.cluster_resource import (
+    RESTARTS_REMEMBERED_MAX,
+    Condition,
+    RememberedStore,
+    StoreCounts,
+    StoreMemoryStatus,
+    TiKVClusterStatus,
+)
 from tikv_operator.model.timestamps import from_rfc3339, to_rfc3339
 from tikv_operator.model.vocabulary import Health
 from tikv_operator.tickets.core.lifecycle import Plan
@@ -113,8 +121,38 @@ def custom_invariants(findings: Sequence[Finding]) -> tuple[ConditionStatus, str
     return "True", "Evaluated", f"evaluated {', '.join(names)}"
 
 
+def written_memory(memory: StoreMemory) -> StoreMemoryStatus | None:
+    """The memory as `status.storeMemory`: only the stores PD lists (remember drops the others), the newest
+    restart sightings (remember forgets those past the window). None before PD first answered."""
+    if memory.since is None or memory.at is None:
+        return None
+    ids = sorted(set(memory.starts) | set(memory.restarts) | memory.vouched, key=lambda i: (len(i), i))
+    stores = [RememberedStore(
+        id=i, start_timestamp=memory.starts.get(i),
+        restarts=[to_rfc3339(t) for t in memory.restarts.get(i, ())[-RESTARTS_REMEMBERED_MAX:]],
+        led=(i in memory.led) if i in memory.vouched else None) for i in ids]
+    return StoreMemoryStatus(since=to_rfc3339(memory.since), at=to_rfc3339(memory.at), stores=stores)
+
+
+def read_memory(status: StoreMemoryStatus | None) -> StoreMemory:
+    """The memory a status holds (EMPTY for none); a timestamp that does not parse is dropped."""
+    if status is None:
+        return EMPTY
+    since, at = from_rfc3339(status.since), from_rfc3339(status.at)
+    if since is None or at is None:
+        return EMPTY
+    restarts = {s.id: tuple(t for t in map(from_rfc3339, s.restarts) if t is not None) for s in status.stores}
+    return StoreMemory(
+        starts={s.id: s.start_timestamp for s in status.stores if s.start_timestamp},
+        restarts={i: ts for i, ts in restarts.items() if ts},
+        led=frozenset(s.id for s in status.stores if s.led),
+        vouched=frozenset(s.id for s in status.stores if s.led is not None),
+        at=at, since=since)
+
+
 def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: Sequence[Finding], plan: Plan,
-                generation: int | None, delivery: DeliveryReport | None = None) -> TiKVClusterStatus:
+                generation: int | None, delivery: DeliveryReport | None = None,
+                memory: StoreMemory | None = None) -> TiKVClusterStatus:
     now = obs.at
     up = sum(s.up for s in obs.pd.stores)
     total = len(obs.pd.stores)
@@ -163,16 +201,21 @@ def next_status(previous: TiKVClusterStatus | None, obs: Observation, findings: 
         stores_up=f"{stores.up}/{stores.total}" if stores else None,
         open_tickets=plan.open_tickets,
         pending_violations=list(plan.pending),
+        # None before PD first answered, or when the memory started over (rule 16): a stale memory is not
+        # kept, or the next process would take it as recent.
+        store_memory=written_memory(memory or EMPTY),
         message=message,
     )
 
 
 def needs_write(previous: TiKVClusterStatus | None, new: TiKVClusterStatus, refresh_interval: timedelta) -> bool:
     """Write when anything but the check time changed, or the check time is a refresh interval old:
-    in a steady state that is one status write per cluster per refresh interval."""
+    in a steady state that is one status write per cluster per refresh interval. The store memory's `at`
+    moves with every check and is written with the rest; anything else in it (a restart seen, a store that
+    led, a store listed or dropped) is a change, written by the check that saw it (rule 24)."""
     if previous is None:
         return True
-    ignore = {"last_check_time"}
+    ignore: dict[str, Any] = {"last_check_time": True, "store_memory": {"at": True}}
     if previous.model_dump(exclude=ignore) != new.model_dump(exclude=ignore):
         return True
     last, now = from_rfc3339(previous.last_check_time), from_rfc3339(new.last_check_time)

@@ -12,8 +12,11 @@ from tikv_operator.model.vocabulary import Severity
 Verdict = Literal["violated", "ok", "unknown"]
 # Why a verdict is unknown. The blind ones mean the operator cannot see what it should (the cluster's
 # health is then Unknown, rule 14); the others are unknown on purpose. "credentials": PD or Prometheus was
-# not contacted because a Secret it needs could not be used, so whether it answers is not known.
-Cause = Literal["", "inhibited", "idle", "no-data", "query-failed", "ambiguous", "prometheus", "pd", "credentials"]
+# not contacted because a Secret it needs could not be used, so whether it answers is not known. "history":
+# the operator has not watched long enough to judge a change (a restart, leaders lost; rule 24): not blind,
+# since every operator that starts on a cluster goes through it.
+Cause = Literal["", "inhibited", "idle", "no-data", "query-failed", "ambiguous", "prometheus", "pd", "credentials",
+                "history"]
 BLIND: frozenset[str] = frozenset({"no-data", "query-failed", "ambiguous", "prometheus", "pd", "credentials"})
 
 

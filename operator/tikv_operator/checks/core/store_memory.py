@@ -1,8 +1,11 @@
 """What the operator remembers of each store between checks: PD's answer is a snapshot, and two invariants
 are about change (a restart, leaders lost). Pure: one observation in, the next memory out.
 
-Kept in the operator's memory only: after an operator restart, restarts and leadership are learnt anew
-(so nothing is reported from before; never a false ticket).
+The memory is written in the TiKVCluster's `status.storeMemory` with every check that changes it in a way a
+verdict reads (a restart seen, a store that led, a store listed or dropped), so an operator restart or a
+leader handover goes on from it (rule 24), if the check that wrote it is recent enough (the staleness of
+rule 16); else the memory starts over. What a memory cannot vouch for (it began after the window, or after
+the store's process started) is unknown, never ok: `since` and `vouched` say what it covers.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tikv_operator.checks.core.observation import Observation
+from tikv_operator.checks.core.observation import Observation, Store
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,19 @@ class StoreMemory:
     # restarted store has none until PD balances some to it, which takes minutes).
     led: frozenset[str] = frozenset()
     at: datetime | None = None  # the last observation in which PD answered
+    # Stores whose leadership since their process started is known (every store in `led`; a store seen to
+    # start: a restart, or first listed while the memory was already watching). Another store with no
+    # leaders may have lost them before the memory began: not known, so store_leader_lost is unknown.
+    vouched: frozenset[str] = frozenset()
+    # When this memory began watching (its first PD answer): restarts before it were not seen.
+    since: datetime | None = None
+
+    def watched_restarts_since(self, store: Store, moment: datetime) -> bool:
+        """Would every restart of `store` after `moment` be in this memory? Yes when the memory was watching
+        by then, or when PD says the store's process started before it (no restart since)."""
+        if self.since is not None and self.since <= moment:
+            return True
+        return bool(store.start_timestamp) and datetime.fromtimestamp(store.start_timestamp, UTC) <= moment
 
 
 def restart_time(start_timestamp: int, previous: datetime | None, now: datetime) -> datetime:
@@ -47,6 +63,7 @@ def remember(memory: StoreMemory, obs: Observation, horizon: timedelta) -> Store
     starts: dict[str, int] = {}
     restarts: dict[str, tuple[datetime, ...]] = {}
     led: set[str] = set()
+    vouched: set[str] = set()
     for store in obs.pd.stores:
         before = memory.starts.get(store.id)
         # 0 (PD's 1970 start_ts) until the process' first heartbeat: not a start time yet.
@@ -61,4 +78,12 @@ def remember(memory: StoreMemory, obs: Observation, horizon: timedelta) -> Store
             restarts[store.id] = seen
         if (store.id in memory.led and not restarted) or (store.up and (store.leader_count or 0) > 0):
             led.add(store.id)
-    return StoreMemory(starts=starts, restarts=restarts, led=frozenset(led), at=obs.at)
+        # Seen from its process' start: restarted, or listed for the first time by a memory that was already
+        # watching (a new store).
+        born = restarted or (memory.at is not None and before is None)
+        if store.id in led or store.id in memory.vouched or born:
+            vouched.add(store.id)
+    return StoreMemory(starts=starts, restarts=restarts, led=frozenset(led), at=obs.at,
+                       vouched=frozenset(vouched), since=memory.since or obs.at)
+
+

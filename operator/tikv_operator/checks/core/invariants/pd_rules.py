@@ -120,6 +120,14 @@ def _judge_restarts(store: Store, ctx: Context, config: InvariantConfig) -> Find
     measured = f"store {store.id} restarted {count} time{'s' * (count != 1)} within the last {_span(window)}"
     if count >= limit:
         return finding(config, store.id, "violated", f"{measured} (>= {limit})", **evidence)
+    start = ctx.obs.at - window
+    if not ctx.memory.watched_restarts_since(store, start):
+        # Rule 24: restarts before the memory began were not seen; fewer than `limit` seen is not ok yet.
+        since = ctx.memory.since or ctx.obs.at
+        return finding(config, store.id, "unknown", f"restarts of store {store.id} within the last {_span(window)} "
+                       f"not known: watched only since {to_rfc3339(since)} ({count} seen), and PD says its process "
+                       f"started within the window; judged again at {to_rfc3339(since + window)}, or at {limit} "
+                       "restarts seen", cause="history", watchedSince=to_rfc3339(since), **evidence)
     return finding(config, store.id, "ok", f"{measured} (< {limit})", **evidence)
 
 
@@ -139,6 +147,13 @@ def _judge_leaders(store: Store, ctx: Context, config: InvariantConfig) -> Findi
                 "regionCount": store.region_count}
     if store.leader_count > 0:
         return finding(config, store.id, "ok", f"store {store.id} holds {store.leader_count} leaders", **evidence)
+    if store.id not in ctx.memory.vouched:
+        # Rule 24: it may have lost them before the memory began; never ok on a memory that cannot vouch.
+        since = to_rfc3339(ctx.memory.since or ctx.obs.at)
+        return finding(config, store.id, "unknown", f"store {store.id} holds no leaders, and whether it held any "
+                       f"since its process started is not known (leadership history watched only since {since}): "
+                       "judged again once it holds leaders or restarts", cause="history", watchedSince=since,
+                       **evidence)
     if store.id not in ctx.memory.led:
         return finding(config, store.id, "ok", f"store {store.id} holds no leaders and has held none since it "
                        "started (a new or restarted store waits for PD to balance leaders to it)", **evidence)
