@@ -25,7 +25,8 @@ from tikv_operator.checks.core.observation import MetricsObservation, Observatio
 from tikv_operator.checks.core.pd_model import PDAnswerError, parse_health, parse_stores
 from tikv_operator.checks.core.settings import ClusterSettings, Rejected, delivery_spec, settings_of
 from tikv_operator.checks.pd_client import _stores_observation
-from tikv_operator.checks.prometheus_client import _Answer, instant_vector
+from tikv_operator.checks.prometheus_client import instant_vector
+from tikv_operator.checks.prometheus_transport import Answer
 from tikv_operator.kube.credentials import NO_ALERTMANAGER_CREDENTIALS
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
@@ -109,7 +110,7 @@ samples = st.fixed_dictionaries({"metric": st.dictionaries(st.text(max_size=6), 
 def test_an_instant_vector_is_samples_or_a_readable_reason(result: Any) -> None:
     try:
         series = instant_vector(json.loads(dumped(result)))
-    except _Answer as error:
+    except Answer as error:
         reason = str(error)
         assert reason
     else:

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
-from tikv_operator.checks import prometheus_client
+from tikv_operator.checks import prometheus_transport, prometheus_workers
 from tikv_operator.checks.core.invariants import configure, evaluate
 from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series
 from tikv_operator.checks.core.queries import P99_LATENCY, STORE_SIZE, base_queries
@@ -286,7 +286,7 @@ def test_the_proxy_and_ca_bundle_variables_are_read_once_per_client(monkeypatch:
 
 
 def test_an_answer_beyond_the_cap_is_too_large_and_not_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prometheus_client, "PROMETHEUS_ANSWER_MAX_BYTES", 1024 * 1024, raising=False)
+    monkeypatch.setattr(prometheus_transport, "PROMETHEUS_ANSWER_MAX_BYTES", 1024 * 1024, raising=False)
     sample = json.dumps({"metric": {"__name__": "x", "instance": "a:20180"}, "value": [1, "1"]}).encode() + b","
 
     async def endless(request: web.Request) -> web.StreamResponse:
@@ -352,7 +352,7 @@ def test_a_query_no_worker_was_free_for_is_not_asked_and_says_nothing_about_prom
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The operator's own workers all taken (here: one worker, held by another cluster's slow query): the
     queries never reach Prometheus, which is then neither reachable nor unreachable, but unknown."""
-    monkeypatch.setattr(prometheus_client, "WORKERS_PER_PROMETHEUS", 1)
+    monkeypatch.setattr(prometheus_workers, "WORKERS_PER_PROMETHEUS", 1)
 
     async def answer(request: web.Request) -> web.Response:
         if request.query["query"] == "slow":
@@ -385,8 +385,8 @@ def test_a_query_no_worker_was_free_for_is_not_asked_and_says_nothing_about_prom
 
 
 def test_the_workers_of_an_idle_or_evicted_prometheus_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prometheus_client, "IDLE_WORKER_SECONDS", 0.2, raising=False)
-    monkeypatch.setattr(prometheus_client, "PROMETHEUS_POOLS", 1)
+    monkeypatch.setattr(prometheus_workers, "IDLE_WORKER_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(prometheus_workers, "PROMETHEUS_POOLS", 1)
 
     def workers(url: str) -> int:
         return sum(1 for t in threading.enumerate() if t.name.startswith(f"prometheus {url}"))
