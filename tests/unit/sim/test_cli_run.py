@@ -26,8 +26,9 @@ def _refused(url: str) -> bool:
         httpx.get(url, timeout=1)
     except httpx.ConnectError:
         return True
-    except httpx.RemoteProtocolError:
-        return False  # caught mid-stop: accepted, then closed without an answer (seen in CI); ask again
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        # Caught mid-stop: accepted, then closed without an answer or reset (both seen in CI); ask again.
+        return False
     return False
 
 
