@@ -1,24 +1,35 @@
 """The simulator's own control API (JSON over loopback): inspect clusters, inject faults."""
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from tikv_sim.cluster_model import Cluster
 from tikv_sim.faults import FAULT_KINDS, Fault, FaultError, pick_cluster
 from tikv_sim.timeline import expand
 
-if TYPE_CHECKING:
-    from tikv_sim.simulator import Simulator
-
 API = "/api/v1"
+
+
+class Controlled(Protocol):
+    """What the control API asks of the simulator it serves (the simulator builds the API: it imports this
+    module, never the other way round)."""
+
+    @property
+    def clusters(self) -> Mapping[str, Cluster]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    async def apply(self, fault: Fault) -> Cluster: ...
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
     return web.json_response(payload, status=status, dumps=lambda obj: json.dumps(obj, indent=2))
 
 
-def make_control_app(sim: "Simulator") -> web.Application:
+def make_control_app(sim: Controlled) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
