@@ -47,8 +47,8 @@ from bench.counting import RequestCounter
 from bench.runner import benchmark, publish
 from bench.stats import fmt, parse_samples, summarize
 from tikv_operator.checks.core.catalogue import ENTRIES
-from tikv_operator.checks.core.invariants import configure, evaluate, queries_for
-from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.core.invariants import evaluate
+from tikv_operator.checks.core.settings import ClusterSettings, configure, queries_for
 from tikv_operator.checks.pd_client import read_stores
 from tikv_operator.checks.probe import observe
 from tikv_operator.checks.prometheus_client import query_metrics

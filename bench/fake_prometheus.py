@@ -9,7 +9,7 @@ What it supports, exactly (anything else is answered 400 bad_data, as Prometheus
   exact `k="v"` (the TiKVCluster's spec.prometheus.labelMatchers):
   - `p99_latency_seconds` and `store_size_bytes` of `tikv_operator.checks.core.queries.check_queries(matchers,
     window)` (any window);
-  - the `store_health` and `pd_health` union queries of `tikv_operator.checks.core.invariants.queries_for(spec,
+  - the `store_health` and `pd_health` union queries of `tikv_operator.checks.core.settings.queries_for(spec,
     configure(spec))` for a spec with those matchers and every other setting at its default (every
     built-in invariant enabled, no custom invariants), except `spec.prometheus.rateWindow`, which may be
     any window (the raft p99s use it). The `custom` query is not supported.
@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from tikv_operator.checks.core.invariants import configure, queries_for
 from tikv_operator.checks.core.queries import (
     CHECK_LABEL,
     DEFAULT_RATE_WINDOW,
@@ -62,6 +61,7 @@ from tikv_operator.checks.core.queries import (
     WRITE_STALL,
     check_queries,
 )
+from tikv_operator.checks.core.settings import configure, queries_for
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 Kind = Literal["p99", "sizes", "store_health", "pd_health"]

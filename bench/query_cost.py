@@ -38,9 +38,10 @@ from bench.common import (
 )
 from bench.runner import benchmark, publish
 from bench.stats import fmt, summarize
-from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import Observation
 from tikv_operator.checks.core.queries import base_queries, selector
+from tikv_operator.checks.core.settings import configure
 from tikv_operator.checks.pd_client import read_stores
 from tikv_operator.checks.prometheus_client import query_metrics
 from tikv_operator.model.cluster_resource import TiKVClusterSpec

@@ -17,7 +17,7 @@ from tikv_operator.alerts.core.delivery import AlertPolicy
 from tikv_operator.alerts.notifier import Notifier
 from tikv_operator.checks.cluster_loop import ClusterLoop
 from tikv_operator.checks.core import settings as settings_module
-from tikv_operator.checks.core.invariants import configure
+from tikv_operator.checks.core.settings import configure
 from tikv_operator.kube.credentials import SecretCache
 from tikv_operator.kube.writer import KubeWriter
 from tikv_operator.model.cluster_resource import TiKVClusterSpec

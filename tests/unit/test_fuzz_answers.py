@@ -20,10 +20,10 @@ from pydantic import ValidationError
 
 from tikv_operator.alerts.alertmanager import AlertmanagerClient, DeliveryError
 from tikv_operator.alerts.core.delivery import is_our_silence
-from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation
 from tikv_operator.checks.core.pd_model import PDAnswerError, parse_health, parse_stores
-from tikv_operator.checks.core.settings import ClusterSettings, Rejected, delivery_spec, settings_of
+from tikv_operator.checks.core.settings import ClusterSettings, Rejected, configure, delivery_spec, settings_of
 from tikv_operator.checks.pd_client import _stores_observation
 from tikv_operator.checks.prometheus_client import instant_vector
 from tikv_operator.checks.prometheus_transport import Answer

@@ -14,8 +14,8 @@ from harness.prometheus import Prometheus
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
-from tikv_operator.checks.core.invariants import configure, evaluate
-from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.core.invariants import evaluate
+from tikv_operator.checks.core.settings import ClusterSettings, configure
 from tikv_operator.checks.probe import observe
 from tikv_operator.kube.credentials import (
     BasicAuth,

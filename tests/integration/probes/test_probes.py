@@ -16,9 +16,9 @@ from harness.prometheus import Prometheus, ScrapeTargets
 
 from tests.unit.adapters.local_servers import closed_port
 from tikv_operator.checks.core.findings import Finding
-from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import Observation
-from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.core.settings import ClusterSettings, configure
 from tikv_operator.checks.probe import observe
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 from tikv_sim.cluster_model import InstanceLabel

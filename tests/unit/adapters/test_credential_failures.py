@@ -12,8 +12,8 @@ import pytest
 from tests.unit.adapters.fake_kube import FakeCore, api_error, opted_in_secret
 from tests.unit.adapters.local_servers import closed_port
 from tikv_operator.checks.core.findings import Finding
-from tikv_operator.checks.core.invariants import configure, evaluate
-from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.core.invariants import evaluate
+from tikv_operator.checks.core.settings import ClusterSettings, configure
 from tikv_operator.checks.probe import observe
 from tikv_operator.kube.credentials import SecretCache, load_credentials
 from tikv_operator.model.cluster_resource import TiKVClusterSpec

@@ -11,9 +11,9 @@ from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.checks.core.findings import Finding
-from tikv_operator.checks.core.invariants import configure, evaluate, queries_for
+from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import NotContacted, Observation
-from tikv_operator.checks.core.settings import ClusterSettings
+from tikv_operator.checks.core.settings import ClusterSettings, configure, queries_for
 from tikv_operator.checks.probe import observe
 from tikv_operator.kube.credentials import ClusterCredentials
 from tikv_operator.model.cluster_resource import TiKVClusterSpec

@@ -20,9 +20,10 @@ from aiohttp import web
 
 from tests.unit.adapters.local_servers import closed_port, serving
 from tikv_operator.checks import prometheus_transport, prometheus_workers
-from tikv_operator.checks.core.invariants import configure, evaluate
+from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series
 from tikv_operator.checks.core.queries import P99_LATENCY, STORE_SIZE, base_queries
+from tikv_operator.checks.core.settings import configure
 from tikv_operator.checks.prometheus_client import _client, _Failure, _query, query_metrics
 from tikv_operator.kube.credentials import BasicAuth, BearerToken, PrometheusAuth
 from tikv_operator.model.cluster_resource import TiKVClusterSpec

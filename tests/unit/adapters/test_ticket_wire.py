@@ -21,7 +21,7 @@ import pytest
 
 from tests.unit.adapters.fake_kube import FakeCore, FakeObjects
 from tikv_operator.checks.core.findings import Finding, Verdict
-from tikv_operator.checks.core.invariants import configure
+from tikv_operator.checks.core.settings import configure
 from tikv_operator.cli.tickets_output import Ticket, plan_ack, plan_hold, plan_resolve, plan_unhold
 from tikv_operator.kube.writer import KubeWriter
 from tikv_operator.model.cluster_resource import TiKVClusterSpec

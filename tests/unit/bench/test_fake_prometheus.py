@@ -3,7 +3,6 @@
 import pytest
 from bench.fake_prometheus import StoreSeries, UnsupportedQuery, answer, parse_query
 
-from tikv_operator.checks.core.invariants import configure, queries_for
 from tikv_operator.checks.core.queries import (
     CHECK_LABEL,
     CUSTOM,
@@ -15,6 +14,7 @@ from tikv_operator.checks.core.queries import (
     STORE_SIZE,
     check_queries,
 )
+from tikv_operator.checks.core.settings import configure, queries_for
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 STORES = [

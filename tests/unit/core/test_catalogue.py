@@ -14,7 +14,7 @@ import pytest
 from tikv_operator.checks.core.catalogue import ENTRIES, INVARIANT_NAMES
 from tikv_operator.checks.core.cluster_status import custom_invariants
 from tikv_operator.checks.core.findings import Finding
-from tikv_operator.checks.core.invariants import configure, evaluate, queries_for
+from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
 from tikv_operator.checks.core.queries import (
     CHECK_LABEL,
@@ -26,6 +26,7 @@ from tikv_operator.checks.core.queries import (
     STORE_SIZE,
     with_matchers,
 )
+from tikv_operator.checks.core.settings import configure, queries_for
 from tikv_operator.checks.core.store_memory import EMPTY, StoreMemory, remember
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 

@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from tikv_operator.checks.core import catalogue
-from tikv_operator.checks.core.invariants import CATALOGUE, configure, queries_for
+from tikv_operator.checks.core.invariants import CATALOGUE
 from tikv_operator.checks.core.invariants.declarations import DECLARATIONS, ENTRIES, Entry
 from tikv_operator.checks.core.queries import P99_LATENCY, QUERY_NAMES, pd_health_parts, store_health_parts
+from tikv_operator.checks.core.settings import configure, queries_for
 from tikv_operator.model import vocabulary
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.pd_bodies import REFERENCE_STORES as REFERENCE_BODY
 from tikv_operator.checks.core.findings import Finding
-from tikv_operator.checks.core.invariants import CATALOGUE, configure, evaluate
+from tikv_operator.checks.core.invariants import CATALOGUE, evaluate
 from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
 from tikv_operator.checks.core.pd_model import PDAnswerError, parse_stores
 from tikv_operator.checks.core.queries import (
@@ -26,6 +26,7 @@ from tikv_operator.checks.core.queries import (
     STORE_SIZE,
     check_queries,
 )
+from tikv_operator.checks.core.settings import configure
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

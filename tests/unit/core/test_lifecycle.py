@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tikv_operator.checks.core.findings import Finding, Verdict
-from tikv_operator.checks.core.invariants import configure
+from tikv_operator.checks.core.settings import configure
 from tikv_operator.model.cluster_resource import PendingViolation, TiKVClusterSpec
 from tikv_operator.model.timestamps import to_rfc3339
 from tikv_operator.tickets.core.lifecycle import (

@@ -131,8 +131,9 @@ def test_health_answers_that_are_not_members(body: str, error: str) -> None:
 def test_a_nan_slow_score_is_unknown_never_ok() -> None:
     from datetime import UTC, datetime
 
-    from tikv_operator.checks.core.invariants import configure, evaluate
+    from tikv_operator.checks.core.invariants import evaluate
     from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation
+    from tikv_operator.checks.core.settings import configure
     from tikv_operator.model.cluster_resource import TiKVClusterSpec
 
     body = '{"count": 1, "stores": [{"store": {"id": 1, "state_name": "Up"}, "status": {"slow_score": NaN}}]}'

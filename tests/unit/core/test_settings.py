@@ -10,8 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from tikv_operator.checks.core import settings as settings_module
-from tikv_operator.checks.core.invariants import configure, queries_for
-from tikv_operator.checks.core.settings import ClusterSettings, Rejected, SettingsCache, settings_of
+from tikv_operator.checks.core.settings import (
+    ClusterSettings,
+    Rejected,
+    SettingsCache,
+    configure,
+    queries_for,
+    settings_of,
+)
 from tikv_operator.model.cluster_resource import TiKVClusterSpec, spec_error
 
 SPEC: dict[str, Any] = {"pd": {"url": "http://pd:2379", "timeout": "1500ms"},

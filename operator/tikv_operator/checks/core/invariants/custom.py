@@ -4,12 +4,12 @@ in a PrometheusRule; an empty result is ok, a query error unknown (rule 5)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from tikv_operator.checks.core.findings import Finding
 from tikv_operator.checks.core.instances import origin
 from tikv_operator.checks.core.invariants.engine import (
     Context,
+    CustomSpec,
     InvariantConfig,
     Rule,
     finding,
@@ -21,14 +21,10 @@ from tikv_operator.checks.core.invariants.engine import (
 from tikv_operator.checks.core.observation import Series, Store
 from tikv_operator.checks.core.queries import CUSTOM_PREFIX
 
-if TYPE_CHECKING:
-    # Types only: cluster_resource builds spec.invariants from the declarations, which name the rules.
-    from tikv_operator.model.cluster_resource import CustomInvariant
-
 SHOWN_SERIES = 3
 
 
-def check_name(custom: CustomInvariant) -> str:
+def check_name(custom: CustomSpec) -> str:
     return f"{CUSTOM_PREFIX}{custom.name}"
 
 
@@ -44,7 +40,7 @@ def _value(s: Series) -> str:
     return "NaN" if value is None else f"{value:g}"
 
 
-def _message(custom: CustomInvariant, what: str) -> str:
+def _message(custom: CustomSpec, what: str) -> str:
     return f"{custom.summary}: {what}" if custom.summary else what
 
 
@@ -53,7 +49,7 @@ def _evidence(ctx: Context, check: str, series: Sequence[Series]) -> dict[str, o
             "resultSeries": len(series)}
 
 
-def _cluster_rule(custom: CustomInvariant) -> Rule:
+def _cluster_rule(custom: CustomSpec) -> Rule:
     check = check_name(custom)
 
     def rule(ctx: Context, config: InvariantConfig) -> list[Finding]:
@@ -70,7 +66,7 @@ def _cluster_rule(custom: CustomInvariant) -> Rule:
     return rule
 
 
-def _store_rule(custom: CustomInvariant) -> Rule:
+def _store_rule(custom: CustomSpec) -> Rule:
     """Series mapped to stores through their instance or pod label, as the built-ins are. A series that
     maps to no store could belong to any store without a series of its own: those are then unknown."""
     check = check_name(custom)
@@ -97,5 +93,5 @@ def _store_rule(custom: CustomInvariant) -> Rule:
     return per_store(up_only(judge))
 
 
-def custom_rule(custom: CustomInvariant) -> Rule:
+def custom_rule(custom: CustomSpec) -> Rule:
     return _store_rule(custom) if custom.scope == "store" else _cluster_rule(custom)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
 from tikv_operator.checks.core.findings import Cause, Finding, Verdict
 from tikv_operator.checks.core.instances import InstanceMap, index_by_key, map_instances
@@ -17,9 +17,22 @@ from tikv_operator.checks.core.queries import CHECK_LABEL
 from tikv_operator.checks.core.store_memory import EMPTY, StoreMemory
 from tikv_operator.model.vocabulary import SEVERITIES, Severity
 
-if TYPE_CHECKING:
-    # Types only: cluster_resource builds spec.invariants from the declarations, which name these rules.
-    from tikv_operator.model.cluster_resource import CustomInvariant
+
+class CustomSpec(Protocol):
+    """What the engine reads of a cluster's own invariant (model.cluster_resource.CustomInvariant): named
+    here, so that the engine needs nothing of the spec model, which is built from the declarations."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def expr(self) -> str: ...
+
+    @property
+    def scope(self) -> Literal["store", "cluster"]: ...
+
+    @property
+    def summary(self) -> str: ...
 
 STORES_API = "GET /pd/api/v1/stores"
 TOMBSTONES_API = "GET /pd/api/v1/stores?state=2"
@@ -36,7 +49,7 @@ class InvariantConfig:
     severity: Severity
     keep_firing_for: timedelta = timedelta(0)
     window: timedelta | None = None  # the PromQL range of invariants that have one
-    custom: CustomInvariant | None = None  # set for a cluster's own invariants
+    custom: CustomSpec | None = None  # set for a cluster's own invariants
 
     @property
     def limit(self) -> float:
