@@ -17,6 +17,8 @@ from harness.operator_process import (
 from harness.platform import PlatformInfo
 from harness.prometheus import Prometheus, ScrapeTargets
 
+from tests.support.recording_prometheus import Recorder, recording
+
 StartOperator = Callable[..., OperatorProcess]
 
 
@@ -68,3 +70,10 @@ def make_cluster(kubectl: Cli, prometheus: Prometheus, prom_targets: ScrapeTarge
         return manifest
 
     return make
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """An empty Prometheus that records the Authorization header of every request."""
+    with recording() as server:
+        yield server

@@ -6,53 +6,15 @@ use means PD / Prometheus were not contacted: that is no pd_unreachable / promet
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
 from harness.kube import Cli, eventually
 from harness.operator_process import OperatorProcess, SimulatedCluster, cluster_manifest, still, tickets
 from harness.prometheus import Prometheus, ScrapeTargets
 
+from tests.support.recording_prometheus import Recorder
+
 CLOSED = "http://127.0.0.1:9"
-
-
-class Recorder:
-    """A server that answers like an empty Prometheus and keeps the Authorization header of every request."""
-
-    def __init__(self) -> None:
-        self.authorizations: list[str | None] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                recorder.authorizations.append(self.headers.get("Authorization"))
-                body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 def cluster(name: str, prometheus_url: str, secret: str) -> dict[str, Any]:

@@ -4,52 +4,14 @@ Secret in use appears in no log line, neither in clear nor in base64."""
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable
 
-import pytest
 from harness.kube import Cli, eventually
 from harness.operator_process import OperatorProcess
 
+from tests.support.recording_prometheus import Recorder
+
 TOKEN = "VERBOSE-TOKEN-VALUE-5f1c"
-
-
-class Recorder:
-    """Answers like an empty Prometheus; keeps the Authorization header of every request."""
-
-    def __init__(self) -> None:
-        self.authorizations: list[str | None] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                recorder.authorizations.append(self.headers.get("Authorization"))
-                body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 def test_a_verbose_log_holds_no_opted_in_secret(
