@@ -257,6 +257,17 @@ def test_the_vendored_1_24_slice_is_whole() -> None:
     assert "policy/v1beta1 PodDisruptionBudget" in vendored["kinds"]  # served by 1.24, removed in 1.25
 
 
+def test_the_docs_name_the_releases_validated_and_run() -> None:
+    newest = RELEASES[-1]
+    for page in (REPO / "README.md", REPO / "docs" / "install.md"):
+        text = page.read_text()
+        assert f"1.24 to {newest}" in text, page
+        assert "1.20.2" in text, page
+    install = (REPO / "docs" / "install.md").read_text()
+    for api_version, kind in KUBERNETES_APIS:
+        assert re.search(rf"`{re.escape(api_version)}`[^\n]*\b{kind}\b", install), (api_version, kind)
+
+
 def test_the_crd_files_are_validated(manifests: list[dict[str, Any]]) -> None:
     names = {doc["metadata"]["name"] for doc in manifests if doc["kind"] == "CustomResourceDefinition"}
     assert names == {"tikvclusters.tikvops.io", "operatortickets.tikvops.io"}
