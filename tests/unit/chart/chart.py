@@ -35,10 +35,59 @@ OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
     # never granted.
     | {("", "events", "create")}
 )
+# Every values combination a test renders or installs, in one place. The unit tests render each (and
+# test_kubernetes_versions.py validates each against every Kubernetes release); the last ones are what the
+# integration tests install with --set, values of their own only where a test has to (namespaces, the image).
+NAMESPACED = {"watchNamespaces": ["tikv-a", "tikv-b"]}
+EVERYTHING = {
+    "watchNamespaces": ["tikv-a"],
+    "image": {"repository": "registry.example/tikv-operator", "tag": "0.1.0-rc1", "pullPolicy": "Always"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "checkInterval": "1m30s",
+    "logFormat": "json",
+    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}},
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "tikv-operator"}}}}]},
+    },
+    "podAnnotations": {"example.com/team": "storage"},
+    "replicas": 3,
+    "leaderElection": {"enabled": True, "id": "tikv-ops.leader", "leaseDuration": "30s", "renewDeadline": "20s",
+                       "retryPeriod": "4s"},
+    "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
+    "metrics": {"port": 9090},
+    "health": {"port": 9091},
+    "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}},
+    "alertmanager": {"urls": ["http://am-0.am:9093", "http://am-1.am:9093"], "resendInterval": "30s",
+                     "silenceDuration": "8h", "runbookURL": "https://runbooks.example/{invariant}.md"},
+    "discovery": {"tidbClusters": True, "prometheusURL": "https://prometheus.monitoring:9090/prom",
+                  "interval": "1m30s"},
+}
+SINGLE = {"replicas": 1, "leaderElection": {"enabled": False}}
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING, "single": SINGLE,
+    "discovery": {"discovery": {"tidbClusters": True}},
+    # tests/integration/chart/test_helm_chart.py
+    "json logs": {"logFormat": "json"},
+    "one namespace": {"watchNamespaces": ["tikv-a"]},
+    "discovery with a Prometheus": {"discovery": {"tidbClusters": True, "interval": "1m",
+                                                  "prometheusURL": "http://prometheus.monitoring:9090"}},
+    # tests/integration/chart/test_rbac.py, test_operator_with_token.py
+    "namespaced discovery": {**NAMESPACED, "discovery": {"tidbClusters": True}},
+    "credential namespaces": {"credentialNamespaces": ["tikv-a"]},
+    # tests/node/test_operator_pod.py
+    "the image on a node": {"image": {"repository": "tikv-operator", "tag": "dev", "pullPolicy": "Never"},
+                            "watchNamespaces": ["tikv-a"], "checkInterval": "2s"},
+}
 # Discovery (discovery.tidbClusters=true) adds these to OPERATOR_RULES, wherever those go (the ClusterRole, or
 # the Role of each watched namespace): read tidb-operator's TidbClusters and TidbMonitors, create the
 # TiKVClusters generated from them and delete those whose TidbCluster opts out. Nothing at all without it.
-DISCOVERY = {"discovery": {"tidbClusters": True}}
+DISCOVERY = VALUE_SETS["discovery"]
 DISCOVERY_RULES: frozenset[tuple[str, str, str]] = frozenset(
     {("pingcap.com", resource, verb) for resource in ("tidbclusters", "tidbmonitors")
      for verb in ("get", "list", "watch")}

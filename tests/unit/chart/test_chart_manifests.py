@@ -1,103 +1,26 @@
-"""`helm template` output: valid for Kubernetes 1.28 to the newest kubernetes-validate knows, and the
-Deployment, PodDisruptionBudget, Service and ServiceMonitor say what the chart promises."""
+"""`helm template` output: the Deployment, PodDisruptionBudget, Service and ServiceMonitor say what the chart
+promises (test_kubernetes_versions.py validates every manifest against every Kubernetes release)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import kubernetes_validate
 import pytest
-from kubernetes_validate.utils import SchemaNotFoundError, all_versions
-from packaging.version import Version
 
-from tests.unit.chart.chart import DISCOVERY, FULLNAME, RELEASE_NAMESPACE, notes, of_kind, one, render, template
+from tests.unit.chart.chart import (
+    EVERYTHING,
+    FULLNAME,
+    NAMESPACED,
+    RELEASE_NAMESPACE,
+    VALUE_SETS,
+    notes,
+    of_kind,
+    one,
+    render,
+    template,
+)
 
-OLDEST = Version("1.28")
-VERSIONS = sorted({v for v in all_versions() if Version(v) >= OLDEST}, key=Version)
-# Instances of CRDs that kubernetes-validate has no schema for: these and only these are not validated.
-UNKNOWN_TO_KUBERNETES_VALIDATE = {("monitoring.coreos.com/v1", "ServiceMonitor")}
-
-NAMESPACED = {"watchNamespaces": ["tikv-a", "tikv-b"]}
-EVERYTHING = {
-    "watchNamespaces": ["tikv-a"],
-    "image": {"repository": "registry.example/tikv-operator", "tag": "0.1.0-rc1", "pullPolicy": "Always"},
-    "imagePullSecrets": [{"name": "regcred"}],
-    "checkInterval": "1m30s",
-    "logFormat": "json",
-    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
-    "nodeSelector": {"kubernetes.io/os": "linux"},
-    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
-    "affinity": {
-        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}},
-        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
-            "topologyKey": "kubernetes.io/hostname",
-            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "tikv-operator"}}}}]},
-    },
-    "podAnnotations": {"example.com/team": "storage"},
-    "replicas": 3,
-    "leaderElection": {"enabled": True, "id": "tikv-ops.leader", "leaseDuration": "30s", "renewDeadline": "20s",
-                       "retryPeriod": "4s"},
-    "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
-    "metrics": {"port": 9090},
-    "health": {"port": 9091},
-    "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}},
-    "alertmanager": {"urls": ["http://am-0.am:9093", "http://am-1.am:9093"], "resendInterval": "30s",
-                     "silenceDuration": "8h", "runbookURL": "https://runbooks.example/{invariant}.md"},
-    "discovery": {"tidbClusters": True, "prometheusURL": "https://prometheus.monitoring:9090/prom",
-                  "interval": "1m30s"},
-}
-SINGLE = {"replicas": 1, "leaderElection": {"enabled": False}}
-VALUE_SETS = {"defaults": {}, "namespaced": NAMESPACED, "every value set": EVERYTHING, "single": SINGLE,
-              "discovery": DISCOVERY}
 DISCOVERY_FLAGS = ("--discover-tidbclusters", "--discovery-interval", "--default-prometheus-url")
-
-
-def validate(doc: dict[str, Any], version: str) -> None:
-    kubernetes_validate.validate(doc, version, strict=True)
-
-
-@pytest.fixture(scope="module")
-def rendered(helm_bin: str) -> dict[str, list[dict[str, Any]]]:
-    return {name: render(helm_bin, values) for name, values in VALUE_SETS.items()}
-
-
-def test_it_validates_against_recent_kubernetes_versions() -> None:
-    assert VERSIONS[0].startswith("1.28.")
-    assert len(VERSIONS) >= 2
-
-
-@pytest.mark.parametrize("value_set", list(VALUE_SETS))
-def test_every_manifest_validates_against_every_kubernetes_version(
-    rendered: dict[str, list[dict[str, Any]]], value_set: str
-) -> None:
-    unknown: set[tuple[str, str]] = set()
-    for version in VERSIONS:
-        for doc in rendered[value_set]:
-            where = f"{doc['kind']}/{doc['metadata']['name']} against Kubernetes {version}"
-            try:
-                validate(doc, version)
-            except SchemaNotFoundError:
-                unknown.add((doc["apiVersion"], doc["kind"]))
-            except kubernetes_validate.ValidationError as error:
-                pytest.fail(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
-    assert unknown <= UNKNOWN_TO_KUBERNETES_VALIDATE
-    kinds = {doc["kind"] for doc in rendered[value_set]}
-    assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service"} <= kinds
-    assert {"ClusterRole", "Role"} & kinds
-
-
-def test_the_validation_catches_a_broken_manifest(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    deployment = one(rendered["defaults"], "Deployment")
-    broken = {**deployment, "spec": {**deployment["spec"], "replicas": "one"}}
-    with pytest.raises(kubernetes_validate.ValidationError):
-        validate(broken, VERSIONS[-1])
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    typo = {**container, "securityContex": {}}
-    pod = {**deployment["spec"]["template"]["spec"], "containers": [typo]}
-    unknown_field = {**deployment, "spec": {**deployment["spec"], "template": {"spec": pod}}}
-    with pytest.raises(kubernetes_validate.ValidationError):
-        validate(unknown_field, VERSIONS[0])
 
 
 def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
