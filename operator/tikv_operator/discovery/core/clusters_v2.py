@@ -1,7 +1,8 @@
 """TiKVClusters from tidb-operator v2's Clusters (core.pingcap.com/v1alpha1): the same Generated | Skipped
 description as a TidbCluster's (discovery.core.plan), so one planner creates, updates and deletes both.
 
-Conventions, read in pingcap/tidb-operator main 42684baa (v2.2.0-alpha.6-7; docs/discovery.md says so too):
+Conventions, read in pingcap/tidb-operator main 42684baa (v2.2.0-alpha.6-7) and back to v2.0.0 3d4bf8fe, which
+has all of them but spec.security.tls.client (docs/discovery.md says so too):
 - A Cluster owns nothing by reference: its PDGroups, TiKVGroups, TiKVs and TiFlashes point at it with
   `spec.cluster.name`, in its namespace (api/core/v1alpha1/common_types.go ClusterReference).
 - PD: `status.pd` is the URL tidb-operator itself hands every component (pkg/controllers/cluster/tasks/status.go,
