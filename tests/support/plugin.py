@@ -11,7 +11,8 @@ Loaded for every run through `-p tests.support.plugin` (pyproject.toml).
 - `prometheus` (session) and `prom_targets` (per test): the real Prometheus and one test's scrape targets.
 - `alertmanager` (session): the platform's real Alertmanager and its webhook log (shared: filter by labels);
   `private_alertmanager` (per test): one of the test's own, to stop and restart; always stopped at teardown.
-- `tidb_crds` (session, from tests.support.tidb_operator): tidb-operator's TidbCluster and TidbMonitor CRDs.
+- `tidb_crds` (session, from tests.support.tidb_operator): tidb-operator's TidbCluster and TidbMonitor CRDs;
+  `tidb_v2_crds` (session, from tests.support.tidb_operator_v2): v2's Cluster, groups and instances.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from harness.prometheus import Prometheus, ScrapeTargets
 
 from tests.support.alertmanager import Alertmanager, PrivateAlertmanager, start_private_alertmanager
 
-# More fixtures, in modules of their own: tidb_crds (tidb-operator's CRDs, reduced).
-pytest_plugins = ["tests.support.tidb_operator"]
+# More fixtures, in modules of their own: tidb_crds and tidb_v2_crds (tidb-operator v1 and v2 CRDs, reduced).
+pytest_plugins = ["tests.support.tidb_operator", "tests.support.tidb_operator_v2"]
 
 INTEGRATION_DIRS = (Path(__file__).resolve().parents[1] / "integration", Path(__file__).resolve().parents[1] / "node")
 CR_DELETE_TIMEOUT_S = 20.0

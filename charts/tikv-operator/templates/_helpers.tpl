@@ -61,9 +61,13 @@ ensures by installing crds/ first). The chart README explains each rule.
   resources: ["events"]
   verbs: ["create"]
 {{- if $discovery }}
-# Discovery (discovery.tidbClusters): read tidb-operator's TidbClusters and TidbMonitors, nothing more.
+# Discovery (discovery.tidbClusters): read tidb-operator's TidbClusters and TidbMonitors (v1), and v2's
+# Clusters and the groups and instances that point at them, nothing more.
 - apiGroups: ["pingcap.com"]
   resources: ["tidbclusters", "tidbmonitors"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["core.pingcap.com"]
+  resources: ["clusters", "pdgroups", "tikvgroups", "tikvs", "tiflashes"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 {{- end -}}

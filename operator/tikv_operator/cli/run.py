@@ -62,12 +62,14 @@ def run(
     discover_tidbclusters: Annotated[bool, typer.Option(
         "--discover-tidbclusters", help="Generate and keep a TiKVCluster for every tidb-operator TidbCluster "
         "(pingcap.com/v1alpha1) with TiKV and its own PD, from its PD service, TLS Secret, TidbMonitor and "
-        "store pods.")] = False,
+        "store pods, and for every tidb-operator v2 Cluster (core.pingcap.com/v1alpha1) with a TiKVGroup, "
+        "from its status.pd, client Secret and TiKV objects.")] = False,
     default_prometheus_url: Annotated[str, typer.Option(
-        help="Prometheus of discovered TidbClusters that no TidbMonitor lists. Empty: such clusters are "
-             "skipped (and the log says so).")] = "",
+        help="Prometheus of discovered TidbClusters that no TidbMonitor lists, and of v2 Clusters not annotated "
+             "tikvops.io/prometheus-url. Empty: such clusters are skipped (and the log says so).")] = "",
     discovery_interval: Annotated[str, typer.Option(
-        help="How often discovery lists TidbClusters and TidbMonitors.")] = "30s",
+        help="How often discovery lists TidbClusters and TidbMonitors (and v2's Clusters, groups and "
+             "instances).")] = "30s",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator: check every TiKVCluster and keep its OperatorTickets (Ctrl+C or SIGTERM stops it)."""

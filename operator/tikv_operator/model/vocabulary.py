@@ -19,6 +19,9 @@ LABEL_HELD = f"{GROUP}/held"
 # A Secret opts in to being sent by the operator (as a client certificate or an Authorization header) with
 # this label set to "true": naming a Secret in a TiKVCluster is not enough (confused deputy).
 LABEL_CREDENTIALS = f"{GROUP}/credentials"
+# On a tidb-operator v2 Cluster (core.pingcap.com), which names no Prometheus: the Prometheus (or a query layer
+# with its API) whose series its PodMonitor or VMPodScrape labels tidb_cluster="<namespace>-<cluster>".
+ANNOTATION_PROMETHEUS_URL = f"{GROUP}/prometheus-url"
 
 # An invariant's name on a ticket: a built-in one (declared in checks.core.invariants.declarations) or a cluster's
 # own (spec.customInvariants), so any name of INVARIANT_NAME_PATTERN, not only the built-in ones.

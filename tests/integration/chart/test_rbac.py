@@ -59,7 +59,7 @@ DENIED_CLUSTER_WIDE = [
 
 # Discovery (discovery.tidbClusters=true): DISCOVERY_RULES too, wherever the table goes (`kubectl auth can-i`
 # needs no TidbCluster CRD to answer). What it never grants, even then: tidb-operator's objects are read only,
-# and only TidbClusters and TidbMonitors.
+# and only TidbClusters and TidbMonitors (v1), Clusters, PDGroups, TiKVGroups, TiKVs and TiFlashes (v2).
 DISCOVERY_CHECKS = [(verb, *as_can_i_args(group, resource)) for group, resource, verb in sorted(DISCOVERY_RULES)]
 DENIED_WITH_DISCOVERY = [
     *[check for check in DENIED_EVERYWHERE if check not in DISCOVERY_CHECKS],
@@ -71,6 +71,11 @@ DENIED_WITH_DISCOVERY = [
     ("update", "tidbclusters.pingcap.com", "--subresource=finalizers"),
     *[("list", f"{resource}.pingcap.com") for resource in ("backups", "tidbinitializers", "tidbngmonitorings",
                                                            "dmclusters", "tidbdashboards")],
+    # tidb-operator v2: read only, and only what discovery reads.
+    *[(verb, "clusters.core.pingcap.com") for verb in ("create", "update", "patch", "delete", "deletecollection")],
+    *[(verb, "tikvs.core.pingcap.com") for verb in ("create", "patch", "delete")],
+    ("patch", "clusters.core.pingcap.com", "--subresource=status"),
+    *[("list", f"{resource}.core.pingcap.com") for resource in ("pds", "tiflashgroups", "tidbgroups", "tidbs")],
 ]
 
 # Leader election, in the release's namespace: get and update the operator's own Lease by name, create a
@@ -259,7 +264,7 @@ def test_the_access_review_answers_as_kubectl_does(all_namespaces_discovery: Ins
     account, namespace = all_namespaces_discovery.account, all_namespaces_discovery.namespace
     questions = [
         *[(verb, *as_can_i_args(group, resource), "--namespace", namespace) for group, resource, verb in
-          sorted(OPERATOR_RULES | DISCOVERY_RULES) if group != "pingcap.com"],
+          sorted(OPERATOR_RULES | DISCOVERY_RULES) if not group.endswith("pingcap.com")],
         ("create", "tikvclusters.tikvops.io", "--all-namespaces"),
         ("update", "tikvclusters.tikvops.io", "--namespace", namespace),
         ("update", "tikvclusters.tikvops.io", "--subresource=status", "--namespace", namespace),

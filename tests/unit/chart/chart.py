@@ -91,6 +91,8 @@ DISCOVERY = VALUE_SETS["discovery"]
 DISCOVERY_RULES: frozenset[tuple[str, str, str]] = frozenset(
     {("pingcap.com", resource, verb) for resource in ("tidbclusters", "tidbmonitors")
      for verb in ("get", "list", "watch")}
+    | {("core.pingcap.com", resource, verb) for resource in ("clusters", "pdgroups", "tikvgroups", "tikvs", "tiflashes")
+       for verb in ("get", "list", "watch")}
     | {("tikvops.io", "tikvclusters", verb) for verb in ("create", "delete")}
 )
 # Secrets only by name, only in the credential namespaces (a Role of its own), never in a ClusterRole.

@@ -116,9 +116,13 @@ def test_discovery_adds_its_rules_to_the_cluster_role_in_an_all_namespaces_insta
     role = one(all_namespaces_discovery, "ClusterRole")
     assert role["metadata"]["name"] == SCOPED
     assert rule_set(role["rules"]) == OPERATOR_RULES | DISCOVERY_RULES
-    # tidb-operator's objects: read only, and nothing of pingcap.com but TidbClusters and TidbMonitors.
-    pingcap = [rule for rule in role["rules"] if "pingcap.com" in rule["apiGroups"]]
+    # tidb-operator's objects: read only, and nothing of pingcap.com but TidbClusters and TidbMonitors, nothing of
+    # core.pingcap.com (v2) but what discovery reads: Clusters and the PD, TiKV and TiFlash objects of them.
+    pingcap = [rule for rule in role["rules"] if {"pingcap.com", "core.pingcap.com"} & set(rule["apiGroups"])]
     assert pingcap == [{"apiGroups": ["pingcap.com"], "resources": ["tidbclusters", "tidbmonitors"],
+                        "verbs": ["get", "list", "watch"]},
+                       {"apiGroups": ["core.pingcap.com"],
+                        "resources": ["clusters", "pdgroups", "tikvgroups", "tikvs", "tiflashes"],
                         "verbs": ["get", "list", "watch"]}]
     # Nothing else changes: the same objects, and every other role the same.
     assert kinds_and_names(all_namespaces_discovery) == kinds_and_names(all_namespaces)
@@ -150,7 +154,7 @@ def test_without_discovery_nothing_of_it_is_granted(helm_bin: str, values: dict[
         granted = {triple for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
                    for triple in rule_set(role["rules"])}
         assert not granted & DISCOVERY_RULES
-        assert not [group for group, _, _ in granted if group == "pingcap.com"]
+        assert not [group for group, _, _ in granted if group in ("pingcap.com", "core.pingcap.com")]
 
 
 def kinds_and_names(docs: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:

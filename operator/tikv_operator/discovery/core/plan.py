@@ -13,6 +13,10 @@ Conventions (tidb-operator release-1.6, reference/alerting.md section 5):
 
 Discovery owns only the connection fields (CONNECTION); invariants, alerting, timeouts and the rest are the
 person's to edit.
+
+tidb-operator v2's Clusters (core.pingcap.com) are read by discovery.core.clusters_v2 into the same Generated |
+Skipped description, tagged with their Source, and planned here by the same plan_results: creation, updates,
+ownership, opt-out and deletion are one mechanism for both APIs.
 """
 
 from __future__ import annotations
@@ -37,8 +41,22 @@ PD_PORT, PROMETHEUS_PORT = 2379, 9090
 
 
 @dataclass(frozen=True)
+class Source:
+    """An API discovery reads clusters from: the owner of the TiKVClusters it generates, and the value of their
+    LABEL_DISCOVERED (each source creates, updates and deletes only the TiKVClusters labelled with its own)."""
+
+    kind: str
+    api_version: str
+    label: str  # LABEL_DISCOVERED's value
+    display: str  # how the log, Events and notes name one of its objects: "<display> <ns>/<name>"
+
+
+TIDBCLUSTER = Source("TidbCluster", f"{TIDB_GROUP}/{TIDB_VERSION}", DISCOVERED_FROM, "TidbCluster")
+
+
+@dataclass(frozen=True)
 class Generated:
-    """The TiKVCluster a TidbCluster stands for: its connection fields only."""
+    """The TiKVCluster a discovered cluster stands for: its connection fields only."""
 
     namespace: str
     name: str
@@ -46,17 +64,32 @@ class Generated:
     connection: Mapping[str, Any]  # a TiKVCluster spec fragment: pd, prometheus, storePods
     prometheus_from: str  # where the Prometheus came from, for the log
     warning: str = ""  # what the person should know about the result (a sharded or an ignored TidbMonitor)
+    source: Source = TIDBCLUSTER
+    created: str = ""  # the source object's creationTimestamp: the older of two same-named clusters wins
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """A TidbCluster discovery leaves alone; `keep`: an existing generated TiKVCluster stays as it is
+    """A discovered cluster discovery leaves alone; `keep`: an existing generated TiKVCluster stays as it is
     (paused, not bootstrapped), else it is removed (opted out, no TiKV, no PD of its own)."""
 
     namespace: str
     name: str
     reason: str
     keep: bool
+    source: Source = TIDBCLUSTER
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two sources (a TidbCluster and a v2 Cluster) of one name in one namespace want the same TiKVCluster: the
+    one that has it (else the older) keeps it, the other is reported, never written over."""
+
+    namespace: str
+    name: str
+    loser: Generated
+    winner: Source
+    message: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +102,7 @@ class Update:
     namespace: str
     name: str
     patch: Mapping[str, Any]  # a JSON merge patch of spec
+    display: str = TIDBCLUSTER.display  # the source, as the log names it
 
 
 @dataclass(frozen=True)
@@ -76,12 +110,14 @@ class Delete:
     namespace: str
     name: str
     reason: str
+    display: str = TIDBCLUSTER.display
 
 
 @dataclass(frozen=True)
 class DiscoveryPlan:
     actions: list[Create | Update | Delete] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # why TidbClusters were skipped or left alone
+    notes: list[str] = field(default_factory=list)  # why clusters were skipped or left alone
+    conflicts: list[Conflict] = field(default_factory=list)  # said once as a Warning Event on the loser
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -224,7 +260,8 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
     except ValidationError as error:
         return skipped(f"the TiKVCluster it would make is not valid: {spec_error(error)}")
     warning = "; ".join(w for w in (warning, refusal) if w)
-    return Generated(namespace, name, str(meta.get("uid", "")), connection, source, warning)
+    return Generated(namespace, name, str(meta.get("uid", "")), connection, source, warning,
+                     created=str(meta.get("creationTimestamp") or ""))
 
 
 def manifest(generated: Generated) -> dict[str, Any]:
@@ -235,9 +272,9 @@ def manifest(generated: Generated) -> dict[str, Any]:
         "metadata": {
             "name": generated.name,
             "namespace": generated.namespace,
-            "labels": {LABEL_DISCOVERED: DISCOVERED_FROM},
+            "labels": {LABEL_DISCOVERED: generated.source.label},
             "ownerReferences": [{
-                "apiVersion": f"{TIDB_GROUP}/{TIDB_VERSION}", "kind": "TidbCluster", "name": generated.name,
+                "apiVersion": generated.source.api_version, "kind": generated.source.kind, "name": generated.name,
                 "uid": generated.owner_uid, "blockOwnerDeletion": False,
             }],
         },
@@ -283,40 +320,91 @@ def _without_none(value: Any) -> Any:
 
 
 def plan_discovery(tcs: list[Mapping[str, Any]], monitors: list[Mapping[str, Any]],
-                   tikvclusters: list[Mapping[str, Any]], default_prometheus: str) -> DiscoveryPlan:
-    """What to create, update and delete so that the generated TiKVClusters follow the TidbClusters.
+                   tikvclusters: list[Mapping[str, Any]], default_prometheus: str,
+                   others: Iterable[Generated | Skipped] = (),
+                   listed: Iterable[Source] = (TIDBCLUSTER,)) -> DiscoveryPlan:
+    """What to create, update and delete so that the generated TiKVClusters follow the TidbClusters (and the
+    clusters of other sources, already read into `others`). `listed`: the sources whose objects were listed in
+    this pass; a TiKVCluster of a source that was not (its CRD absent, its list forbidden) is left as it is."""
+    results: list[Generated | Skipped] = [generate(tc, tcs, monitors, default_prometheus) for tc in tcs]
+    return plan_results([*results, *others], tikvclusters, frozenset(listed))
 
-    A TiKVCluster discovery did not generate (no LABEL_DISCOVERED) is never touched, even when its name is
-    a TidbCluster's: a person wrote it."""
+
+def _label(obj: Mapping[str, Any]) -> str:
+    return str((_meta(obj).get("labels") or {}).get(LABEL_DISCOVERED, ""))
+
+
+def _keeps(holder: str, results: list[Generated | Skipped], listed: frozenset[Source]) -> bool:
+    """Whether the source `holder` keeps the TiKVCluster it has: a source not listed in this pass is assumed to."""
+    if holder not in {s.label for s in listed}:
+        return True
+    return any(r.source.label == holder and (isinstance(r, Generated) or r.keep) for r in results)
+
+
+def plan_results(results: Iterable[Generated | Skipped], tikvclusters: list[Mapping[str, Any]],
+                 listed: frozenset[Source]) -> DiscoveryPlan:
+    """The plan for discovered clusters of every source.
+
+    A TiKVCluster discovery did not generate (no LABEL_DISCOVERED) is never touched, even when its name is a
+    discovered cluster's: a person wrote it. A source touches only the TiKVClusters labelled with its own label:
+    when a TidbCluster and a v2 Cluster of one name share a namespace, the one whose TiKVCluster exists keeps it
+    (else the older of the two, a TidbCluster on a tie) and the other is a Conflict, reported and not written."""
     existing = {(_meta(t).get("namespace", ""), _meta(t).get("name", "")): t for t in tikvclusters}
+    labels = {source.label for source in listed}
     plan = DiscoveryPlan()
     wanted: set[tuple[str, str]] = set()
-    for tc in sorted(tcs, key=lambda t: (_meta(t).get("namespace", ""), _meta(t).get("name", ""))):
-        result = generate(tc, tcs, monitors, default_prometheus)
-        key = (result.namespace, result.name)
+    skip_reasons: dict[tuple[str, str, str], str] = {}
+    by_key: dict[tuple[str, str], list[Generated | Skipped]] = {}
+    for result in results:
+        by_key.setdefault((result.namespace, result.name), []).append(result)
+    for key in sorted(by_key):
         current = existing.get(key)
-        ours = current is not None and (_meta(current).get("labels") or {}).get(LABEL_DISCOVERED) == DISCOVERED_FROM
-        if isinstance(result, Skipped):
-            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: skipped: {result.reason}")
-            if result.keep and ours:
+        owner = _label(current) if current is not None else ""
+        candidates = [r for r in by_key[key] if isinstance(r, Generated)]
+        # The source that may write this TiKVCluster: the one it is labelled with, else the oldest candidate.
+        holder = owner or min(((r.created or "~", r.source != TIDBCLUSTER, r.source.label) for r in candidates),
+                              default=("", False, ""))[2]
+        for result in sorted(by_key[key], key=lambda r: r.source.label):
+            who = f"{result.source.display} {key[0]}/{key[1]}"
+            ours = current is not None and owner == result.source.label
+            if isinstance(result, Skipped):
+                plan.notes.append(f"{who}: skipped: {result.reason}")
+                skip_reasons[(*key, result.source.label)] = result.reason
+                if result.keep and ours:
+                    wanted.add(key)
+                continue
+            if result.warning:
+                plan.notes.append(f"{who}: {result.warning}")
+            if current is not None and not owner:
                 wanted.add(key)
-            continue
-        wanted.add(key)
-        if result.warning:
-            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: {result.warning}")
-        if current is None:
-            plan.actions.append(Create(manifest(result)))
-        elif not ours:
-            plan.notes.append(f"TidbCluster {key[0]}/{key[1]}: a TiKVCluster of that name exists and was not "
-                              "generated by discovery: left as it is")
-        else:
-            patch = connection_patch(_spec(current), result.connection)
-            if patch:
-                plan.actions.append(Update(key[0], key[1], patch))
+                plan.notes.append(f"{who}: a TiKVCluster of that name exists and was not generated by discovery: "
+                                  "left as it is")
+                continue
+            if result.source.label != holder:
+                winner = next((s for s in (*listed, *(r.source for r in by_key[key])) if s.label == holder),
+                              Source("", "", holder, f"a {LABEL_DISCOVERED}={holder} source"))
+                if not _keeps(holder, by_key[key], listed):
+                    # Its source lets it go (deleted, opted out): this one takes the name once it is gone.
+                    plan.notes.append(f"{who}: waits for TiKVCluster {key[0]}/{key[1]} of the {winner.display} "
+                                      "of the same name to be deleted")
+                    continue
+                message = (f"{who}: TiKVCluster {key[0]}/{key[1]} is generated from the {winner.display} of the "
+                           "same name in this namespace and is not written over; rename one of the two, or "
+                           f"annotate the one not to check {ANNOTATION_DISCOVERY}=false")
+                plan.notes.append(message)
+                plan.conflicts.append(Conflict(key[0], key[1], result, winner, message))
+                continue
+            wanted.add(key)
+            if current is None:
+                plan.actions.append(Create(manifest(result)))
+            else:
+                patch = connection_patch(_spec(current), result.connection)
+                if patch:
+                    plan.actions.append(Update(key[0], key[1], patch, result.source.display))
     for key, current in sorted(existing.items()):
-        ours = (_meta(current).get("labels") or {}).get(LABEL_DISCOVERED) == DISCOVERED_FROM
-        if ours and key not in wanted:
-            reason = next((n.split(": skipped: ", 1)[1] for n in plan.notes
-                           if n.startswith(f"TidbCluster {key[0]}/{key[1]}: skipped: ")), "its TidbCluster is gone")
-            plan.actions.append(Delete(key[0], key[1], reason))
+        label = _label(current)
+        if label in labels and key not in wanted:
+            source = next(s for s in listed if s.label == label)
+            reason = skip_reasons.get((*key, label)) or f"its {source.display} is gone"
+            plan.actions.append(Delete(key[0], key[1], reason, source.display))
     return plan
