@@ -67,7 +67,7 @@ ensures by installing crds/ first). The chart README explains each rule.
   resources: ["tidbclusters", "tidbmonitors"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["core.pingcap.com"]
-  resources: ["clusters", "pdgroups", "tikvgroups", "tikvs", "tiflashes"]
+  resources: ["clusters", "pdgroups", "pds", "tikvgroups", "tikvs", "tiflashgroups", "tiflashes"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 {{- end -}}

@@ -71,11 +71,11 @@ DENIED_WITH_DISCOVERY = [
     ("update", "tidbclusters.pingcap.com", "--subresource=finalizers"),
     *[("list", f"{resource}.pingcap.com") for resource in ("backups", "tidbinitializers", "tidbngmonitorings",
                                                            "dmclusters", "tidbdashboards")],
-    # tidb-operator v2: read only, and only what discovery reads.
+    # tidb-operator v2: read only, and only its PD and storage kinds (no TiDB kinds).
     *[(verb, "clusters.core.pingcap.com") for verb in ("create", "update", "patch", "delete", "deletecollection")],
     *[(verb, "tikvs.core.pingcap.com") for verb in ("create", "patch", "delete")],
     ("patch", "clusters.core.pingcap.com", "--subresource=status"),
-    *[("list", f"{resource}.core.pingcap.com") for resource in ("pds", "tiflashgroups", "tidbgroups", "tidbs")],
+    *[("list", f"{resource}.core.pingcap.com") for resource in ("tidbgroups", "tidbs")],
 ]
 
 # Leader election, in the release's namespace: get and update the operator's own Lease by name, create a

@@ -91,7 +91,7 @@ DISCOVERY = VALUE_SETS["discovery"]
 DISCOVERY_RULES: frozenset[tuple[str, str, str]] = frozenset(
     {("pingcap.com", resource, verb) for resource in ("tidbclusters", "tidbmonitors")
      for verb in ("get", "list", "watch")}
-    | {("core.pingcap.com", resource, verb) for resource in ("clusters", "pdgroups", "tikvgroups", "tikvs", "tiflashes")
+    | {("core.pingcap.com", resource, verb) for resource in ("clusters", "pdgroups", "pds", "tikvgroups", "tikvs", "tiflashgroups", "tiflashes")
        for verb in ("get", "list", "watch")}
     | {("tikvops.io", "tikvclusters", verb) for verb in ("create", "delete")}
 )

@@ -122,7 +122,7 @@ def test_discovery_adds_its_rules_to_the_cluster_role_in_an_all_namespaces_insta
     assert pingcap == [{"apiGroups": ["pingcap.com"], "resources": ["tidbclusters", "tidbmonitors"],
                         "verbs": ["get", "list", "watch"]},
                        {"apiGroups": ["core.pingcap.com"],
-                        "resources": ["clusters", "pdgroups", "tikvgroups", "tikvs", "tiflashes"],
+                        "resources": ["clusters", "pdgroups", "pds", "tikvgroups", "tikvs", "tiflashgroups", "tiflashes"],
                         "verbs": ["get", "list", "watch"]}]
     # Nothing else changes: the same objects, and every other role the same.
     assert kinds_and_names(all_namespaces_discovery) == kinds_and_names(all_namespaces)
