@@ -256,6 +256,7 @@ def test_the_control_api_reports_the_cascade_of_a_fault() -> None:
             ("store-stopped", 2, "stop-store"), ("leaders-moved", 2, "stop-store"),
             ("store-disconnected", 2, "stop-store"), ("down-peer", 2, "stop-store")]
         assert httpx.get(f"{sim.control_url}/api/v1/clusters/nope/cascade", timeout=5).status_code == 404
+        assert sim.cascade_log()["symptoms"] == log["symptoms"]
         summary = sim.summary()["clusters"][0]
         assert summary["region_problems"]["down-peer"] == 60
         assert [s["node"] for s in summary["stores"]] == ["node-1", "node-2", "node-3"]
