@@ -113,6 +113,16 @@ def run(
     persist_interval: Annotated[
         float, typer.Option(help="How often PD persists a heartbeat (s); a new leader starts from it.")
     ] = 300.0,
+    cascade: Annotated[bool, typer.Option(
+        help="One fault sets off what PD and TiKV do next: down peers, leaders moving, replicas rebuilt, ... "
+             "(also the `cascade` fault).")
+    ] = False,
+    time_scale: Annotated[float, typer.Option(
+        min=0.0001,
+        help="Multiply every PD and TiKV clock (the four above and the cascade's): 0.01 plays 30 minutes in 18 s.")
+    ] = 1.0,
+    nodes: Annotated[int, typer.Option(min=0, help="Nodes the pods of a cluster share, in turn (0: one per pod).")
+    ] = 0,
     scenario: Annotated[Path | None, typer.Option(help="YAML scenario of faults to play.")] = None,
     state_file: Annotated[Path | None, typer.Option(help="Write the URLs here (JSON).")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
@@ -134,7 +144,7 @@ def run(
             disconnect_after=disconnect_after,
             down_after=down_after,
             persist_interval=persist_interval,
-        ),
+        ).scaled(time_scale),
         file_sd=file_sd,
         extra_labels=_parse_labels(label or []),
         seed=seed,
@@ -144,6 +154,8 @@ def run(
         tiflash=tiflash,
         grpc_series=grpc_series.value,
         namespaces=_parse_namespaces(namespaces),
+        cascade=cascade,
+        nodes=nodes,
     )
     try:
         config.validate()
@@ -324,7 +336,7 @@ def status(control: ControlOption = None, state_file: StateOption = None) -> Non
             typer.echo(
                 f"  store {store['id']:<3} {store['engine']:<8} {store['state_name']:<12} "
                 f"{'running' if store['running'] else 'stopped':<8} disk={store['disk_used_percent']:.1f}% "
-                f"p99={store['p99_ms']:g}ms  {store['pod']}  {store['metrics_url'] or '-'}"
+                f"p99={store['p99_ms']:g}ms  {store['pod']}@{store.get('node', '-')}  {store['metrics_url'] or '-'}"
             )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from tikv_sim.cascade_state import CascadeState
 from tikv_sim.pd_leader import LeaderState
 from tikv_sim.store_model import MetaState, Store, StoreSpec, Timing
 
@@ -161,6 +162,7 @@ class Slot:
     ordinal: int  # basic-tikv-<ordinal>
     store_id: int
     removed: bool = False  # the pod was deleted (store Tombstone after a scale-in)
+    node: str = ""  # the Kubernetes node (or host) the pod runs on: a node failure stops every store on it
 
 
 @dataclass
@@ -174,6 +176,7 @@ class Cluster:
     slots: list[Slot] = field(default_factory=list)
     advertise_status_address: bool = True
     regions: int = 1
+    cascade: CascadeState = field(default_factory=CascadeState)  # what one fault sets off (cascade.py)
 
     @property
     def name(self) -> str:
@@ -226,6 +229,16 @@ class Cluster:
         """Regions in the cluster; a scale-in moves peers between stores but keeps the regions."""
         return max(1, self.regions)
 
+    def region_counts(self) -> dict[str, int]:
+        """The region problems PD counts: those set by faults plus those a cascade caused (no more than
+        the cluster has regions)."""
+        added, most = self.cascade.counts, self.region_total()
+        return {kind: count + min(most, added.get(kind, 0)) for kind, count in self.region_problems.items()}
+
+    def stores_on(self, node: str) -> list[Store]:
+        """The stores whose pods run on `node` now."""
+        return [self.store(slot.store_id) for slot in self.slots if slot.node == node and not slot.removed]
+
     def set_region_problems(self, counts: Mapping[str, int]) -> None:
         check_region_counts(counts)
         for kind, count in counts.items():
@@ -239,9 +252,11 @@ def build_cluster(
     now_ns: int,
     p99_seconds: float = 0.01,
     tiflash_ports: list[int] | None = None,
+    nodes: int = 0,
 ) -> Cluster:
     """TiKV stores 1..N, regions replicated over them, leaders spread evenly, disks a little different;
-    then the TiFlash stores (ids after the TiKV ones), which hold learner replicas only."""
+    then the TiFlash stores (ids after the TiKV ones), which hold learner replicas only. Pods run on `nodes`
+    nodes in turn (node-1, node-2, ...); 0 gives each pod a node of its own."""
     count = len(metrics_ports)
     regions = 20 * count
     peers_per_store = regions * min(identity.replicas, count) // count
@@ -270,5 +285,6 @@ def build_cluster(
         if engine == "tiflash":
             spec.version = "v8.5.0"  # TiFlash reports its version with the "v"
         stores[spec.id] = Store(spec, timing, now_ns)
-        slots.append(Slot(index=slot_index, engine=engine, ordinal=ordinal, store_id=spec.id))
+        node = f"node-{slot_index % nodes + 1}" if nodes > 0 else f"node-{slot_index + 1}"
+        slots.append(Slot(index=slot_index, engine=engine, ordinal=ordinal, store_id=spec.id, node=node))
     return Cluster(identity=identity, stores=stores, timing=timing, created_ns=now_ns, slots=slots, regions=regions)

@@ -24,6 +24,8 @@ class Controlled(Protocol):
 
     async def apply(self, fault: Fault) -> Cluster: ...
 
+    def cascade_log(self, cluster: str | None = None) -> dict[str, Any]: ...
+
 
 def _json(payload: Any, status: int = 200) -> web.Response:
     return web.json_response(payload, status=status, dumps=lambda obj: json.dumps(obj, indent=2))
@@ -47,6 +49,12 @@ def make_control_app(sim: Controlled) -> web.Application:
             return _json({"error": str(error.args[0] if error.args else error)}, status=404)
         return _json(cluster_summary(key))
 
+    async def get_cascade(request: web.Request) -> web.Response:
+        try:
+            return _json(sim.cascade_log(request.match_info["name"]))
+        except LookupError as error:
+            return _json({"error": str(error.args[0] if error.args else error)}, status=404)
+
     async def post_fault(request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -69,6 +77,8 @@ def make_control_app(sim: Controlled) -> web.Application:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get(f"{API}/clusters", list_clusters)
+    # Before the cluster route, whose name may hold a slash: ".../clusters/<name>/cascade" is the cascade log.
+    app.router.add_get(f"{API}/clusters/{{name:.+}}/cascade", get_cascade)
     app.router.add_get(f"{API}/clusters/{{name:.+}}", get_cluster)  # a key may be "<namespace>/<name>"
     app.router.add_post(f"{API}/faults", post_fault)
     return app

@@ -64,6 +64,10 @@ class SimulatorThread:
         parsed = fault if isinstance(fault, Fault) else Fault.from_mapping(fault)
         return self.run(self.simulator.apply(parsed))
 
+    def cascade_log(self, cluster: str | None = None) -> dict[str, Any]:
+        """The symptoms the cluster's cascades produced so far (GET /api/v1/clusters/<name>/cascade)."""
+        return self.call(lambda: self.simulator.cascade_log(cluster))
+
     def settle(self, timeout: float | None = None) -> None:
         """Wait until every timeline step that is due by the clock has been applied."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)

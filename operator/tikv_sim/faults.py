@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tikv_sim import pd_members
+from tikv_sim import cascade, pd_members
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, PdMode
 from tikv_sim.grpc_types import check_type
 from tikv_sim.raft_metrics import DEFAULT_CRITICAL_ERROR
@@ -73,6 +73,73 @@ def _on_store(change: Callable[[Store, "Fault", int], object]) -> Action:
     return act
 
 
+def _stop(cluster: Cluster, store: Store, now_ns: int, cause: str) -> None:
+    if store.running:
+        store.stop(now_ns)
+        cascade.store_stopped(cluster, store, now_ns, cause)
+
+
+def _start(cluster: Cluster, store: Store, now_ns: int) -> None:
+    if not store.running:
+        store.start(now_ns)
+        cascade.store_started(cluster, store, now_ns)
+
+
+def _stop_store(cause: str) -> Action:
+    def act(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+        assert fault.store is not None
+        _stop(cluster, cluster.store(fault.store), now_ns, cause)
+
+    return act
+
+
+def _start_store(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    assert fault.store is not None
+    _start(cluster, cluster.store(fault.store), now_ns)
+
+
+def _disk(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    assert fault.store is not None
+    store = cluster.store(fault.store)
+    store.set_disk_used_percent(fault.params["percent"], now_ns)
+    cascade.disk_changed(cluster, store, now_ns)
+
+
+def _node_stores(cluster: Cluster, node: str) -> list[Store]:
+    stores = cluster.stores_on(node)
+    if not stores:
+        nodes = sorted({slot.node for slot in cluster.slots if not slot.removed})
+        raise ValueError(f"no store of cluster {cluster.key} runs on node {node!r}; nodes: {', '.join(nodes)}")
+    return stores
+
+
+def _node_failure(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    node = fault.params["node"]
+    for store in _node_stores(cluster, node):
+        _stop(cluster, store, now_ns, f"node-failure {node}")
+
+
+def _node_recover(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
+    for store in _node_stores(cluster, fault.params["node"]):
+        if store.meta_state is not MetaState.TOMBSTONE and cluster.slot_of(store.id) is not None:
+            _start(cluster, store, now_ns)
+
+
+def _store_node(cluster: Cluster, fault: "Fault", _now_ns: int) -> None:
+    assert fault.store is not None
+    slot = cluster.slot_of(fault.store)
+    if slot is None or slot.removed:
+        raise ValueError(f"store {fault.store} no longer runs in a pod: it has no node")
+    node = fault.params["node"].strip()
+    if not node:
+        raise ValueError("a node needs a name")
+    slot.node = node
+
+
+def _cascade(cluster: Cluster, fault: "Fault", _now_ns: int) -> None:
+    cascade.set_enabled(cluster, fault.params["mode"] == "on")
+
+
 def _drain(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
     assert fault.store is not None
     store = cluster.store(fault.store)
@@ -114,17 +181,16 @@ def _pd_leader_change(cluster: Cluster, fault: "Fault", now_ns: int) -> None:
 _KINDS: dict[str, FaultKind] = {
     "stop-store": FaultKind(
         True, "Stop a store's process: no more heartbeats, its metrics endpoint refuses connections.", {},
-        _on_store(lambda store, _, now: store.stop(now))),
+        _stop_store("stop-store")),
     "start-store": FaultKind(
-        True, "Start a stopped store again (a restart: new start time, counters from zero).", {},
-        _on_store(lambda store, _, now: store.start(now))),
+        True, "Start a stopped store again (a restart: new start time, counters from zero).", {}, _start_store),
     "store-state": FaultKind(
         True, "Set a store's PD meta state (what `pd-ctl store delete` / removal does).",
         {"state": Param(str, "Up, Offline or Tombstone.", argument=True)},
         _on_store(lambda store, fault, _: store.set_meta_state(MetaState.parse(fault.params["state"])))),
     "disk": FaultKind(
-        True, "Fill a store's disk to PERCENT used.", {"percent": Param(float, "Used share of the disk, 0..100.")},
-        _on_store(lambda store, fault, now: store.set_disk_used_percent(fault.params["percent"], now))),
+        True, "Fill a store's disk to PERCENT used (with the cascade on, 90 % or more stalls writes and raft).",
+        {"percent": Param(float, "Used share of the disk, 0..100.")}, _disk),
     "latency": FaultKind(
         True, "Set a store's gRPC p99 latency: of every foreground type, or of one --type.",
         {"p99_ms": Param(float, "gRPC p99 latency in milliseconds."),
@@ -195,12 +261,33 @@ _KINDS: dict[str, FaultKind] = {
     "scale-in": FaultKind(
         True, "Remove a store: Offline while its regions drain, then Tombstone and its pod deleted.",
         {"drain_seconds": _optional(float, "Seconds to move its regions away (default 30).")}, None),
+    "oom-kill": FaultKind(
+        True, "OOM-kill a store's process TIMES times: down DOWNTIME each (Disconnected past 20 s), GAP running "
+              "between kills; several kills are a crash loop.",
+        {"downtime": _optional(float, "Seconds before it runs again (default 30)."),
+         "times": _optional(int, "Kills in a row (default 1).", lowest=1),
+         "gap": _optional(float, "Seconds it runs between kills (default 10).")}, None),
+    "node-failure": FaultKind(
+        False, "A node fails: every store whose pod runs on NODE stops.",
+        {"node": Param(str, "The node's name (tikv-sim status shows each store's).", argument=True)},
+        _node_failure),
+    "node-recover": FaultKind(
+        False, "A failed node is back: its stopped stores start again.",
+        {"node": Param(str, "The node's name.", argument=True)}, _node_recover),
+    "store-node": FaultKind(
+        True, "Put a store's pod on NODE (pods start one to a node: node-1, node-2, ...; --nodes N shares N).",
+        {"node": Param(str, "The node's name.", argument=True)}, _store_node),
+    "cascade": FaultKind(
+        False, "Switch the cascade on or off: one fault's follow-on symptoms (down peers, leaders moving, ...).",
+        {"mode": Param(str, "on or off.", argument=True, choices=("on", "off"))}, _cascade),
     "replace-store": FaultKind(
         True, "Lose a store's disk: it stays Offline (physically destroyed); a new store takes its address and pod.",
         {}, _replace),
     # Steps of a scale-in: Offline with regions moving away, then Tombstone and the pod deleted.
     "drain-store": FaultKind(True, "", {"drain_seconds": Param(float)}, _drain, internal=True),
     "remove-store": FaultKind(True, "", {}, _remove, internal=True),
+    # A step of oom-kill: the kernel kills the process (the cascade names the cause).
+    "oom-stop": FaultKind(True, "", {}, _stop_store("oom-kill"), internal=True),
 }
 # The kinds users send (the CLI's commands, in this order); the others are steps of timelines.
 USER_KINDS: dict[str, FaultKind] = {name: kind for name, kind in _KINDS.items() if not kind.internal}
@@ -214,6 +301,7 @@ DEFAULTS: dict[str, float] = {
     "downtime": 30.0,
     "gap": 10.0,
     "drain_seconds": 30.0,
+    "times": 1.0,
 }
 
 
@@ -253,6 +341,8 @@ class Fault:
             _check_latency(params)
         if kind_name == "regions":
             _check_regions(params)
+        if kind_name == "cascade" and params["mode"] not in ("on", "off"):
+            raise FaultError(f"fault cascade: mode is on or off, not {params['mode']!r}")
         _check_bounds(str(kind_name), params)
         for name, value in params.items():
             if kind.optional.get(name) is float and name in DEFAULTS and value < 0:
@@ -343,6 +433,7 @@ def apply_fault(clusters: Mapping[str, Cluster], fault: Fault, now_ns: int) -> C
     if action is None:
         raise FaultError(f"fault {fault.kind} is a timeline: expand it first (tikv_sim.timeline)")
     cluster = pick_cluster(clusters, fault.cluster)
+    cascade.settle(cluster, now_ns)  # what was due before this fault happened first
     try:
         action(cluster, fault, now_ns)
     except ValueError as error:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tikv_sim import metrics, pd_members, pd_payloads
+from tikv_sim import cascade, metrics, pd_members, pd_payloads
 from tikv_sim.clock import Clock
 from tikv_sim.cluster_model import REGION_CHECKS, Cluster, PdMode
 from tikv_sim.pd_leader import LeaderPhase
@@ -98,6 +98,7 @@ class PdServer:
     def _handler(self, builder: Builder) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
             await self._maybe_hang()
+            cascade.settle(self.cluster, self.clock.now_ns())
             mode = self.cluster.pd.mode
             if mode is PdMode.ERROR_500:
                 return render_json(SIMULATED_500, status=500)
@@ -131,6 +132,7 @@ class PdServer:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         """The leader's view, kept for callers of the PD URL; Prometheus scrapes each member's own listener."""
+        cascade.settle(self.cluster, self.clock.now_ns())
         text = pd_members.member_metrics(self.cluster, self.cluster.pd.leader.leader_index, self.clock.now_ns())
         return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 

@@ -186,6 +186,10 @@ def _region(cluster: Cluster, kind: str, index: int, now_ns: int) -> dict[str, A
         offline = [s for s in live if s.meta_state is MetaState.OFFLINE]
         if offline:
             chosen[-1] = offline[index % len(offline)]
+    if kind == "down-peer" and all(s.running for s in chosen):
+        stopped = [s for s in live if not s.running]
+        if stopped:  # a down peer is on a store that stopped
+            chosen[-1] = stopped[index % len(stopped)]
     peers = [
         _peer(region_id * 10 + k, store.id, learner=(kind == "learner-peer" and k == len(chosen) - 1))
         for k, store in enumerate(chosen)
@@ -221,7 +225,7 @@ def _region(cluster: Cluster, kind: str, index: int, now_ns: int) -> dict[str, A
 
 
 def region_check(cluster: Cluster, kind: str, now_ns: int) -> dict[str, Any]:
-    count = cluster.region_problems[kind]
+    count = cluster.region_counts()[kind]
     return {"count": count, "regions": [_region(cluster, kind, i, now_ns) for i in range(count)]}
 
 
@@ -232,7 +236,7 @@ def region_stats(cluster: Cluster, now_ns: int) -> dict[str, Any]:
     size_mb = total  # about 1 MiB per region, as in store_info
     return {
         "count": total,
-        "empty_count": cluster.region_problems["empty-region"],
+        "empty_count": cluster.region_counts()["empty-region"],
         "storage_size": size_mb,
         "user_storage_size": size_mb,
         "storage_keys": size_mb * 1000,
@@ -247,4 +251,4 @@ def region_stats(cluster: Cluster, now_ns: int) -> dict[str, Any]:
 
 def region_gauges(cluster: Cluster) -> dict[str, int]:
     """pd_regions_status values by their (hyphenated) type label."""
-    return {region_gauge_type(kind): count for kind, count in cluster.region_problems.items()}
+    return {region_gauge_type(kind): count for kind, count in cluster.region_counts().items()}

@@ -6,6 +6,9 @@
 - at: 1m
   fault: pd
   mode: unreachable
+
+The mapping form, {"steps": [...]}, may also say `cascade: true` (or false): a `cascade on` (off) step at 0 s
+first, so one fault sets off what PD and TiKV do next (tikv_sim.cascade).
 """
 
 import re
@@ -54,6 +57,12 @@ def parse_scenario(text: str) -> list[Step]:
     if len(raw_steps) > MAX_STEPS:
         raise FaultError(f"a scenario holds at most {MAX_STEPS} steps")
     steps = []
+    switch = document.get("cascade") if isinstance(document, dict) else None
+    if switch is not None:
+        if not isinstance(switch, bool):
+            raise FaultError(f"cascade is true or false, not {switch!r}")
+        mode = "on" if switch else "off"
+        steps.append(Step(at_seconds=0.0, fault=Fault.from_mapping({"fault": "cascade", "mode": mode})))
     for number, raw in enumerate(raw_steps, start=1):
         if not isinstance(raw, dict) or "at" not in raw:
             raise FaultError(f"step {number}: each step needs `at` and `fault`")

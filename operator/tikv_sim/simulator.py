@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tikv_sim import file_sd, metrics, pd_members, pd_view, targets
+from tikv_sim import cascade, file_sd, metrics, pd_members, pd_view, targets
 from tikv_sim.clock import NS_PER_SECOND, Clock, SystemClock, seconds_to_ns
 from tikv_sim.cluster_model import Cluster, ClusterIdentity, InstanceLabel, PdMode, build_cluster
 from tikv_sim.control_api import make_control_app
@@ -52,6 +52,10 @@ class SimConfig:
     # PD lists stores at IP addresses (10.0.<cluster>.<ordinal + 10>:20160) while Prometheus keeps the
     # deployment's instance label (pod-name: the pod name). Needs a Kubernetes instance label.
     host_network: bool = False
+    # One fault sets off what real PD and TiKV do next (tikv_sim.cascade): off until the operator diagnoses
+    # cascades, so a stopped store stays one symptom for the tests that expect one.
+    cascade: bool = False
+    nodes: int = 0  # pods per cluster share this many nodes, in turn; 0: a node per pod
 
     def cluster_name(self, index: int) -> str:
         return self.name if self.clusters == 1 else f"{self.name}-{index + 1}"
@@ -68,6 +72,8 @@ class SimConfig:
             raise ValueError("a simulation needs at least one cluster of one store")
         if self.tiflash < 0:
             raise ValueError("tiflash counts stores: it cannot be negative")
+        if self.nodes < 0:
+            raise ValueError("nodes counts nodes: it cannot be negative")
         if self.grpc_series not in SERIES_PROFILES:
             raise ValueError(f"grpc_series is one of {', '.join(SERIES_PROFILES)}, not {self.grpc_series!r}")
         if self.namespaces is not None and (
@@ -184,8 +190,10 @@ class Simulator:
             self.clock.now_ns(),
             config.p99_ms / 1000,
             tiflash_ports=ports[config.stores :],
+            nodes=config.nodes,
         )
         cluster.advertise_status_address = config.status_address
+        cluster.cascade.enabled = config.cascade
         holder["cluster"] = cluster
         pd_port = config.pd_port + index if config.pd_port else 0
         shuffle = None
@@ -213,8 +221,10 @@ class Simulator:
     def _store_app(self, holder: dict[str, Cluster], slot: int) -> web.Application:
         async def serve_metrics(_request: web.Request) -> web.Response:
             cluster = holder["cluster"]
+            now_ns = self.clock.now_ns()
+            cascade.settle(cluster, now_ns)
             store = cluster.store(cluster.slots[slot].store_id)
-            text = metrics.store_metrics(store, self.clock.now_ns(), self.config.grpc_series)
+            text = metrics.store_metrics(store, now_ns, self.config.grpc_series)
             return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
         app = web.Application()
@@ -223,7 +233,9 @@ class Simulator:
 
     def _pd_member_app(self, cluster: Cluster, member: int) -> web.Application:
         async def serve_metrics(_request: web.Request) -> web.Response:
-            text = pd_members.member_metrics(cluster, member, self.clock.now_ns())
+            now_ns = self.clock.now_ns()
+            cascade.settle(cluster, now_ns)
+            text = pd_members.member_metrics(cluster, member, now_ns)
             return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
         app = web.Application()
@@ -330,6 +342,12 @@ class Simulator:
                 await listener.open()
         self.write_file_sd()
 
+    def cascade_log(self, cluster: str | None = None) -> dict[str, Any]:
+        """What the cluster's cascades did so far: each symptom, when, on which store, from which fault."""
+        model = self._runtime(cluster).cluster
+        return {"cluster": model.key, "cascade": model.cascade.enabled,
+                "symptoms": cascade.symptoms(model, self.clock.now_ns())}
+
     # --- what the outside world needs to find us --------------------------------------------------
     def target_groups(self) -> list[dict[str, Any]]:
         groups = []
@@ -357,6 +375,7 @@ class Simulator:
         clusters = []
         for key, runtime in self._runtimes.items():
             cluster = runtime.cluster
+            cascade.settle(cluster, now_ns)
             stores = []
             for store_id in sorted(cluster.stores):
                 store = cluster.store(store_id)
@@ -368,6 +387,7 @@ class Simulator:
                         "id": store_id,
                         "engine": store.spec.engine,
                         "pod": cluster.identity.pod_name(slot.ordinal, slot.engine),
+                        "node": slot.node,
                         "address": store.spec.address,
                         "status_address": store.spec.status_address,
                         "instance": targets.instance_of(cluster, slot, runtime.pod(slot.index)),
@@ -401,7 +421,8 @@ class Simulator:
                         }
                         for index, listener in enumerate(runtime.pd_members)
                     ],
-                    "region_problems": dict(cluster.region_problems),
+                    "region_problems": cluster.region_counts(),
+                    "cascade": cluster.cascade.enabled,
                     "stores": stores,
                 }
             )

@@ -1,5 +1,6 @@
 """One TiKV store as PD and Prometheus see it: meta state, heartbeats, disk, regions, latency, raft health."""
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -14,13 +15,31 @@ MIB = 1024**2
 
 @dataclass(frozen=True)
 class Timing:
-    """PD's clocks. Defaults are PD's; tests shrink them."""
+    """PD's and TiKV's clocks, in seconds. Defaults are theirs; tests shrink them (`scaled`).
 
-    heartbeat_interval: float = 10.0  # TiKV pd-heartbeat-tick-interval for stores
+    The cascade's clocks (docs/simulator.md "Cascades, as real PD and TiKV behave") come after PD's own;
+    those marked "model" have no single upstream setting behind them.
+    """
+
+    heartbeat_interval: float = 10.0  # TiKV pd-store-heartbeat-tick-interval
     disconnect_after: float = 20.0  # PD storeDisconnectDuration
     unhealthy_after: float = 600.0  # PD storeUnhealthDuration (pd_cluster_status store_unhealth_count)
     down_after: float = 1800.0  # PD schedule.max-store-down-time
     persist_interval: float = 300.0  # PD storePersistInterval: how stale a new leader's heartbeats can be
+    # raft-base-tick-interval 1 s x raft-election-timeout-ticks 10: followers of a dead leader campaign.
+    election_timeout: float = 10.0
+    peer_down_after: float = 600.0  # TiKV raftstore max-peer-down-duration: a leader reports the peer down
+    region_heartbeat_interval: float = 60.0  # TiKV pd-heartbeat-tick-interval: regions' heartbeats to PD
+    replace_seconds_per_region: float = 4.0  # PD store-limit add-peer 15 a minute, per receiving store
+    snapshot_seconds: float = 10.0  # model: a new peer is pending while its snapshot is sent and applied
+    latency_recovery: float = 60.0  # model: other stores' raised latency after a failover (clients retry)
+    leader_rebalance: float = 300.0  # model: balance-leader (leader-schedule-limit 4) refills a restarted store
+
+    def scaled(self, factor: float) -> "Timing":
+        """Every clock times `factor`: 0.01 plays PD's 30 minutes in 18 seconds."""
+        if not factor > 0:
+            raise ValueError(f"a time scale must be positive, got {factor}")
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
 
 
 class MetaState(Enum):
@@ -95,6 +114,7 @@ class Store:
         self.running = True
         self.physically_destroyed = False
         self.traffic: dict[str, Traffic] = default_traffic(spec.p99_seconds)
+        self.latency_factor = 1.0  # a cascade's passing slowdown over the set latencies (traffic stays as set)
         self.raft_p99: dict[str, float] = healthy_p99s()  # settings: a restart keeps them, not the counters
         self._drain: tuple[int, float] | None = None  # (start ns, seconds) of a scale-in
         self._stopped_ns: int | None = None
@@ -103,7 +123,7 @@ class Store:
     def _boot(self, now_ns: int) -> None:
         """A (re)started TiKV process: new start time, counters from zero, heartbeat at once."""
         self.process_start_ns = now_ns
-        self.histogram = LatencyHistogram(self.traffic, self.spec.p99_seconds, now_ns)
+        self.histogram = LatencyHistogram(self._felt_traffic(), self.spec.p99_seconds * self.latency_factor, now_ns)
         self.raft = RaftHealth(self.raft_p99, now_ns)
         self._reported = self._snapshot(now_ns)
 
@@ -181,6 +201,23 @@ class Store:
         self.reported(now_ns)
         self._drain = (now_ns, seconds)
 
+    def shift_counts(self, regions: int, leaders: int) -> None:
+        """Peers or leaders moved to or from this store. PD learns it from the regions' own heartbeats
+        (a new leader sends one at once), not from the store's: its view follows now, even for a dead store."""
+        self.region_count = max(0, self.region_count + regions)
+        self.leader_count = max(0, self.leader_count + leaders)
+        self._reported = dataclasses.replace(
+            self._reported,
+            region_count=max(0, self._reported.region_count + regions),
+            region_size_mb=max(0, self._reported.region_size_mb + regions),
+            leader_count=max(0, self._reported.leader_count + leaders),
+            leader_size_mb=max(0, self._reported.leader_size_mb + leaders),
+        )
+
+    @property
+    def stopped_ns(self) -> int | None:
+        return None if self.running else self._stopped_ns
+
     def down_seconds(self, now_ns: int) -> float:
         return (now_ns - self.last_heartbeat_ns(now_ns)) / NS_PER_SECOND
 
@@ -226,7 +263,7 @@ class Store:
             if weight is not None:
                 raise ValueError("weight needs a type")
             self.spec.p99_seconds = p99_seconds
-            self.histogram.set_store_p99(p99_seconds, now_ns)
+            self.histogram.set_store_p99(p99_seconds * self.latency_factor, now_ns)
             for name in FOREGROUND_TYPES:
                 self._set_traffic(name, p99_seconds, None, now_ns)
             return
@@ -240,7 +277,21 @@ class Store:
         # A type given its own p99 is slow as a whole (lock waits, range deletes), not just in its tail.
         traffic = Traffic(weight, p99_seconds, priority)
         self.traffic[name] = traffic
-        self.histogram.set_traffic(name, traffic, now_ns)
+        self.histogram.set_traffic(name, dataclasses.replace(traffic, p99_seconds=p99_seconds * self.latency_factor),
+                                   now_ns)
+
+    def _felt_traffic(self) -> dict[str, Traffic]:
+        factor = self.latency_factor
+        return {name: dataclasses.replace(t, p99_seconds=t.p99_seconds * factor) for name, t in self.traffic.items()}
+
+    def set_latency_factor(self, factor: float, now_ns: int) -> None:
+        """Every latency of the store times `factor` from now on, the set latencies kept (1 undoes it)."""
+        if not factor > 0:
+            raise ValueError("a latency factor must be positive")
+        self.latency_factor = factor
+        self.histogram.set_store_p99(self.spec.p99_seconds * factor, now_ns)
+        for name, traffic in self._felt_traffic().items():
+            self.histogram.set_traffic(name, traffic, now_ns)
 
     def set_slow_score(self, score: int, now_ns: int) -> None:
         if not 1 <= score <= 100:

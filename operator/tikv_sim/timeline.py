@@ -5,6 +5,7 @@ rolling-restart every running TiKV store in id order (tidb-operator restarts pod
                 is a StatefulSet of its own): stop, start after `downtime`, the next one `gap` later
 scale-in        Offline now with its regions moving away for `drain_seconds`, then Tombstone and the
                 pod deleted
+oom-kill        killed now, running again after `downtime`; `times` kills `gap` apart (a crash loop)
 """
 
 from tikv_sim.cluster_model import Cluster
@@ -51,6 +52,16 @@ def expand(fault: Fault, cluster: Cluster) -> Steps:
             steps.append((at + downtime, _step("start-store", cluster, store_id)))
             at += downtime + gap
         return steps
+    if fault.kind == "oom-kill":
+        assert fault.store is not None
+        cluster.store(fault.store)
+        downtime, gap = fault.param("downtime"), fault.param("gap")
+        kills: Steps = []
+        for kill in range(int(fault.param("times"))):
+            at = kill * (downtime + gap)
+            kills.append((at, _step("oom-stop", cluster, fault.store)))
+            kills.append((at + downtime, _step("start-store", cluster, fault.store)))
+        return kills
     if fault.kind == "scale-in":
         assert fault.store is not None
         cluster.store(fault.store)

@@ -22,8 +22,8 @@ def test_every_user_kind_is_one_cli_command_with_the_table_help() -> None:
 
 
 def test_internal_steps_are_not_commands_and_timelines_have_no_action() -> None:
-    assert {name for name, kind in _KINDS.items() if kind.internal} == {"drain-store", "remove-store"}
-    assert {"restart-store", "rolling-restart", "scale-in"} == TIMELINES
+    assert {name for name, kind in _KINDS.items() if kind.internal} == {"drain-store", "remove-store", "oom-stop"}
+    assert {"restart-store", "rolling-restart", "scale-in", "oom-kill"} == TIMELINES
     assert all(kind.action is not None for name, kind in _KINDS.items() if name not in TIMELINES)
 
 
@@ -52,6 +52,11 @@ def test_a_commands_parameters_are_its_kinds_fields(name: str) -> None:
     (["pd", "--mode", "wrong-shape"], {"fault": "pd", "mode": "wrong-shape"}),
     (["pd-leader-change", "--election-seconds", "1"], {"fault": "pd-leader-change", "election_seconds": 1.0}),
     (["critical-error", "4"], {"fault": "critical-error", "store": 4}),
+    (["oom-kill", "2", "--times", "3", "--downtime", "25"], {"fault": "oom-kill", "store": 2, "times": 3,
+                                                             "downtime": 25.0}),
+    (["node-failure", "node-2"], {"fault": "node-failure", "node": "node-2"}),
+    (["store-node", "3", "node-1"], {"fault": "store-node", "store": 3, "node": "node-1"}),
+    (["cascade", "on"], {"fault": "cascade", "mode": "on"}),
 ])
 def test_a_command_sends_the_fault_of_its_arguments(monkeypatch: pytest.MonkeyPatch, argv: list[str],
                                                     sent: dict[str, Any]) -> None:

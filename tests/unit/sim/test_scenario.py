@@ -74,6 +74,14 @@ def test_steps_mapping_form() -> None:
     assert steps[0].fault.params == {"p99_ms": 250.0}
 
 
+def test_a_scenario_can_switch_the_cascade_on_first() -> None:
+    steps = parse_scenario("cascade: true\nsteps:\n  - at: 0s\n    fault: stop-store\n    store: 1\n")
+    assert [step.fault.to_mapping() for step in steps] == [{"fault": "cascade", "mode": "on"},
+                                                           {"fault": "stop-store", "store": 1}]
+    with pytest.raises(FaultError, match="cascade is true or false"):
+        parse_scenario("cascade: sometimes\nsteps: []\n")
+
+
 def test_timeline_faults_in_a_scenario() -> None:
     steps = parse_scenario(
         "- at: 1s\n  fault: rolling-restart\n  downtime: 3\n  gap: 1\n"
