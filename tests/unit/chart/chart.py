@@ -88,11 +88,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 # the Role of each watched namespace): read tidb-operator's TidbClusters and TidbMonitors, create the
 # TiKVClusters generated from them and delete those whose TidbCluster opts out. Nothing at all without it.
 DISCOVERY = VALUE_SETS["discovery"]
+# tidb-operator v2's kinds discovery may read (core.pingcap.com).
+V2_KINDS = ("clusters", "pdgroups", "pds", "tikvgroups", "tikvs", "tiflashgroups", "tiflashes")
 DISCOVERY_RULES: frozenset[tuple[str, str, str]] = frozenset(
     {("pingcap.com", resource, verb) for resource in ("tidbclusters", "tidbmonitors")
      for verb in ("get", "list", "watch")}
-    | {("core.pingcap.com", resource, verb) for resource in ("clusters", "pdgroups", "pds", "tikvgroups", "tikvs", "tiflashgroups", "tiflashes")
-       for verb in ("get", "list", "watch")}
+    | {("core.pingcap.com", resource, verb) for resource in V2_KINDS for verb in ("get", "list", "watch")}
     | {("tikvops.io", "tikvclusters", verb) for verb in ("create", "delete")}
 )
 # Secrets only by name, only in the credential namespaces (a Role of its own), never in a ClusterRole.

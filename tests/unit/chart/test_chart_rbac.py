@@ -19,6 +19,7 @@ from tests.unit.chart.chart import (
     OPERATOR_RULES,
     RELEASE_NAMESPACE,
     SCOPED,
+    V2_KINDS,
     of_kind,
     one,
     render,
@@ -122,7 +123,7 @@ def test_discovery_adds_its_rules_to_the_cluster_role_in_an_all_namespaces_insta
     assert pingcap == [{"apiGroups": ["pingcap.com"], "resources": ["tidbclusters", "tidbmonitors"],
                         "verbs": ["get", "list", "watch"]},
                        {"apiGroups": ["core.pingcap.com"],
-                        "resources": ["clusters", "pdgroups", "pds", "tikvgroups", "tikvs", "tiflashgroups", "tiflashes"],
+                        "resources": list(V2_KINDS),
                         "verbs": ["get", "list", "watch"]}]
     # Nothing else changes: the same objects, and every other role the same.
     assert kinds_and_names(all_namespaces_discovery) == kinds_and_names(all_namespaces)
