@@ -16,6 +16,7 @@ from bench.runner import benchmark
 from bench.soak import ground_truth
 from bench.soak.oracle import GUARANTEES, judge
 from bench.soak.run import Options, soak
+from bench.soak.tenants import HOSTILE_KINDS
 from tikv_operator.model.durations import parse_duration
 
 
@@ -34,8 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None,
                         help="write the section here instead of bench/results/soak.md and bench/RESULTS.md")
+    parser.add_argument("--hostile", default=",".join(HOSTILE_KINDS),
+                        help=f"hostile tenants beside the clusters, comma-separated ({', '.join(HOSTILE_KINDS)}; "
+                        "default all; 'none' for none)")
     parser.add_argument("--check", type=Path, default=None, help="judge a saved record.json again and exit")
     args = parser.parse_args(argv)
+    hostile = tuple(k for k in args.hostile.split(",") if k and k != "none")
+    if unknown := set(hostile) - set(HOSTILE_KINDS):
+        parser.error(f"unknown hostile tenant kind(s): {', '.join(sorted(unknown))}")
     if args.check is not None:
         record, versions = ground_truth.load(args.check)
         verdict = judge(record, versions)
@@ -47,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TIKV_PLATFORM_DIR", str(REPO / ".platform-soak"))
     with benchmark("soak", argv if argv is not None else sys.argv[1:]) as session:
         outcome = soak(session.platform.info,
-                       Options(duration_s=args.duration, seed=args.seed, clusters=args.clusters))
+                       Options(duration_s=args.duration, seed=args.seed, clusters=args.clusters, hostile=hostile))
     from bench.soak.report import render
 
     markdown = render(outcome, session.started, session.argv)

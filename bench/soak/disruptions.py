@@ -19,7 +19,7 @@ from harness.platform import PlatformInfo, platform_command
 
 from bench.common import log
 from bench.procstat import parse_status_kib
-from bench.soak.ground_truth import Fault, Outage, Record, RssSample
+from bench.soak.ground_truth import Exit, Fault, Outage, Record, RssSample
 from bench.stats import parse_samples
 
 # A paused process is resumed by a timer even if the harness never gets to it (an exception, a stuck step).
@@ -145,11 +145,13 @@ def leading(process: OperatorProcess) -> bool | None:
     return sum(value for _, value in parse_samples(text, "tikv_operator_leader")) == 1.0
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB: its memory now and the most it ever held; (0, 0) when it is gone."""
     try:
-        return parse_status_kib(Path(f"/proc/{pid}/status").read_text(), "VmRSS")
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return 0
+        return 0, 0
+    return parse_status_kib(status, "VmRSS"), parse_status_kib(status, "VmHWM")
 
 
 class Replicas:
@@ -164,6 +166,7 @@ class Replicas:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, name="rss", daemon=True)
+        self._ended: set[int] = set()  # replicas whose exit is recorded (signalled, stopped or crashed)
 
     def launch(self) -> OperatorProcess:
         with self._lock:
@@ -201,6 +204,9 @@ class Replicas:
         number, process = found
         assert process.process is not None
         started = time.time()
+        with self._lock:
+            self._ended.add(number)
+        self.record.add("exits", Exit(number, started, None, kind))
         os.kill(process.process.pid, signal.SIGKILL if kind == "operator-sigkill" else signal.SIGTERM)
         thread = threading.Thread(target=self._handover, args=(kind, number, process, started, restart_after),
                                   name=f"handover-{number}", daemon=True)
@@ -236,19 +242,37 @@ class Replicas:
         while not self._stop.wait(5.0):
             for number, process in self.live().items():
                 assert process.process is not None
-                kib = rss_kib(process.process.pid)
+                kib, peak = rss_kib(process.process.pid)
                 if kib:
-                    self.record.add("rss", RssSample(number, time.time(), kib, bool(leading(process))))
+                    self.record.add("rss", RssSample(number, time.time(), kib, bool(leading(process)), peak))
+            self._note_crashes()
+
+    def _note_crashes(self) -> None:
+        """A replica that exited although the soak neither signalled nor stopped it: a crash."""
+        with self._lock:
+            ended = [(n, p) for n, p in self.processes.items() if n not in self._ended
+                     and p.process is not None and p.process.poll() is not None]
+            self._ended.update(n for n, _ in ended)
+        for number, process in ended:
+            assert process.process is not None
+            self.record.add("exits", Exit(number, time.time(), process.process.returncode, "unexpected"))
+            log(f"soak: replica {number} exited {process.process.returncode} on its own")
 
     def stop(self, on_each: Callable[[int, OperatorProcess], None] | None = None) -> None:
         self._stop.set()
+        self._sampler.join(10)
         for thread in self._threads:
             thread.join(40)
+        self._note_crashes()
         for number, process in self.live().items():
+            code: int | None = None
             try:
-                process.stop(timeout=20)
+                code = process.stop(timeout=20)
             except AssertionError as error:
                 log(f"soak: replica {number} ignored SIGTERM: {str(error)[:200]}")
+            with self._lock:
+                self._ended.add(number)
+            self.record.add("exits", Exit(number, time.time(), code, "teardown"))
             self.record.replicas[number][1] = time.time()
             if on_each is not None:
                 on_each(number, process)

@@ -4,6 +4,9 @@ convention (tiup's status address, a TidbMonitor's pod name, kube-prometheus' po
 API and its own file_sd file, whose targets carry `soak_run` and `soak_cluster` labels (a TiKVCluster's
 labelMatchers pick its own cluster's series, PD members included, out of the shared Prometheus).
 
+Beside them, the hostile tenants' PDs (harness.hostile_pd: one answering without end, one with NaN and
+Infinity for numbers), listed in the state file under `hostile_pds`.
+
 It writes a JSON state file once every cluster listens, and runs until SIGTERM or --max-seconds."""
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import argparse
 import asyncio
 from pathlib import Path
 from typing import Any
+
+from harness.hostile_pd import MODES as HOSTILE_PD_MODES
+from harness.hostile_pd import HostilePD
 
 from bench.sim_host import publish_and_wait
 from tikv_sim.cluster_model import InstanceLabel
@@ -41,14 +47,17 @@ async def serve(args: argparse.Namespace) -> None:
     file_sd_dir = Path(args.file_sd_dir)
     (file_sd_dir / "kubernetes").mkdir(parents=True, exist_ok=True)
     sims: dict[str, tuple[str, Simulator]] = {}
+    hostile = [HostilePD(mode) for mode in args.hostile_pd]
     try:
+        for pd in hostile:
+            pd.start()
         for index in range(args.clusters):
             name, convention = f"c{index + 1:02d}", convention_of(index)
             sim = Simulator(sim_config(name, convention, args.stores, args.run, file_sd_dir, timing,
                                        args.seed + index))
             await sim.start()
             sims[name] = (convention, sim)
-        state: dict[str, Any] = {"clusters": []}
+        state: dict[str, Any] = {"clusters": [], "hostile_pds": {pd.mode: pd.url for pd in hostile}}
         for name, (convention, sim) in sims.items():
             summary = sim.summary()
             cluster = summary["clusters"][0]
@@ -61,6 +70,8 @@ async def serve(args: argparse.Namespace) -> None:
             })
         await publish_and_wait(Path(args.state_file), state, args.max_seconds)
     finally:
+        for pd in hostile:
+            pd.stop()
         for _, sim in sims.values():
             await sim.stop()
             if sim.config.file_sd is not None:
@@ -82,6 +93,8 @@ def main() -> None:
     # Disconnected on their persisted heartbeats. Compressed, the proportion must hold (2 s < 12 s), or every
     # leader change would read a running store Down from a stale heartbeat and page.
     parser.add_argument("--persist-interval", type=float, default=2.0)
+    parser.add_argument("--hostile-pd", action="append", default=[], choices=HOSTILE_PD_MODES,
+                        help="also serve a hostile PD of this mode (repeatable)")
     parser.add_argument("--max-seconds", type=float, default=3 * 3600.0, help="stop by itself after this long")
     asyncio.run(serve(parser.parse_args()))
 

@@ -87,12 +87,37 @@ class RssSample:
     at: float
     rss_kib: int
     leader: bool
+    peak_kib: int = 0  # VmHWM: the highest RSS of the process so far (0 in records from before it was kept)
+
+
+@dataclass
+class Exit:
+    """A replica that ended: signalled by the soak (operator-sigkill, operator-sigterm), stopped at the end
+    (teardown), or on its own (unexpected: a crash)."""
+
+    process: int
+    at: float
+    code: int | None
+    cause: str  # operator-sigkill | operator-sigterm | teardown | unexpected
+
+
+@dataclass
+class StatusSample:
+    """A TiKVCluster's status as the harness listed it: its health, its last check and its conditions (the
+    message kept only for a condition that is not True)."""
+
+    cluster: str
+    at: float
+    health: str
+    last_check: str
+    conditions: dict[str, str] = field(default_factory=dict)  # type -> status
+    reasons: dict[str, str] = field(default_factory=dict)  # type -> message, for conditions not True
 
 
 @dataclass
 class Record:
     seed: int
-    clusters: dict[str, str]  # name -> deployment convention
+    clusters: dict[str, str]  # name -> deployment convention: the well-behaved clusters, which the oracle judges
     stores: dict[str, int]
     started: float
     ended: float = 0.0
@@ -104,6 +129,9 @@ class Record:
     rss: list[RssSample] = field(default_factory=list)
     replicas: dict[int, list[float]] = field(default_factory=dict)  # replica -> [started, stopped or 0]
     alertmanager: dict[str, Any] = field(default_factory=dict)  # the final comparison, see run.final_alerts
+    hostile: dict[str, str] = field(default_factory=dict)  # hostile tenant -> its kind (bench.soak.tenants)
+    statuses: list[StatusSample] = field(default_factory=list)
+    exits: list[Exit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -121,13 +149,15 @@ class Record:
         data = dict(data)
         data.pop("_lock", None)
         record = cls(**{k: v for k, v in data.items() if k not in {
-            "faults", "steps", "outages", "actions", "rss", "replicas"}})
+            "faults", "steps", "outages", "actions", "rss", "replicas", "statuses", "exits"}})
         record.faults = [Fault(**f) for f in data.get("faults", [])]
         record.steps = [StoreStep(**s) for s in data.get("steps", [])]
         record.outages = [Outage(**o) for o in data.get("outages", [])]
         record.actions = [PersonAction(**a) for a in data.get("actions", [])]
         record.rss = [RssSample(**r) for r in data.get("rss", [])]
         record.replicas = {int(k): list(v) for k, v in data.get("replicas", {}).items()}
+        record.statuses = [StatusSample(**x) for x in data.get("statuses", [])]
+        record.exits = [Exit(**x) for x in data.get("exits", [])]
         return record
 
     def save(self, path: Path, tickets: list[dict[str, Any]]) -> None:

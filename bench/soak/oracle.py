@@ -40,6 +40,18 @@ G6 alertmanager_matches: at the end Alertmanager's active and silenced alerts of
    deliveries to land before it takes the two lists).
 G7 memory_bounded: for every replica that lived at least `rss_min_life_s`, the median RSS of its last five
    samples is at most 1.25 x its median over [start + rss_warmup_s, start + 2 x rss_warmup_s] + 16 MiB.
+
+G1-G7 judge the well-behaved clusters only (Record.clusters): the tickets, people's actions and alerts of
+the hostile tenants (Record.hostile, bench.soak.tenants) are left out, since their verdicts are unknown by
+design. What is right for the hostile tenants, and for the process they share, is judged apart:
+
+G8 operator_never_crashed: no replica exited but those the soak signalled, and every replica stopped at the
+   end exited 0 (within 20 s of its SIGTERM).
+G9 memory_under_limit: every RSS sample of every replica, and the most it ever held (VmHWM, so a spike
+   between samples counts), stays under the chart's memory limit (`memory_limit_mib`). No tolerance.
+G10 hostile_contained: every hostile tenant was checked on to the end (its latest status' lastCheckTime no
+   older than `hostile_checked_within_s` at the last sample), and a tenant whose PD is hostile (huge-pd,
+   nan-pd) was never called Healthy: what the operator read of it was never whole.
 """
 
 from __future__ import annotations
@@ -47,16 +59,19 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.soak.ground_truth import Fault, Record
+from bench.soak.ground_truth import Fault, Record, StatusSample
 from bench.soak.intervals import Span, covers, measure_within, overlaps, subtract, union
 from tikv_operator.model.timestamps import from_rfc3339
 
 GUARANTEES = ("one_open_per_identity", "no_auto_resolve_while_present", "every_fault_detected",
-              "people_reflected", "no_unexplained_ticket", "alertmanager_matches", "memory_bounded")
+              "people_reflected", "no_unexplained_ticket", "alertmanager_matches", "memory_bounded",
+              "operator_never_crashed", "memory_under_limit", "hostile_contained")
+# Hostile tenant kinds whose PD answers are hostile (bench.soak.tenants.HOSTILE_PD_KINDS).
+HOSTILE_PD_KINDS = frozenset({"huge-pd", "nan-pd"})
 NON_RESOLVED = frozenset({"Open", "Acknowledged", "Diagnosed"})
 Identity = tuple[str, str, str]
 
@@ -83,6 +98,8 @@ class Settings:
     reflect_s: float = 20.0
     rss_min_life_s: float = 300.0
     rss_warmup_s: float = 60.0
+    memory_limit_mib: float = 256.0  # charts/tikv-operator's resources.limits.memory
+    hostile_checked_within_s: float = 60.0
 
     @property
     def check_budget_s(self) -> float:
@@ -405,10 +422,10 @@ def check_unexplained(record: Record, hist: dict[str, list[dict[str, Any]]], t: 
 
 
 def check_people(record: Record, hist: dict[str, list[dict[str, Any]]], t: Timeline, s: Settings,
-                 verdict: Verdict) -> None:
+                 verdict: Verdict, skip: Callable[[str], bool] = lambda _: False) -> None:
     by_ticket: dict[str, list[Any]] = defaultdict(list)
     for action in sorted(record.actions, key=lambda a: a.resource_version):
-        if action.ok:
+        if action.ok and not skip(action.ticket):
             by_ticket[action.ticket].append(action)
     landed_on_resolved = 0
     for name, actions in by_ticket.items():
@@ -477,12 +494,14 @@ def _judge(action: Any, after: list[dict[str, Any]], before: list[dict[str, Any]
     return "", any(v["resolution"] == "manual" and v["label_phase"] == "resolved" for v in after)
 
 
-def check_alertmanager(record: Record, verdict: Verdict) -> None:
+def check_alertmanager(record: Record, verdict: Verdict, skip: Callable[[str], bool] = lambda _: False) -> None:
+    """`skip`: ticket names left out on both sides (the hostile tenants')."""
     final = record.alertmanager
     if not final:
         verdict.add("alertmanager_matches", "no final comparison was recorded")
         return
-    open_tickets, alerts = set(final.get("open", [])), list(final.get("alerts", []))
+    open_tickets = {n for n in final.get("open", []) if not skip(n)}
+    alerts = [n for n in final.get("alerts", []) if not skip(n)]
     verdict.checks["alertmanager_matches"] += len(open_tickets | set(alerts)) or 1
     missing = sorted(open_tickets - set(alerts))
     extra = sorted(set(alerts) - open_tickets)
@@ -512,16 +531,69 @@ def check_memory(record: Record, s: Settings, verdict: Verdict) -> None:
                         f"{last / 1024:.1f} MiB after {samples[-1].at - start:.0f} s")
 
 
+def check_crashes(record: Record, verdict: Verdict) -> None:
+    verdict.checks["operator_never_crashed"] += len(record.replicas)
+    for end in record.exits:
+        if end.cause == "unexpected":
+            verdict.add("operator_never_crashed", f"replica {end.process} exited {end.code} at {end.at:.1f} "
+                        "though nobody stopped it")
+        elif end.cause == "teardown" and end.code != 0:
+            verdict.add("operator_never_crashed", f"replica {end.process}, stopped at the end, exited {end.code}")
+
+
+def check_memory_limit(record: Record, s: Settings, verdict: Verdict) -> None:
+    limit = s.memory_limit_mib * 1024
+    reported: set[int] = set()
+    for sample in sorted(record.rss, key=lambda x: x.at):
+        verdict.checks["memory_under_limit"] += 1
+        most = max(sample.rss_kib, sample.peak_kib)
+        if most >= limit and sample.process not in reported:
+            reported.add(sample.process)
+            verdict.add("memory_under_limit", f"replica {sample.process}: RSS {most / 1024:.1f} MiB at "
+                        f"{sample.at:.1f}, at or over the chart's limit of {s.memory_limit_mib:g} MiB")
+
+
+def check_hostile(record: Record, s: Settings, verdict: Verdict) -> None:
+    by_tenant: dict[str, list[StatusSample]] = defaultdict(list)
+    for sample in record.statuses:
+        by_tenant[sample.cluster].append(sample)
+    for tenant, kind in sorted(record.hostile.items()):
+        samples = sorted(by_tenant.get(tenant, []), key=lambda x: x.at)
+        verdict.checks["hostile_contained"] += 1 + len(samples)
+        checked = [t for t in (_time(x.last_check) for x in samples if x.last_check) if t is not None]
+        if not samples or not checked:
+            verdict.add("hostile_contained", f"{tenant} ({kind}) was never checked")
+            continue
+        if max(checked) < samples[-1].at - s.hostile_checked_within_s:
+            verdict.add("hostile_contained", f"{tenant} ({kind}) was last checked at {max(checked):.0f}, "
+                        f"{samples[-1].at - max(checked):.0f} s before the last look at it")
+        if kind in HOSTILE_PD_KINDS:
+            healthy = [x for x in samples if x.health == "Healthy"]
+            if healthy:
+                verdict.add("hostile_contained", f"{tenant} ({kind}) was called Healthy {len(healthy)} times, "
+                            f"first at {healthy[0].at:.1f}")
+
+
 def judge(record: Record, versions: list[dict[str, Any]], settings: Settings | None = None) -> Verdict:
     s = settings or Settings.from_json(record.settings)
     verdict = Verdict()
     t = timeline(record, s)
-    hist = histories(versions)
-    check_one_open(versions, verdict)
+    # G1-G7 are the well-behaved clusters' guarantees: the hostile tenants' tickets are not judged.
+    hostile_tickets = {v["name"] for v in versions if v["cluster"] in record.hostile}
+
+    def of_hostile(ticket: str) -> bool:
+        return ticket in hostile_tickets or any(ticket.startswith(f"{name}-") for name in record.hostile)
+
+    judged = [v for v in versions if v["cluster"] not in record.hostile]
+    hist = histories(judged)
+    check_one_open(judged, verdict)
     check_auto_resolves(record, hist, s, verdict)
     check_detection(record, hist, t, s, verdict)
-    check_people(record, hist, t, s, verdict)
+    check_people(record, hist, t, s, verdict, skip=of_hostile)
     check_unexplained(record, hist, t, s, verdict)
-    check_alertmanager(record, verdict)
+    check_alertmanager(record, verdict, skip=of_hostile)
     check_memory(record, s, verdict)
+    check_crashes(record, verdict)
+    check_memory_limit(record, s, verdict)
+    check_hostile(record, s, verdict)
     return verdict

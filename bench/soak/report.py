@@ -6,11 +6,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.common import load_text, section_header, table
+from bench.soak.ground_truth import Record, StatusSample
 from bench.soak.oracle import GUARANTEES, Settings, openings
 from bench.soak.schedule import ROUTINE
+from bench.soak.tenants import WELL_BEHAVED
 from bench.stats import fmt, summarize
 
 if TYPE_CHECKING:
@@ -27,19 +29,74 @@ def _latency_rows(detection: dict[str, list[float]]) -> list[list[str]]:
 
 
 def _rss_rows(outcome: Outcome) -> list[list[str]]:
-    by_replica: dict[int, list[tuple[float, int, bool]]] = {}
+    by_replica: dict[int, list[tuple[float, int, bool, int]]] = {}
     for sample in outcome.record.rss:
-        by_replica.setdefault(sample.process, []).append((sample.at, sample.rss_kib, sample.leader))
+        by_replica.setdefault(sample.process, []).append((sample.at, sample.rss_kib, sample.leader,
+                                                          sample.peak_kib))
     rows = []
     for replica, samples in sorted(by_replica.items()):
         samples.sort()
         started, stopped = outcome.record.replicas.get(replica, [samples[0][0], samples[-1][0]])
         life = (stopped or samples[-1][0]) - started
-        led = sum(1 for *_, leader in samples if leader) * 5
+        led = sum(1 for _, _, leader, _ in samples if leader) * 5
         first, last = samples[0][1] / 1024, statistics.median(s[1] for s in samples[-5:]) / 1024
+        peak = max(max(s[1], s[3]) for s in samples) / 1024
         rows.append([str(replica), f"{life:.0f}", f"~{led}", f"{first:.1f}", f"{max(s[1] for s in samples) / 1024:.1f}",
-                     f"{last:.1f}"])
+                     f"{peak:.1f}", f"{last:.1f}"])
     return rows
+
+
+def _exits(record: Record) -> str:
+    causes = Counter(e.cause for e in record.exits)
+    return ", ".join(f"{n} {c}" for c, n in sorted(causes.items())) or "none recorded"
+
+
+def kind_of(record: Record, cluster: str) -> str:
+    return record.hostile.get(cluster, WELL_BEHAVED)
+
+
+def _tenant_rows(outcome: Outcome) -> list[list[str]]:
+    """Per kind of tenant: its status as the harness saw it every 5 s, its checks, tickets and alerts."""
+    record = outcome.record
+    kinds = [WELL_BEHAVED, *sorted(set(record.hostile.values()))]
+    samples: dict[str, list[StatusSample]] = {k: [] for k in kinds}
+    for sample in record.statuses:
+        samples.setdefault(kind_of(record, sample.cluster), []).append(sample)
+    tickets: Counter[str] = Counter()
+    opened: Counter[str] = Counter()
+    seen: set[str] = set()
+    for v in outcome.versions:
+        kind = kind_of(record, v["cluster"])
+        if v["name"] not in seen:
+            seen.add(v["name"])
+            tickets[kind] += 1
+    for history in _histories(outcome.versions).values():
+        opened[kind_of(record, history[-1]["cluster"])] += len(openings(history))
+    final = record.alertmanager
+    names = {v["name"]: kind_of(record, v["cluster"]) for v in outcome.versions}
+    rows = []
+    for kind in kinds:
+        mine = samples.get(kind, [])
+        tenants = len(record.clusters) if kind == WELL_BEHAVED else sum(k == kind for k in record.hostile.values())
+        health = Counter(x.health or "-" for x in mine)
+        checks = len({(x.cluster, x.last_check) for x in mine if x.last_check})
+        undelivered = sum(x.conditions.get("AlertsDelivered") == "False" for x in mine)
+        reasons = Counter(f"{t}: {m}" for x in mine for t, m in x.reasons.items() if m)
+        reason = reasons.most_common(1)[0][0][:110].replace("|", "/") if reasons else ""
+        alerts = sum(names.get(n) == kind for n in final.get("alerts", []))
+        opens = sum(names.get(n) == kind for n in final.get("open", []))
+        share = " / ".join(f"{health.get(h, 0) * 100 / max(1, len(mine)):.0f}" for h in ("Healthy", "Degraded",
+                                                                                          "Unknown"))
+        rows.append([kind, str(tenants), str(len(mine)), share, str(checks), str(tickets[kind]), str(opened[kind]),
+                     f"{opens} / {alerts}", str(undelivered), reason])
+    return rows
+
+
+def _histories(versions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for v in versions:
+        out.setdefault(v["name"], []).append(v)
+    return out
 
 
 def render(outcome: Outcome, started: datetime, argv: list[str]) -> str:
@@ -51,9 +108,7 @@ def render(outcome: Outcome, started: datetime, argv: list[str]) -> str:
     failed = Counter(f.kind for f in record.faults if f.error)
     actions = Counter(a.action for a in record.actions if a.ok)
     conventions = Counter(record.clusters.values())
-    tickets = {}
-    for v in outcome.versions:
-        tickets.setdefault(v["name"], []).append(v)
+    tickets = _histories(outcome.versions)
     opened = sum(len(openings(h)) for h in tickets.values())
     reopened = sum(max(0, len(openings(h)) - 1) for h in tickets.values())
     mix = ", ".join(f"{n} {c}" for c, n in sorted(conventions.items()))
@@ -111,11 +166,29 @@ def render(outcome: Outcome, started: datetime, argv: list[str]) -> str:
         "",
         table(["fault", "n", "p50", "p99", "max"], _latency_rows(verdict.detection_s)),
         "",
-        "**Operator memory** (RSS, sampled every 5 s; \"led\" ~ seconds it held the Lease):",
+        "**Operator memory** (RSS, sampled every 5 s; \"led\" ~ seconds it held the Lease; \"peak\" is the "
+        f"process' VmHWM, the most it ever held, against the chart's limit of {s.memory_limit_mib:g} MiB):",
         "",
-        table(["replica", "lived s", "led s", "RSS first MiB", "max MiB", "last MiB"], _rss_rows(outcome)),
+        table(["replica", "lived s", "led s", "RSS first MiB", "max sampled MiB", "peak (VmHWM) MiB", "last MiB"],
+              _rss_rows(outcome)),
+        "",
+        f"Operator exits: {_exits(record)}. Tracebacks in the replicas' logs: "
+        f"{sum(outcome.tracebacks.values())} ({', '.join(f'{k} {v}' for k, v in sorted(outcome.tracebacks.items()))}"
+        ").",
         "",
     ]
+    if record.hostile:
+        lines += [
+            "**Per kind of tenant** (bench/soak/tenants.py: the hostile tenants share the operator, the Prometheus "
+            "and the Alertmanager with the well-behaved clusters; only the well-behaved are judged by G1-G7). "
+            "Status looked at every 5 s; health % Healthy / Degraded / Unknown; checks = distinct lastCheckTime "
+            "seen (the status is written at least once per refresh interval); open / alerts at the end; "
+            "AlertsDelivered False = looks that found it so; the most frequent reason of a condition not True:",
+            "",
+            table(["tenant kind", "tenants", "looks", "health %", "checks", "tickets", "openings", "open / alerts",
+                   "AlertsDelivered False", "most frequent reason"], _tenant_rows(outcome)),
+            "",
+        ]
     if verdict.notes or record.notes:
         lines += ["Notes: " + "; ".join([*verdict.notes, *record.notes])[:1500], ""]
     lines.append(f"The run's record (ground truth and every ticket version) was `{outcome.record_file}`; "

@@ -12,6 +12,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,9 +25,10 @@ from harness.platform import REPO, PlatformInfo, wait_crds
 from bench.common import RUN_DIR, KubeApi, load, log, run_id, wait_for
 from bench.soak import people
 from bench.soak.disruptions import CrashWatch, Pauses, Replicas
-from bench.soak.ground_truth import Fault, Outage, Record, StoreStep
+from bench.soak.ground_truth import Fault, Outage, Record, StatusSample, StoreStep
 from bench.soak.oracle import Settings, Verdict, judge
 from bench.soak.schedule import Event, Rates, plan
+from bench.soak.tenants import HOSTILE_KINDS, HOSTILE_PD_MODES, cluster_manifest, hostile_manifest, hosts, tenant_name
 from bench.soak.ticket_watch import NON_RESOLVED, TicketWatch
 
 SETTINGS = Settings()
@@ -44,29 +46,7 @@ class Options:
     rates: Rates = field(default_factory=Rates)
     settle_s: float = 30.0
     keep_namespace: bool = False
-
-
-def cluster_manifest(name: str, pd_url: str, prometheus_url: str, run: str, s: Settings) -> dict[str, Any]:
-    grace = {inv: {"gracePeriod": f"{g:g}s"} for inv, g in s.grace_s.items() if g}
-    return {
-        "apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster", "metadata": {"name": name},
-        "spec": {
-            "pd": {"url": pd_url, "timeout": f"{s.pd_timeout_s:g}s"},
-            "prometheus": {"url": prometheus_url, "labelMatchers": {"soak_run": run, "soak_cluster": name},
-                           "timeout": f"{s.prometheus_timeout_s:g}s", "rateWindow": f"{s.rate_window_s:g}s"},
-            "interval": f"{s.interval_s:g}s",
-            "tickets": {"refreshInterval": f"{s.refresh_s:g}s"},
-            "flapping": {"window": f"{s.flapping_window_s:g}s", "count": s.flapping_threshold},
-            "invariants": {
-                **grace,
-                "store_restarted": {"window": f"{s.restart_window_s:g}s", "threshold": s.restart_threshold},
-                "pd_leader_flapping": {"window": f"{s.flapping_window_s:g}s", "gracePeriod": "6s",
-                                       "threshold": s.flapping_threshold},
-                "store_low_space": {"gracePeriod": "6s"},
-                "store_leader_lost": {"gracePeriod": "60s"},
-            },
-        },
-    }
+    hostile: tuple[str, ...] = HOSTILE_KINDS  # the hostile tenants beside the clusters (bench.soak.tenants)
 
 
 class Fleet:
@@ -77,6 +57,8 @@ class Fleet:
         argv = [sys.executable, "-m", "bench.soak.fleet", "--clusters", str(options.clusters), "--stores",
                 str(options.stores), "--run", run, "--file-sd-dir", str(platform.file_sd_dir), "--state-file",
                 str(state_file), "--seed", str(options.seed), "--max-seconds", str(options.duration_s + 900)]
+        argv += [arg for kind in options.hostile if kind in HOSTILE_PD_MODES
+                 for arg in ("--hostile-pd", HOSTILE_PD_MODES[kind])]
         with (log_dir / "fleet.log").open("ab") as out:
             self.process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
@@ -87,6 +69,7 @@ class Fleet:
 
         self.state: dict[str, Any] = wait_for(ready, 120, "the simulated fleet")
         self.clusters = {c["name"]: c for c in self.state["clusters"]}
+        self.hostile_pds: dict[str, str] = dict(self.state.get("hostile_pds", {}))
         self.http = httpx.Client(timeout=10)
 
     def fault(self, cluster: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -166,16 +149,28 @@ class Soak:
         for name, cluster in self.fleet.clusters.items():
             self.record.clusters[name] = cluster["convention"]
             self.record.stores[name] = len(cluster["stores"])
-        self.kube.create_clusters(self.run, [
-            cluster_manifest(name, c["pd_url"], self.platform.prometheus_url, self.run, SETTINGS)
-            for name, c in self.fleet.clusters.items()])
+        manifests = [cluster_manifest(name, c["pd_url"], self.platform.prometheus_url, self.run, SETTINGS)
+                     for name, c in self.fleet.clusters.items()]
+        hosted = hosts(self.options.hostile, list(self.fleet.clusters))
+        for kind in self.options.hostile:
+            manifests.append(hostile_manifest(
+                kind, run=self.run, prometheus_url=self.platform.prometheus_url,
+                alertmanager_url=self.platform.alertmanager_url, s=SETTINGS, hostile_pds=self.fleet.hostile_pds,
+                host_pd_urls={n: c["pd_url"] for n, c in self.fleet.clusters.items()}, host=hosted.get(kind)))
+            self.record.hostile[tenant_name(kind)] = kind
+        if hosted:
+            self.record.notes.append("hostile tenants watching a well-behaved cluster's PD and series: "
+                                     + ", ".join(f"{kind} -> {host}" for kind, host in sorted(hosted.items())))
+        self.kube.create_clusters(self.run, manifests)
         self.watch = TicketWatch(self.kube, self.run).start()
+        self.statuses = StatusWatch(self.kube, self.run, self.record).start()
         self.replicas = Replicas(self.platform, self.run, self.log_dir, self.record, self.platform.alertmanager_url,
                                  f"{SETTINGS.interval_s:g}s")
         self.replicas.start()
 
-        def healthy() -> bool:
-            items = self.kube.list_objects(self.run, "tikvclusters")
+        def healthy() -> bool:  # the well-behaved ones: a hostile tenant is never Healthy, or not at once
+            items = [i for i in self.kube.list_objects(self.run, "tikvclusters")
+                     if i["metadata"]["name"] in self.fleet.clusters]
             return sum((i.get("status") or {}).get("health") == "Healthy" for i in items) == len(self.fleet.clusters)
 
         try:
@@ -219,8 +214,10 @@ class Soak:
             if self.pauses.paused("kube-apiserver"):
                 self.skipped["apiserver paused"] = self.skipped.get("apiserver paused", 0) + 1
                 return
+            # People act on the well-behaved clusters' tickets, the ones the oracle judges.
+            tickets = {n: t for n, t in self.watch.snapshot().items() if t["cluster"] not in self.record.hostile}
             entry = people.act(self.platform.env(), self.run, index, event.params["action"], event.params["pick"],
-                               self.watch.snapshot())
+                               tickets)
             if entry is None:
                 self.skipped[f"no ticket to {event.params['action']}"] = \
                     self.skipped.get(f"no ticket to {event.params['action']}", 0) + 1
@@ -292,23 +289,31 @@ class Soak:
     # --- the end --------------------------------------------------------------------------------
     def final_alerts(self, timeout: float = 30.0) -> dict[str, Any]:
         """Alertmanager's alerts of the run's namespace (active and silenced, no watchdog) and the tickets
-        that are not Resolved, once they agree or after `timeout` (deliveries take a second or two)."""
+        that are not Resolved, once they agree for the well-behaved clusters or after `timeout` (deliveries
+        take a second or two). Both lists name the hostile tenants' tickets too; the oracle leaves them out."""
         params = [("filter", f'namespace="{self.run}"'), ("active", "true"), ("silenced", "true"),
                   ("inhibited", "true"), ("unprocessed", "true")]
         started = time.monotonic()
         while True:
-            open_names = sorted(n for n, t in self.watch.snapshot().items() if t["phase"] in NON_RESOLVED)
+            snapshot = self.watch.snapshot()
+            open_names = sorted(n for n, t in snapshot.items() if t["phase"] in NON_RESOLVED)
             response = httpx.get(f"{self.platform.alertmanager_url}/api/v2/alerts", params=params, timeout=10)
             response.raise_for_status()
             alerts = sorted(a["labels"].get("ticket", "") for a in response.json()
                             if a["labels"].get("alertname") != WATCHDOG)
-            if alerts == open_names or time.monotonic() - started > timeout:
+            hostile = {n for n, t in snapshot.items() if t["cluster"] in self.record.hostile}
+            hostile |= {a["labels"].get("ticket", "") for a in response.json()
+                        if a["labels"].get("tikv_cluster") in self.record.hostile}
+            agree = [n for n in alerts if n not in hostile] == [n for n in open_names if n not in hostile]
+            if agree or time.monotonic() - started > timeout:
                 return {"open": open_names, "alerts": alerts, "waited_s": round(time.monotonic() - started, 1)}
             time.sleep(1)
 
     def tear_down(self) -> None:
         with contextlib.suppress(Exception):
             self.crash_watch.stop()
+        with contextlib.suppress(Exception):
+            self.statuses.stop()
         ended = time.time()
         for fault in self.record.faults:
             if fault.params.get("cause") == "crashed" and fault.off is None:
@@ -329,6 +334,41 @@ class Soak:
         self.kube.close()
 
 
+class StatusWatch:
+    """Every TiKVCluster's status, listed every `period` seconds into Record.statuses: the hostile tenants'
+    verdicts (bench.soak.oracle G10) and each kind of tenant's health for the report."""
+
+    def __init__(self, kube: KubeApi, namespace: str, record: Record, period: float = 5.0) -> None:
+        self.kube, self.namespace, self.record, self.period = kube, namespace, record, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-watch", daemon=True)
+
+    def start(self) -> StatusWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                items = self.kube.list_objects(self.namespace, "tikvclusters")
+            except (httpx.HTTPError, OSError, ValueError):
+                continue  # a paused API server: the next look
+            now = time.time()
+            for item in items:
+                status = item.get("status") or {}
+                conditions = status.get("conditions") or []
+                self.record.add("statuses", StatusSample(
+                    item["metadata"]["name"], now, str(status.get("health") or ""),
+                    str(status.get("lastCheckTime") or ""),
+                    {str(c.get("type")): str(c.get("status")) for c in conditions},
+                    {str(c.get("type")): str(c.get("message") or "")[:160] for c in conditions
+                     if c.get("status") != "True"}))
+
+
 @dataclass
 class Outcome:
     record: Record
@@ -341,6 +381,13 @@ class Outcome:
     record_file: Path
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    tracebacks: dict[str, int] = field(default_factory=dict)  # operator log -> Python tracebacks in it
+
+
+def tracebacks(log_dir: Path) -> dict[str, int]:
+    """Tracebacks the replicas logged: a bug that cost a check (ClusterLoop catches it) shows here."""
+    return {path.name: path.read_text(errors="replace").count("Traceback (most recent call last)")
+            for path in sorted(log_dir.glob("operator-*.log"))}
 
 
 def soak(platform: PlatformInfo, options: Options) -> Outcome:
@@ -364,4 +411,4 @@ def soak(platform: PlatformInfo, options: Options) -> Outcome:
     runner.record.save(record_file, versions)
     verdict = judge(runner.record, versions, SETTINGS)
     return Outcome(runner.record, versions, verdict, events, runner.skipped, runner.lateness, gaps, record_file,
-                   load_before, load_after)
+                   load_before, load_after, tracebacks(runner.log_dir))

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.hostile_pd import HostilePD
 from harness.kube import Cli
 from harness.operator_process import OperatorProcess, SimulatedCluster, open_tickets, still, wait_for_ticket
-
-from tests.support.pd_bodies import REFERENCE_STORES
 
 MIB = 1024 * 1024
 CHART_MEMORY_LIMIT = 256 * MIB  # charts/tikv-operator's resources.limits.memory
@@ -32,31 +31,9 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, 
 @pytest.fixture
 def endless_pd() -> Iterator[str]:
     """A PD whose /stores answer is 300 MiB of valid-looking stores (sent as fast as it is read)."""
-    stop = threading.Event()
-    chunk = (json.dumps(REFERENCE_STORES["stores"][0]) + ",").encode() * 256
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            sent = 0
-            try:
-                self.wfile.write(b'{"count": 100000, "stores": [')
-                while not stop.is_set() and sent < HOSTILE_ANSWER:
-                    self.wfile.write(chunk)
-                    sent += len(chunk)
-            except OSError:
-                pass  # the operator stopped reading: that is the point
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server, url = _serve(Handler)
-    yield url
-    stop.set()
-    server.shutdown()
-    server.server_close()
+    pd = HostilePD("huge", huge_bytes=HOSTILE_ANSWER).start()
+    yield pd.url
+    pd.stop()
 
 
 def _rss_bytes(pid: int) -> int:

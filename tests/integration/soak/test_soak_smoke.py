@@ -1,6 +1,7 @@
 """The fault soak (bench/soak), short: 4 simulated clusters (every deployment convention), two operator replicas
 and about 2.5 minutes of mixed faults from a fixed seed on the platform the test run already has, judged by
-the oracle (bench/soak/oracle.py). `make soak` runs the long one."""
+the oracle (bench/soak/oracle.py), with every kind of hostile tenant beside them (bench/soak/tenants.py).
+`make soak` runs the long one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from bench.soak.oracle import GUARANTEES
 from bench.soak.run import Options, soak
 from bench.soak.schedule import Rates
+from bench.soak.tenants import HOSTILE_KINDS
 from harness.platform import PlatformInfo
 
 SEED = 1919
@@ -36,3 +38,8 @@ def test_a_short_soak_of_mixed_faults_keeps_every_guarantee(platform: PlatformIn
                       "people_reflected", "no_unexplained_ticket", "alertmanager_matches"):
         assert verdict.checks[guarantee] > 0, (guarantee, verdict.checks)
     assert set(verdict.checks) == set(GUARANTEES)
+
+    # The hostile tenants were there, looked at, and the process they shared with the clusters judged.
+    assert sorted(outcome.record.hostile.values()) == sorted(HOSTILE_KINDS)
+    for guarantee in ("operator_never_crashed", "memory_under_limit", "hostile_contained"):
+        assert verdict.checks[guarantee] > 0, (guarantee, verdict.checks)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from bench.soak.ground_truth import Fault, Outage, PersonAction, Record, RssSample, StoreStep
+from bench.soak.ground_truth import Exit, Fault, Outage, PersonAction, Record, RssSample, StatusSample, StoreStep, load
 from bench.soak.intervals import measure_within, subtract, union
 from bench.soak.oracle import Settings, judge
 
@@ -262,3 +262,101 @@ def test_memory_that_keeps_growing_is_reported_and_flat_memory_is_not():
     leaking = record(rss=samples(200), replicas={1: [T0, T0 + 300]})
     assert not violations(flat, [], "memory_bounded")
     assert violations(leaking, [], "memory_bounded")
+
+
+# --- hostile tenants: G1-G7 judge the well-behaved clusters only ------------------------------------
+
+
+def test_a_hostile_tenants_tickets_are_not_judged_by_the_well_behaved_guarantees():
+    # Two open tickets of one identity, an unexplained opening and an alert never delivered: all the tenant's.
+    tickets = [version("hostile-am-timeout-low-disk-space-s1-1", 10, 1, cluster="hostile-am-timeout"),
+               version("hostile-am-timeout-low-disk-space-s1-2", 11, 2, cluster="hostile-am-timeout")]
+    r = record(hostile={"hostile-am-timeout": "am-timeout"},
+               alertmanager={"open": [t["name"] for t in tickets], "alerts": []})
+    verdict = judge(r, tickets, S)
+    assert [v for v in verdict.violations if v.guarantee != "hostile_contained"] == []
+    # The same history of a well-behaved cluster breaks three guarantees.
+    mine = [dict(t, cluster="c01", name=t["name"].replace("hostile-am-timeout", "c01")) for t in tickets]
+    r = record(alertmanager={"open": [t["name"] for t in mine], "alerts": []})
+    broken = {v.guarantee for v in judge(r, mine, S).violations}
+    assert {"one_open_per_identity", "no_unexplained_ticket", "alertmanager_matches"} <= broken
+
+
+def test_a_persons_action_on_a_hostile_tenants_ticket_is_not_judged():
+    tickets = [version("hostile-slow-query-x-1", 10, 1, cluster="hostile-slow-query"),
+               version("hostile-slow-query-x-1", 12, 3, cluster="hostile-slow-query", held=False)]
+    hold = PersonAction(1, "hold", "hostile-slow-query-x-1", T0 + 11, T0 + 11.5, True, resource_version=2,
+                        phase_after="Open", held_after=True)
+    r = record(hostile={"hostile-slow-query": "slow-query"}, actions=[hold])
+    assert violations(r, tickets, "people_reflected") == []
+    assert judge(r, tickets, S).checks["people_reflected"] == 0
+
+
+# --- G8 operator_never_crashed --------------------------------------------------------------------
+
+
+def test_a_replica_that_exits_on_its_own_or_uncleanly_at_the_end_is_a_crash():
+    replicas = {1: [T0, T0 + 100], 2: [T0, T0 + 300], 3: [T0 + 110, T0 + 300]}
+    fine = [Exit(1, T0 + 100, None, "operator-sigkill"), Exit(2, T0 + 300, 0, "teardown"),
+            Exit(3, T0 + 300, 0, "teardown")]
+    r = record(replicas=replicas, exits=fine)
+    assert violations(r, [], "operator_never_crashed") == []
+    assert judge(r, [], S).checks["operator_never_crashed"] == 3
+    r = record(replicas=replicas, exits=[*fine[:2], Exit(3, T0 + 200, 1, "unexpected")])
+    assert violations(r, [], "operator_never_crashed") == [
+        f"replica 3 exited 1 at {T0 + 200:.1f} though nobody stopped it"]
+    r = record(replicas=replicas, exits=[*fine[:2], Exit(3, T0 + 300, None, "teardown")])
+    assert violations(r, [], "operator_never_crashed") == ["replica 3, stopped at the end, exited None"]
+
+
+# --- G9 memory_under_limit ------------------------------------------------------------------------
+
+
+def test_memory_at_the_charts_limit_is_a_violation_even_when_only_the_high_water_mark_saw_it():
+    below = [RssSample(1, T0 + i, 100 * 1024, True, 120 * 1024) for i in range(5)]
+    assert violations(record(rss=below), [], "memory_under_limit") == []
+    assert judge(record(rss=below), [], S).checks["memory_under_limit"] == 5
+    spike = [*below, RssSample(1, T0 + 6, 100 * 1024, True, 256 * 1024), RssSample(1, T0 + 7, 300 * 1024, True)]
+    assert violations(record(rss=spike), [], "memory_under_limit") == [
+        f"replica 1: RSS 256.0 MiB at {T0 + 6:.1f}, at or over the chart's limit of 256 MiB"]
+
+
+# --- G10 hostile_contained ------------------------------------------------------------------------
+
+
+def look(cluster: str, at: float, health: str = "Unknown", last_check: float | None = None) -> StatusSample:
+    return StatusSample(cluster, T0 + at, health, stamp(T0 + (at if last_check is None else last_check)))
+
+
+def test_a_hostile_tenant_must_be_checked_to_the_end_and_a_hostile_pd_never_called_healthy():
+    hostile = {"hostile-huge-pd": "huge-pd", "hostile-slow-query": "slow-query"}
+    kept = [look("hostile-huge-pd", at, "Degraded") for at in (5, 10, 200)]
+    kept += [look("hostile-slow-query", at, "Healthy") for at in (5, 10, 200)]  # a shared PD: Healthy is fine
+    r = record(hostile=hostile, statuses=kept)
+    assert violations(r, [], "hostile_contained") == []
+    assert judge(r, [], S).checks["hostile_contained"] == 8
+
+    stuck = [*kept[:2], look("hostile-huge-pd", 200, "Unknown", last_check=100), *kept[3:]]
+    assert violations(record(hostile=hostile, statuses=stuck), [], "hostile_contained") == [
+        f"hostile-huge-pd (huge-pd) was last checked at {T0 + 100:.0f}, 100 s before the last look at it"]
+    healthy = [look("hostile-huge-pd", 5, "Healthy"), *kept[1:]]
+    assert violations(record(hostile=hostile, statuses=healthy), [], "hostile_contained") == [
+        f"hostile-huge-pd (huge-pd) was called Healthy 1 times, first at {T0 + 5:.1f}"]
+    never = kept[3:]
+    assert violations(record(hostile=hostile, statuses=never), [], "hostile_contained") == [
+        "hostile-huge-pd (huge-pd) was never checked"]
+
+
+def test_a_record_keeps_the_hostile_tenants_their_looks_and_the_exits_through_json(tmp_path):
+    r = record(hostile={"hostile-nan-pd": "nan-pd"}, statuses=[look("hostile-nan-pd", 5)],
+               exits=[Exit(1, T0 + 9, 0, "teardown")], rss=[RssSample(1, T0, 1024, True, 2048)])
+    r.save(tmp_path / "record.json", [])
+    again, _ = load(tmp_path / "record.json")
+    assert (again.hostile, again.statuses, again.exits, again.rss) == (r.hostile, r.statuses, r.exits, r.rss)
+    # A record from before the hostile tenants: no field of theirs, RSS samples without a peak.
+    data = r.to_json()
+    for key in ("hostile", "statuses", "exits"):
+        data.pop(key)
+    data["rss"] = [{"process": 1, "at": T0, "rss_kib": 1024, "leader": True}]
+    old = Record.from_json(data)
+    assert (old.hostile, old.statuses, old.exits, old.rss[0].peak_kib) == ({}, [], [], 0)
