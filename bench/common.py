@@ -31,8 +31,8 @@ RESULTS_FILE = BENCH / "RESULTS.md"
 DEFAULT_PLATFORM_DIR = REPO / ".platform-bench"
 RUN_DIR = Path(os.environ.get("BENCH_RUN_DIR") or Path(tempfile.gettempdir()) / "tikv-operator-bench")
 # Order of the sections in RESULTS.md.
-SECTIONS = ("check_cost", "detection_latency", "api_writes", "scale", "query_cost", "delivery_cost", "failover",
-            "soak")
+SECTIONS = ("check_cost", "detection_latency", "detection_latency_stacks", "api_writes", "scale", "query_cost",
+            "delivery_cost", "failover", "soak")
 
 T = TypeVar("T")
 

@@ -14,7 +14,12 @@ Two kinds of store fault, 20 faults and 20 recoveries each:
 - disk 85 % -> low_disk_space (read from Prometheus, grace 0): the scrape delay (<= 1 s) is measured on
   its own the same way (Prometheus polled every 50 ms).
 Faults start at a random offset (0-2 s, seeded) after the previous recovery, so they fall anywhere in
-the operator's check cycle."""
+the operator's check cycle.
+
+`--stack 2.42,victoriametrics,...` measures the same per monitoring stack (docs/monitoring-stacks.md): the
+cluster's spec.prometheus.url names a Prometheus (or VictoriaMetrics) of that release started beside the
+platform's, scraping the same targets (harness.stack), or the platform's own when it runs that release; the
+figures go to their own section (detection_latency_stacks)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from typing import Any
 
 import httpx
 from harness.operator_process import OperatorProcess
+from harness.stack import PROMETHEUS_RELEASES, ExtraPrometheus
 
 from bench.common import (
     RUN_DIR,
@@ -206,7 +212,10 @@ def run_kind(kind: str, probes: Probes, faults: int, rng: random.Random, timeout
     return result
 
 
-def run(platform: Platform, faults: int, kinds: list[str], seed: int, timeout: float) -> list[Result]:
+def run(platform: Platform, faults: int, kinds: list[str], seed: int, timeout: float,
+        prometheus_url: str | None = None) -> list[Result]:
+    """`prometheus_url`: the Prometheus the cluster is read through (default: the platform's)."""
+    prometheus_url = prometheus_url or platform.prometheus_url
     kube = platform.kube()
     namespace = run_id("bench-latency")
     kube.create_namespace(namespace)
@@ -216,10 +225,10 @@ def run(platform: Platform, faults: int, kinds: list[str], seed: int, timeout: f
     try:
         with sim_host(stores=STORES, name="lat", labels={"bench_run": namespace}, file_sd=file_sd,
                       heartbeat_interval=0.5, disconnect_after=1.5, down_after=2.0) as host:
-            wait_for_scrapes(platform.prometheus_url, host.instances(), ("bench_run", namespace))
+            wait_for_scrapes(prometheus_url, host.instances(), ("bench_run", namespace))
             cluster = host.clusters[0]
             kube.create_clusters(namespace, [cluster_manifest(
-                cluster["name"], cluster["pd_url"], platform.prometheus_url, host.matchers(cluster["name"]),
+                cluster["name"], cluster["pd_url"], prometheus_url, host.matchers(cluster["name"]),
                 # Each store takes the fault every 4th round, seconds after its last ticket resolved: with the
                 # default flapping window (10m) that ticket would be reopened, not a new one opened. The window
                 # is shrunk below a round so every fault measures a first detection.
@@ -229,7 +238,7 @@ def run(platform: Platform, faults: int, kinds: list[str], seed: int, timeout: f
                                        default_interval=f"{INTERVAL_S:g}s").start()
             wait_for(lambda: any((c.get("status") or {}).get("health") == "Healthy"
                                  for c in kube.list_objects(namespace, "tikvclusters")), 60, "a Healthy TiKVCluster")
-            probes = Probes(kube, namespace, host, platform.prometheus_url)
+            probes = Probes(kube, namespace, host, prometheus_url)
             rng = random.Random(seed)  # noqa: S311  (jitter of a benchmark, not a secret)
             for kind in kinds:
                 log(f"latency: {faults} {kind} faults and recoveries")
@@ -290,13 +299,62 @@ def render(results: list[Result], started: datetime, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
+def run_stacks(platform: Platform, stacks: list[str], faults: int, kinds: list[str], seed: int, timeout: float
+               ) -> dict[str, list[Result]]:
+    """The same measurement per monitoring stack, one after the other (each on an idle machine of its own)."""
+    results: dict[str, list[Result]] = {}
+    for stack in stacks:
+        if stack == platform.info.prometheus_release:
+            results[stack] = run(platform, faults, kinds, seed, timeout)
+            continue
+        with ExtraPrometheus(stack, platform.file_sd_dir, RUN_DIR / f"prometheus-{stack}") as extra:
+            log(f"latency: {stack} at {extra.url}")
+            results[stack] = run(platform, faults, kinds, seed, timeout, prometheus_url=extra.url)
+    return results
+
+
+def render_stacks(results: dict[str, list[Result]], platform_release: str, started: datetime,
+                  argv: list[str]) -> str:
+    lines = section_header("2b. Detection latency per monitoring stack", "detection_latency", started, argv)
+    lines += [
+        "As section 2 (interval 2 s, scrape 1 s, tikv_sim's fast PD), with the TiKVCluster reading a Prometheus of "
+        f"each release started beside the platform's ({platform_release}), scraping the same targets. "
+        "VictoriaMetrics keeps its default -search.latencyOffset (30 s): its data is that old (rule 25). Seconds.",
+        "",
+    ]
+    rows = []
+    for stack, per_kind in results.items():
+        for r in per_kind:
+            invariant = "store_down" if r.kind == "stop-store" else "low_disk_space"
+            for label, values in (("fault -> Open", [e.detect_s for e in r.events]),
+                                  ("recovery -> Resolved", [e.resolve_s for e in r.events])):
+                s = summarize(values)
+                rows.append([stack, invariant, label, str(s.n), fmt(s.p50), fmt(s.maximum),
+                             str(len(r.failures)), f"{load_text(r.load_before)} → {load_text(r.load_after)}"])
+    lines.append(table(["stack", "invariant", "figure", "n", "p50 s", "max s", "failed", "load 1/5/15 before → after"],
+                       rows))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faults", type=int, default=20, help="faults (and recoveries) per kind")
     parser.add_argument("--kinds", default="stop-store,disk")
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=20.0, help="give up on one event after this long")
+    parser.add_argument("--stack", default="", help=f"comma-separated releases of {', '.join(PROMETHEUS_RELEASES)}: "
+                        "measure each (section detection_latency_stacks); a 30 s latency offset needs --timeout 60")
     args = parser.parse_args(argv)
+    if args.stack:
+        stacks = args.stack.split(",")
+        unknown = [s for s in stacks if s not in PROMETHEUS_RELEASES]
+        if unknown:
+            parser.error(f"--stack {','.join(unknown)}: not one of {', '.join(PROMETHEUS_RELEASES)}")
+        with benchmark("detection_latency", argv) as session:
+            per_stack = run_stacks(session.platform, stacks, args.faults, args.kinds.split(","), args.seed,
+                                   args.timeout)
+            release = session.platform.info.prometheus_release
+        return publish("detection_latency_stacks", render_stacks(per_stack, release, session.started, session.argv))
     with benchmark("detection_latency", argv) as session:
         results = run(session.platform, args.faults, args.kinds.split(","), args.seed, args.timeout)
     return publish("detection_latency", render(results, session.started, session.argv))

