@@ -106,7 +106,7 @@ def provision(cache: Path, releases: list[Release]) -> None:
     _apt_get(apt, "update", "-q")
     for release in wanted:
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            _apt_get(apt, "download", f"{release.package}={release.version}", cwd=tmp)
+            _apt_get(apt, "download", f"{release.package}={_available(apt, release)}", cwd=tmp)
             debs = list(Path(tmp).glob("*.deb"))
             if len(debs) != 1:
                 raise PlatformError(f"apt-get download {release.package}={release.version} gave {debs}")
@@ -119,6 +119,35 @@ def provision(cache: Path, releases: list[Release]) -> None:
             partial.replace(target)
         if not binary(cache, release).exists():
             raise PlatformError(f"{release.describe()} has no /usr/bin/{release.program}")
+
+
+def series(version: str, kind: str = "prometheus") -> str:
+    """The upstream release series of a Debian version: "3.5.3+ds1-6" -> "3.5.", "0.33.1-5" -> "0.33.".
+    VictoriaMetrics has no long-lived minor series (a minor a month, all 1.x compatible): its series is "1."."""
+    return ".".join(version.split(".")[:1 if kind == "victoriametrics" else 2]) + "."
+
+
+def pick_version(pinned: str, offered: list[str], kind: str = "prometheus") -> str | None:
+    """The pinned version when the mirror still has it; else the newest the mirror offers of the same upstream
+    series (sid replaces a build at its next upload and the mirror keeps only the newest, so a pin of sid's would
+    otherwise break every new machine); None when the series is gone. `offered` is newest first, as apt lists."""
+    if pinned in offered:
+        return pinned
+    return next((v for v in offered if v.startswith(series(pinned, kind))), None)
+
+
+def _available(apt: list[str], release: Release) -> str:
+    result = subprocess.run(["apt-cache", *apt, "madison", release.package], capture_output=True, text=True,
+                            check=False)
+    offered = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.count("|") >= 2]
+    version = pick_version(release.version, offered, release.kind)
+    if version is None:
+        raise PlatformError(f"{release.describe()}: Debian {release.suite} no longer has the "
+                            f"{series(release.version, release.kind)}x "
+                            f"series (it offers {', '.join(offered) or 'nothing'}): update hack/stacks.py")
+    if version != release.version:
+        log(f"{release.describe()} is gone from Debian {release.suite}: using {version} of the same series")
+    return version
 
 
 def _apt_options(cache: Path, suites: list[str]) -> list[str]:

@@ -71,3 +71,12 @@ def test_victoriametrics_scrapes_the_same_jobs_with_a_config_its_strict_parser_t
     assert st.ready_path(vm) == "/health"
     assert st.ready_path(prometheus) == "/-/ready"
     assert st.binary(tmp_path, st.PROMETHEUS_RELEASES["2.42"]) == Path("/usr/bin/prometheus")
+
+
+def test_a_pin_sid_replaced_falls_back_to_the_newest_build_of_its_series_and_never_to_another(
+        st: ModuleType) -> None:
+    assert st.pick_version("3.5.3+ds1-6", ["3.5.3+ds1-6", "3.4.0-1"]) == "3.5.3+ds1-6"
+    assert st.pick_version("3.5.3+ds1-6", ["3.6.0+ds1-1", "3.5.4+ds1-1", "3.5.3+ds1-7"]) == "3.5.4+ds1-1"
+    assert st.pick_version("0.33.1-5", ["0.34.0-1"]) is None
+    assert st.pick_version("1.145.0+ds1-2", ["1.146.1+ds1-1"], "victoriametrics") == "1.146.1+ds1-1"
+    assert st.pick_version("1.145.0+ds1-2", ["2.0.0-1"], "victoriametrics") is None
