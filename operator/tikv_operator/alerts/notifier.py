@@ -22,7 +22,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tikv_operator import self_metrics
 from tikv_operator.alerts.alertmanager import AlertmanagerClient, DeliveryError
 from tikv_operator.alerts.core.delivery import (
-    SILENCED_PHASES,
     Alert,
     AlertContext,
     AlertPolicy,
@@ -31,11 +30,13 @@ from tikv_operator.alerts.core.delivery import (
     Sent,
     SilenceOp,
     TargetHealth,
+    held_back,
     is_our_silence,
     plan_sends,
     silence_body,
     silence_matchers,
     silence_ops,
+    silenced,
     superseded,
     ticket_alert,
     watchdog_alert,
@@ -215,7 +216,11 @@ class Notifier:
         used = False
         for registration in self._users(key):
             used = True
-            for ticket in registration.tickets():
+            tickets = list(registration.tickets())
+            by_name = {t.name: t for t in tickets}
+            for ticket in tickets:
+                if held_back(ticket, by_name):
+                    continue  # rule 26: its cause pages for it
                 alert = ticket_alert(ticket, registration.context, now, self.policy)
                 if alert is not None:
                     alerts.append(alert)
@@ -343,13 +348,13 @@ class Notifier:
         for registration in self._users(target.key):
             namespace = registration.context.namespace
             for ticket in registration.tickets():
-                if not ticket.silences and ticket.phase not in SILENCED_PHASES and not any(
+                if not ticket.silences and not silenced(ticket) and not any(
                         k[0] == namespace and k[1] == ticket.name for k in self._silences):
                     continue  # the common case, without building anything
                 view = replace(ticket, silences=self._recorded(namespace, ticket))
                 gone: set[str] = set()
                 recorded = view.silences.get(target.url)
-                if recorded and view.phase in SILENCED_PHASES:
+                if recorded and silenced(view):
                     if present is None and self._silences_due(target, now):
                         # One list per resend interval, not one request per ticket: an Alertmanager restarted
                         # without storage has forgotten the silences of acknowledged tickets.

@@ -28,7 +28,8 @@ from tikv_operator.tickets.core.ticket import TicketView
 
 ALERTNAME = "alertname"
 WATCHDOG = "TiKVOperatorWatchdog"
-# Phases in which a person has taken the ticket: its notifications are silenced.
+# Phases in which a person may have taken the ticket. Acknowledged always silences; Diagnosed only when a person
+# set it: the operator's Diagnosed carries a diagnosis and silences nothing (rule 27, `silenced`).
 SILENCED_PHASES = frozenset({Phase.ACKNOWLEDGED, Phase.DIAGNOSED})
 SILENCE_CREATOR = "tikv-operator"
 DESCRIPTION_CHARS = 400
@@ -102,6 +103,39 @@ def alert_labels(ticket: TicketView, context: AlertContext) -> dict[str, str]:
     return labels
 
 
+def silenced(ticket: TicketView) -> bool:
+    """Rule 27: a person's acknowledgement silences a ticket's page; a diagnosis alone never does. The operator
+    writes Diagnosed only with a diagnosis, so a Diagnosed ticket without one is a person's (kubectl patch, an
+    older operator) and keeps the silence it always had."""
+    return ticket.phase == Phase.ACKNOWLEDGED or (ticket.phase == Phase.DIAGNOSED and not ticket.operator_diagnosed)
+
+
+def held_back(ticket: TicketView, tickets: Mapping[str, TicketView]) -> bool:
+    """Rule 26: a symptom does not page while the ticket named as its cause is open (the cause pages for both).
+    `tickets`: the cluster's tickets by name. A cause that resolved or is gone no longer holds it: the symptom
+    pages on its own at the next delivery, before the next check clears its `cause`. Its alert, if one went out
+    before the cause was known, is sent resolved (plan_sends: no longer desired), so one incident stays one page."""
+    if ticket.cause is None or not ticket.active or ticket.cause.ticket == ticket.name:
+        return False
+    cause = tickets.get(ticket.cause.ticket)
+    return cause is not None and cause.active
+
+
+def _diagnosis_annotations(ticket: TicketView) -> dict[str, str]:
+    """What the page says of correlation: a cause's diagnosis and the tickets it explains (rule 27), a symptom's
+    cause (rule 26; seen only once the cause resolved, since until then the symptom does not page)."""
+    out: dict[str, str] = {}
+    if ticket.diagnosis is not None:
+        out["diagnosis"] = ticket.diagnosis.summary[:DESCRIPTION_CHARS * 2]
+        if ticket.diagnosis.explains:
+            out["explains"] = ", ".join(e.ticket for e in ticket.diagnosis.explains)[:DESCRIPTION_CHARS * 2]
+        if ticket.diagnosis.runbook:
+            out["diagnosis_runbook"] = ticket.diagnosis.runbook
+    if ticket.cause is not None:
+        out["cause"] = f"{ticket.cause.ticket} ({ticket.cause.rule})"
+    return out
+
+
 def describe(ticket: TicketView) -> str:
     """The evidence in a line or two: the observed values, not the queries behind them."""
     parts = [f"{key}={value}" for key, value in (ticket.evidence or {}).items()
@@ -136,7 +170,7 @@ def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, polic
             return None
         ends, firing = max(resolved, starts), False
     annotations = {"summary": ticket.message or f"{ticket.invariant} {ticket.store}".strip(),
-                   "description": describe(ticket)}
+                   "description": describe(ticket), **_diagnosis_annotations(ticket)}
     # The runbooks (docs/runbooks) are the built-in invariants'; a cluster's own invariants have none there.
     if policy.runbook_url and ticket.invariant in INVARIANT_NAMES:
         annotations["runbook_url"] = policy.runbook_url.replace("{invariant}", ticket.invariant)
@@ -220,13 +254,14 @@ class SilenceOp:
 
 
 def silence_ops(ticket: TicketView, alertmanagers: Iterable[str], gone: Collection[str] = ()) -> list[SilenceOp]:
-    """Acknowledge = silence (reference/alerting.md 1.3): an Acknowledged (or Diagnosed) ticket has a
-    silence on every Alertmanager it is sent to; any other phase has none (a resolved ticket's silence is
+    """Acknowledge = silence (reference/alerting.md 1.3): an Acknowledged ticket (or one a person marked
+    Diagnosed; rule 27, `silenced`) has a silence on every Alertmanager it is sent to; any other has none
+    (a resolved ticket's silence is
     expired, so the identity pages again if it comes back). `gone`: recorded silence ids their Alertmanager no
     longer has at all (it restarted without its storage): made again. One it has as expired is not: a
     silence ends after silenceDuration on purpose."""
     recorded = {url: silence_id for url, silence_id in ticket.silences.items() if silence_id not in gone}
-    if ticket.phase in SILENCED_PHASES:
+    if silenced(ticket):
         return [SilenceOp("create", url, ticket.name) for url in alertmanagers if url not in recorded]
     return [SilenceOp("expire", url, ticket.name, silence_id) for url, silence_id in sorted(recorded.items())]
 
