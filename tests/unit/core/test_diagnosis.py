@@ -250,11 +250,12 @@ def test_a_persons_diagnosed_and_acknowledged_are_kept() -> None:
     assert "diagnosis" in cause_op.status
 
 
-def test_a_cause_that_resolves_leaves_its_symptom_without_a_cause() -> None:
+def test_a_resolved_cause_stays_named_and_a_deleted_one_is_cleared() -> None:
     symptom = ticket("high_latency", "1", cause=TicketCause(ticket="basic-store-down-s4-1", invariant="store_down",
                                                             store="4", rule="store-down-others-latency"))
-    resolved = down(phase="Resolved")
-    plan = amended([violated("high_latency", "1")], [resolved, symptom])
+    plan = amended([violated("high_latency", "1")], [down(phase="Resolved", resolved_at=T0), symptom])
+    assert [op for op in plan.operations if op.name == symptom.name] == []
+    plan = amended([violated("high_latency", "1")], [symptom])  # past its retention: deleted
     (op,) = [op for op in plan.operations if op.name == symptom.name]
     assert op.status == {"cause": None}  # type: ignore[union-attr]
 
@@ -264,16 +265,24 @@ def test_a_cause_that_resolves_leaves_its_symptom_without_a_cause() -> None:
 CONTEXT = AlertContext(namespace="ns", cluster="basic")
 
 
-def test_a_symptom_is_held_back_while_its_cause_is_open_and_pages_at_once_after() -> None:
+def test_a_symptom_is_held_back_while_its_cause_is_open_and_pages_once_a_check_judged_it_after() -> None:
     cause = down()
     symptom = ticket("high_latency", "1", cause=TicketCause(ticket=cause.name, invariant="store_down", store="4",
                                                             rule="store-down-others-latency"))
-    assert held_back(symptom, {cause.name: cause, symptom.name: symptom})
-    assert held_back(symptom, {cause.name: down(phase="Acknowledged")})
-    # The cause resolved, or is gone: it pages on its own, before any check clears its cause.
-    assert not held_back(symptom, {cause.name: down(phase="Resolved")})
-    assert not held_back(symptom, {})
-    assert not held_back(ticket("high_latency", "1"), {cause.name: cause})
+    settle = timedelta(seconds=20)
+    assert held_back(symptom, {cause.name: cause, symptom.name: symptom}, T0, settle)
+    assert held_back(symptom, {cause.name: down(phase="Acknowledged")}, T0, settle)
+    # The cause resolved: a check may still resolve the symptom within `settle`; after it, the symptom pages.
+    gone = down(phase="Resolved", resolved_at=T0)
+    assert held_back(symptom, {cause.name: gone}, T0 + timedelta(seconds=19), settle)
+    assert not held_back(symptom, {cause.name: gone}, T0 + timedelta(seconds=20), settle)
+    assert not held_back(symptom, {cause.name: gone}, T0)  # no settle: at once
+    assert not held_back(symptom, {}, T0, settle)  # a cause that is gone holds nothing
+    assert not held_back(ticket("high_latency", "1"), {cause.name: cause}, T0, settle)
+    alert = ticket_alert(symptom, CONTEXT, T0, AlertPolicy(), {cause.name: gone})
+    assert alert is not None
+    assert alert.annotations["cause"] == (f"{cause.name} (store-down-others-latency), resolved at "
+                                          f"{to_rfc3339(T0)}: this ticket outlived its cause")
     alert = ticket_alert(symptom, CONTEXT, T0, AlertPolicy())
     assert alert is not None
     assert alert.annotations["cause"] == f"{cause.name} (store-down-others-latency)"

@@ -33,6 +33,8 @@ WATCHDOG = "TiKVOperatorWatchdog"
 SILENCED_PHASES = frozenset({Phase.ACKNOWLEDGED, Phase.DIAGNOSED})
 SILENCE_CREATOR = "tikv-operator"
 DESCRIPTION_CHARS = 400
+# Check intervals a symptom whose cause resolved waits for a check that judges it again (rule 26).
+SETTLE_CHECKS = 2
 # The least urgent severity a ticket rises from: store_down opens as a warning (Disconnected is never more than
 # a warning) and rises when PD calls the store Down; nothing opens at info and rises.
 RISES_FROM = "warning"
@@ -65,6 +67,8 @@ class AlertContext:
     labels: Mapping[str, str] = field(default_factory=dict)
     pd_url: str = ""
     prometheus_url: str = ""
+    # How long a symptom whose cause resolved still waits for a check to judge it again (rule 26).
+    settle: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -110,18 +114,25 @@ def silenced(ticket: TicketView) -> bool:
     return ticket.phase == Phase.ACKNOWLEDGED or (ticket.phase == Phase.DIAGNOSED and not ticket.operator_diagnosed)
 
 
-def held_back(ticket: TicketView, tickets: Mapping[str, TicketView]) -> bool:
+def held_back(ticket: TicketView, tickets: Mapping[str, TicketView], now: datetime,
+              settle: timedelta = timedelta(0)) -> bool:
     """Rule 26: a symptom does not page while the ticket named as its cause is open (the cause pages for both).
-    `tickets`: the cluster's tickets by name. A cause that resolved or is gone no longer holds it: the symptom
-    pages on its own at the next delivery, before the next check clears its `cause`. Its alert, if one went out
-    before the cause was known, is sent resolved (plan_sends: no longer desired), so one incident stays one page."""
+    `tickets`: the cluster's tickets by name. Once the cause resolved, the symptom waits at most `settle` (two of
+    the cluster's check intervals, SETTLE_CHECKS): time for a check to judge it again, since a symptom measured
+    through Prometheus clears a scrape or two after its cause. Still open after that, it pages on its own at the
+    next delivery. A cause that is gone holds nothing. An alert of the symptom that went out before its cause was
+    known is sent resolved (plan_sends: no longer desired), so one incident stays one page."""
     if ticket.cause is None or not ticket.active or ticket.cause.ticket == ticket.name:
         return False
     cause = tickets.get(ticket.cause.ticket)
-    return cause is not None and cause.active
+    if cause is None:
+        return False
+    if cause.active:
+        return True
+    return cause.resolved_at is not None and now - cause.resolved_at < settle
 
 
-def _diagnosis_annotations(ticket: TicketView) -> dict[str, str]:
+def _diagnosis_annotations(ticket: TicketView, tickets: Mapping[str, TicketView]) -> dict[str, str]:
     """What the page says of correlation: a cause's diagnosis and the tickets it explains (rule 27), a symptom's
     cause (rule 26; seen only once the cause resolved, since until then the symptom does not page)."""
     out: dict[str, str] = {}
@@ -133,6 +144,9 @@ def _diagnosis_annotations(ticket: TicketView) -> dict[str, str]:
             out["diagnosis_runbook"] = ticket.diagnosis.runbook
     if ticket.cause is not None:
         out["cause"] = f"{ticket.cause.ticket} ({ticket.cause.rule})"
+        cause = tickets.get(ticket.cause.ticket)
+        if cause is not None and not cause.active and cause.resolved_at is not None:
+            out["cause"] += f", resolved at {to_rfc3339(cause.resolved_at)}: this ticket outlived its cause"
     return out
 
 
@@ -156,9 +170,11 @@ def generator_url(ticket: TicketView, context: AlertContext) -> str:
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else ""
 
 
-def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, policy: AlertPolicy) -> Alert | None:
+def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, policy: AlertPolicy,
+                 tickets: Mapping[str, TicketView] | None = None) -> Alert | None:
     """The alert of a ticket now, or None when there is nothing (more) to send: its status not written yet
-    (the next check writes it), or resolved longer ago than the retention."""
+    (the next check writes it), or resolved longer ago than the retention. `tickets`: the cluster's, by name (what
+    the page says of a cause)."""
     if ticket.phase is None or not ticket.severity:
         return None
     starts = ticket.first_seen or ticket.created or now
@@ -170,7 +186,7 @@ def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, polic
             return None
         ends, firing = max(resolved, starts), False
     annotations = {"summary": ticket.message or f"{ticket.invariant} {ticket.store}".strip(),
-                   "description": describe(ticket), **_diagnosis_annotations(ticket)}
+                   "description": describe(ticket), **_diagnosis_annotations(ticket, tickets or {})}
     # The runbooks (docs/runbooks) are the built-in invariants'; a cluster's own invariants have none there.
     if policy.runbook_url and ticket.invariant in INVARIANT_NAMES:
         annotations["runbook_url"] = policy.runbook_url.replace("{invariant}", ticket.invariant)

@@ -4,7 +4,7 @@ After `tickets.core.lifecycle.plan_check` has decided what opens, refreshes and 
 tickets as they will be (the ones opening included) and
 
 - names each symptom's cause in its `status.cause` (rule 26), in the same write that opens it, so its first
-  delivery already knows it is explained; a cause named no longer is cleared;
+  delivery already knows it is explained;
 - holds a symptom's opening back while the violation that would explain it is still in its grace period
   (the symptom's grace clock keeps running, and it opens at the next check if the cause does not);
 - moves an Open cause that explains tickets to Diagnosed with its `status.diagnosis` (rule 27), and keeps that
@@ -142,14 +142,17 @@ def amend_plan(plan: Plan, tickets: Iterable[TicketView], findings: Iterable[Fin
         else:
             extra[index - len(ops)] = merged
 
-    # Rule 26: each symptom names its cause; a cause no longer there is no longer named.
+    # Rule 26: each symptom names its open cause. A cause that resolved stays named (delivery pages the symptom
+    # on its own once a check could judge it again, and the page says what it outlived); one that is gone, or
+    # that a reopened symptom had the last time, is no longer named.
+    reopened = {name for name, t in existing.items() if not t.active and name in after}
     for ticket in after.values():
         found: Explained | None = correlation.get(ticket.name)
         current = existing[ticket.name].cause if ticket.name in existing else None
         if found is not None:
             if current is None or (current.ticket, current.rule) != (found.cause.name, found.link.rule):
                 add(ticket.name, _status(cause=found.cause_field(now)))
-        elif current is not None:
+        elif current is not None and (current.ticket not in existing or ticket.name in reopened):
             add(ticket.name, _status(cause=None))
 
     # Rule 27: a cause that explains tickets carries its diagnosis; an Open one becomes Diagnosed. A person's
