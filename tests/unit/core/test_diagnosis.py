@@ -279,6 +279,11 @@ def test_a_symptom_is_held_back_while_its_cause_is_open_and_pages_once_a_check_j
     assert not held_back(symptom, {cause.name: gone}, T0)  # no settle: at once
     assert not held_back(symptom, {}, T0, settle)  # a cause that is gone holds nothing
     assert not held_back(ticket("high_latency", "1"), {cause.name: cause}, T0, settle)
+    # A region gauge clears at the leaders' next region heartbeat: a minute more.
+    regions = ticket("region_down_peer", cause=TicketCause(ticket=cause.name, invariant="store_down", store="4",
+                                                           rule="store-down-regions"))
+    assert held_back(regions, {cause.name: gone}, T0 + timedelta(seconds=79), settle)
+    assert not held_back(regions, {cause.name: gone}, T0 + timedelta(seconds=80), settle)
     alert = ticket_alert(symptom, CONTEXT, T0, AlertPolicy(), {cause.name: gone})
     assert alert is not None
     assert alert.annotations["cause"] == (f"{cause.name} (store-down-others-latency), resolved at "

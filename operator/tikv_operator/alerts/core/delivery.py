@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from tikv_operator.checks.core.catalogue import INVARIANT_NAMES
+from tikv_operator.diagnosis.core.causes import LINKS_BY_RULE
 from tikv_operator.model.cluster_resource import RESERVED_ALERT_LABELS
 from tikv_operator.model.timestamps import to_rfc3339
 from tikv_operator.model.vocabulary import SEVERITIES, Phase
@@ -118,10 +119,11 @@ def held_back(ticket: TicketView, tickets: Mapping[str, TicketView], now: dateti
               settle: timedelta = timedelta(0)) -> bool:
     """Rule 26: a symptom does not page while the ticket named as its cause is open (the cause pages for both).
     `tickets`: the cluster's tickets by name. Once the cause resolved, the symptom waits at most `settle` (two of
-    the cluster's check intervals, SETTLE_CHECKS): time for a check to judge it again, since a symptom measured
-    through Prometheus clears a scrape or two after its cause. Still open after that, it pages on its own at the
-    next delivery. A cause that is gone holds nothing. An alert of the symptom that went out before its cause was
-    known is sent resolved (plan_sends: no longer desired), so one incident stays one page."""
+    the cluster's check intervals, SETTLE_CHECKS) plus the time its link says such a symptom takes to clear
+    (`clears_within`: a region heartbeat for the region gauges): time for a check to see it cleared, since a
+    symptom measured through Prometheus clears a scrape or a heartbeat after its cause. Still open after that, it
+    pages on its own at the next delivery. A cause that is gone holds nothing. An alert of the symptom that went
+    out before its cause was known is sent resolved (plan_sends: no longer desired): one incident, one page."""
     if ticket.cause is None or not ticket.active or ticket.cause.ticket == ticket.name:
         return False
     cause = tickets.get(ticket.cause.ticket)
@@ -129,7 +131,9 @@ def held_back(ticket: TicketView, tickets: Mapping[str, TicketView], now: dateti
         return False
     if cause.active:
         return True
-    return cause.resolved_at is not None and now - cause.resolved_at < settle
+    link = LINKS_BY_RULE.get(ticket.cause.rule)
+    clears_within = link.clears_within if link is not None else timedelta(0)
+    return cause.resolved_at is not None and now - cause.resolved_at < settle + clears_within
 
 
 def _diagnosis_annotations(ticket: TicketView, tickets: Mapping[str, TicketView]) -> dict[str, str]:

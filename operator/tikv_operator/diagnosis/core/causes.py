@@ -26,6 +26,7 @@ DEFAULT_WINDOW = timedelta(minutes=10)
 # nor its critical errors (they may be why it went down).
 _STORE_METRICS = frozenset({"high_latency", "raft_log_lag", "raft_append_slow", "raft_apply_slow", "write_stall",
                             "store_slow", "store_leader_lost"})
+_REGION_HEARTBEAT = timedelta(minutes=1)
 _REGIONS = frozenset({"region_down_peer", "region_miss_peer", "region_pending_peer"})
 
 
@@ -37,13 +38,17 @@ class Link:
     where: Where
     says: str
     window: timedelta = DEFAULT_WINDOW
+    # How long after its cause resolved the symptom may take to clear by itself, beyond the checks that judge it:
+    # the region gauges move only at the leaders' next region heartbeat (TiKV's pd-heartbeat-tick-interval, 1m).
+    clears_within: timedelta = timedelta(0)
 
 
 LINKS: tuple[Link, ...] = (
     Link("crash-loop", "store_restarted", frozenset({"store_down"}), "same-store",
          "a crash-looping store is Disconnected or Down between its restarts"),
     Link("store-down-regions", "store_down", _REGIONS, "cluster",
-         "a store that is not heartbeating leaves its regions' peers down, missing or pending"),
+         "a store that is not heartbeating leaves its regions' peers down, missing or pending",
+         clears_within=_REGION_HEARTBEAT),
     Link("store-down-own-metrics", "store_down", _STORE_METRICS, "same-store",
          "a store that is not heartbeating has stale or broken metrics of its own"),
     Link("store-down-others-latency", "store_down", frozenset({"high_latency"}), "other-stores",
@@ -52,7 +57,8 @@ LINKS: tuple[Link, ...] = (
                                                    "high_latency", "store_low_space"}), "same-store",
          "a full disk stalls RocksDB's writes and slows the Raft log's append and apply"),
     Link("pd-leader-flapping", "pd_leader_flapping", frozenset({"pd_unreachable"}) | _REGIONS, "cluster",
-         "PD is briefly unreachable while its leader changes, and its region gauges are read from a new leader"),
+         "PD is briefly unreachable while its leader changes, and its region gauges are read from a new leader",
+         clears_within=_REGION_HEARTBEAT),
 )
 
 CAUSES: frozenset[str] = frozenset(link.cause for link in LINKS)
