@@ -322,3 +322,12 @@ def test_acknowledging_the_operators_diagnosed_silences_it_and_a_persons_is_alre
     assert decision.effect == Effect.CHANGED
     assert decision.status_patch == {"status": {"phase": "Acknowledged"}}
     assert decide_ack(down(phase="Diagnosed")).effect == Effect.ALREADY
+
+
+def test_the_text_chart_draws_a_held_series_and_says_plainly_when_there_is_none() -> None:
+    from tikv_operator.cli.tickets_output import _chart
+
+    series = [[1764000000, 10], [1764000060, 80], [1764000120, 24]]
+    assert _chart({"series": series}) == ["▁█▂  10 .. 80  (16:00:00 to 16:02:00 UTC)"]
+    assert _chart({"query": "up"}) == ["no series available: the ticket keeps the values judged at detection, not "
+                                       "their history; its query, for Prometheus' graph: up"]
