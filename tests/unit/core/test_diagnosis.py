@@ -331,3 +331,14 @@ def test_the_text_chart_draws_a_held_series_and_says_plainly_when_there_is_none(
     assert _chart({"series": series}) == ["▁█▂  10 .. 80  (16:00:00 to 16:02:00 UTC)"]
     assert _chart({"query": "up"}) == ["no series available: the ticket keeps the values judged at detection, not "
                                        "their history; its query, for Prometheus' graph: up"]
+
+
+def test_docs_diagnosis_md_lists_the_catalogue_as_it_is() -> None:
+    from pathlib import Path
+
+    where = {"same-store": "the same store", "other-stores": "the other stores", "cluster": "the cluster"}
+    rows = [f"| `{link.rule}` | `{link.cause}` | {', '.join(f'`{s}`' for s in sorted(link.symptoms))} | "
+            f"{where[link.where]} |" for link in LINKS]
+    text = (Path(__file__).parents[3] / "docs" / "diagnosis.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| `") and line.count("|") == 5]
+    assert table == rows
