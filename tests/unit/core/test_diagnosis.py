@@ -39,6 +39,7 @@ def ticket(invariant: str, store: str = "", n: int = 1, phase: str | None = "Ope
     name = f"basic-{invariant.replace('_', '-')}" + (f"-s{store}" if store else "") + f"-{n}"
     recorded = {"labels": {"tikvops.io/phase": (phase or "Open").lower(), "tikvops.io/held": "false"},
                 "annotations": {"tikvops.io/recorded": f"{phase or 'Open'}/unheld"}}  # as the operator left it
+    recorded |= {k: kw.pop(k) for k in ("labels", "annotations") if k in kw}
     return TicketView(name=name, cluster="basic", invariant=invariant, store=store, phase=phase, **recorded,
                       severity=kw.pop("severity", "critical"), first_seen=first_seen, last_seen=first_seen,
                       created=first_seen, resource_version="1", **kw)
@@ -342,3 +343,19 @@ def test_docs_diagnosis_md_lists_the_catalogue_as_it_is() -> None:
     text = (Path(__file__).parents[3] / "docs" / "diagnosis.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("| `") and line.count("|") == 5]
     assert table == rows
+
+
+def test_the_operators_own_diagnosed_seen_before_its_record_is_no_persons_edit() -> None:
+    from tikv_operator.tickets.core.lifecycle import react_to_edit
+
+    mid_write = down(phase="Diagnosed", diagnosis=TicketDiagnosis(summary="s"),
+                     annotations={"tikvops.io/recorded": "Open/unheld"})
+    op = react_to_edit(mid_write, T0)
+    assert op is not None
+    assert op.event is None
+    assert op.annotations == {"tikvops.io/recorded": "Diagnosed/unheld"}
+    persons = down(phase="Diagnosed", annotations={"tikvops.io/recorded": "Open/unheld"})
+    op = react_to_edit(persons, T0)
+    assert op is not None
+    assert op.event is not None
+    assert op.event.reason == "TicketDiagnosed"
