@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tikv_operator.diagnosis.core.causes import LINKS, Link
+from tikv_operator.diagnosis.core.causes import CAUSES, LINKS, Link
 from tikv_operator.model.durations import format_duration
 from tikv_operator.model.ticket_resource import ExplainedTicket, TicketCause, TicketDiagnosis
 from tikv_operator.model.timestamps import from_rfc3339, to_rfc3339
@@ -72,9 +72,11 @@ def explain(symptom: TicketView, causes: Iterable[TicketView]) -> tuple[TicketVi
 def correlate(tickets: Iterable[TicketView]) -> dict[str, Explained]:
     """Open ticket name -> its cause, for every open ticket the catalogue explains by another open ticket."""
     active = [t for t in tickets if t.active]
+    # Only tickets of a cause's invariant can explain anything: a cluster's hundreds of tickets are few causes.
+    causes = [t for t in active if t.invariant in CAUSES]
     out: dict[str, Explained] = {}
     for ticket in active:
-        found = explain(ticket, active)
+        found = explain(ticket, causes)
         if found is not None:
             out[ticket.name] = Explained(ticket, found[0], found[1])
     return out
