@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tikv_operator import self_metrics
 from tikv_operator.alerts.alertmanager import AlertmanagerClient, DeliveryError
 from tikv_operator.alerts.core.delivery import (
-    SILENCED_PHASES,
+    SETTLE_CHECKS,
     Alert,
     AlertContext,
     AlertPolicy,
@@ -31,11 +31,13 @@ from tikv_operator.alerts.core.delivery import (
     Sent,
     SilenceOp,
     TargetHealth,
+    held_back,
     is_our_silence,
     plan_sends,
     silence_body,
     silence_matchers,
     silence_ops,
+    silenced,
     superseded,
     ticket_alert,
     watchdog_alert,
@@ -134,8 +136,9 @@ class Notifier:
 
     def register(self, namespace: str, name: str, spec: TiKVClusterSpec, tickets: Tickets,
                  credentials: AlertmanagerCredentials = NO_ALERTMANAGER_CREDENTIALS, problem: str = "",
-                 timeout_s: float | None = None) -> None:
-        """`timeout_s`: spec.alertmanager.timeout as the cluster's settings parsed it (else parsed here)."""
+                 timeout_s: float | None = None, check_interval: timedelta | None = None) -> None:
+        """`timeout_s`: spec.alertmanager.timeout as the cluster's settings parsed it (else parsed here).
+        `check_interval`: the cluster's; a symptom whose cause resolved waits that long twice (rule 26)."""
         am = spec.alertmanager
         disabled = am is not None and not am.enabled
         urls: tuple[str, ...] = () if disabled else (tuple(am.urls) if am and am.urls else self.default_urls)
@@ -152,7 +155,10 @@ class Notifier:
         elif not problem:
             for key in keys:
                 self._target(key, credentials)
-        context = AlertContext(namespace, name, dict(am.labels) if am else {}, spec.pd.url, spec.prometheus.url)
+        previous_settle = previous.context.settle if previous is not None else timedelta(0)
+        settle = SETTLE_CHECKS * check_interval if check_interval is not None else previous_settle
+        context = AlertContext(namespace, name, dict(am.labels) if am else {}, spec.pd.url, spec.prometheus.url,
+                               settle)
         self.clusters[(namespace, name)] = Registration(context, keys, tickets, disabled, problem)
 
     def registered(self, namespace: str, name: str) -> bool:
@@ -215,8 +221,12 @@ class Notifier:
         used = False
         for registration in self._users(key):
             used = True
-            for ticket in registration.tickets():
-                alert = ticket_alert(ticket, registration.context, now, self.policy)
+            tickets = list(registration.tickets())
+            by_name = {t.name: t for t in tickets}
+            for ticket in tickets:
+                if held_back(ticket, by_name, now, registration.context.settle):
+                    continue  # rule 26: its cause pages for it
+                alert = ticket_alert(ticket, registration.context, now, self.policy, by_name)
                 if alert is not None:
                     alerts.append(alert)
                     alerts.extend(superseded(alert, now))
@@ -343,13 +353,13 @@ class Notifier:
         for registration in self._users(target.key):
             namespace = registration.context.namespace
             for ticket in registration.tickets():
-                if not ticket.silences and ticket.phase not in SILENCED_PHASES and not any(
+                if not ticket.silences and not silenced(ticket) and not any(
                         k[0] == namespace and k[1] == ticket.name for k in self._silences):
                     continue  # the common case, without building anything
                 view = replace(ticket, silences=self._recorded(namespace, ticket))
                 gone: set[str] = set()
                 recorded = view.silences.get(target.url)
-                if recorded and view.phase in SILENCED_PHASES:
+                if recorded and silenced(view):
                     if present is None and self._silences_due(target, now):
                         # One list per resend interval, not one request per ticket: an Alertmanager restarted
                         # without storage has forgotten the silences of acknowledged tickets.

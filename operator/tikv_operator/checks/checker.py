@@ -21,6 +21,7 @@ from tikv_operator.checks.core.invariants import evaluate
 from tikv_operator.checks.core.observation import Observation
 from tikv_operator.checks.core.settings import ClusterSettings
 from tikv_operator.checks.core.store_memory import EMPTY, StoreMemory, remember
+from tikv_operator.diagnosis.core.amend import amend_plan
 from tikv_operator.kube.writer import KubeWriter
 from tikv_operator.model.cluster_resource import PendingViolation, TiKVClusterStatus
 from tikv_operator.model.timestamps import from_rfc3339
@@ -100,14 +101,17 @@ class ClusterChecker:
         self.memory = remember(self._carried_memory(now, settings), observation, settings.restart_horizon)
         self.memory_carried_at = now
         findings = evaluate(observation, configs, self.memory)
+        current = list(tickets())
         carried = carried_pending(self.pending or [], self.pending_carried_at, now, settings.interval, policy)
         plan = plan_check(
             cluster=self.name, now=now, batch=f"{self.name}-{now:%Y%m%d%H%M%S}", findings=findings,
             # Read after the probes (which may take seconds): a hold or resolve made meanwhile is planned on,
             # not overwritten; one made after this line makes its ticket's patches fail with 409.
-            configs=configs, tickets=list(tickets()), pending=carried, unwritten=self.unwritten,
+            configs=configs, tickets=current, pending=carried, unwritten=self.unwritten,
             policy=policy, last_violated=self.last_violated,
         )
+        # Rules 26 and 27: symptoms name their cause, causes carry their diagnosis.
+        plan = amend_plan(plan, current, findings, now)
         applied = await self.writer.apply(self.namespace, body, plan.operations)
         self.pending, self.pending_carried_at = list(plan.pending), now
         self.last_violated = dict(plan.last_violated)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -100,7 +100,7 @@ class ClusterLoop:
     async def _check(self, settings: ClusterSettings, now: float, due: float) -> None:
         self_metrics.CHECK_LAG.observe(now - due)
         with WATCHDOG.check(self.namespace, self.name, settings.probe_timeouts_s):
-            await self._register_delivery(settings.spec, settings.alertmanager_timeout_s)
+            await self._register_delivery(settings.spec, settings.alertmanager_timeout_s, settings.interval)
             self_metrics.CHECKS.labels(self.namespace, self.name).inc()
             try:
                 result = await self.checker.check(dict(self.body), settings, self._tickets)
@@ -157,13 +157,14 @@ class ClusterLoop:
         key = (self.namespace, self.name)
         return list(self.index[key]) if key in self.index else []
 
-    async def _register_delivery(self, spec: TiKVClusterSpec, timeout_s: float | None) -> None:
+    async def _register_delivery(self, spec: TiKVClusterSpec, timeout_s: float | None,
+                                 interval: timedelta | None = None) -> None:
         """Tell the notifier where this cluster's tickets go (and with which credentials), before each check.
         `timeout_s`: spec.alertmanager.timeout as worked out already (None: the notifier works it out)."""
         credentials, problem = await load_alertmanager_credentials(
             self.services.credentials, self.namespace, spec.alertmanager)
         self.services.notifier.register(self.namespace, self.name, spec, self._tickets, credentials, problem,
-                                        timeout_s=timeout_s)
+                                        timeout_s=timeout_s, check_interval=interval)
 
     async def _note_spec_rejected(self, reason: str) -> None:
         previous = parse_status(self.body.get("status"))

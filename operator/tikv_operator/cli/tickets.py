@@ -1,4 +1,4 @@
-"""`tikv-operator tickets list|resolve|hold|unhold|ack`: the original tool's ticket commands on OperatorTickets."""
+"""`tikv-operator tickets list|show|resolve|hold|unhold|ack`: the original tool's ticket commands on OperatorTickets."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from tikv_operator.cli.tickets_output import (
     plan_unhold,
     resolve_id,
     select_tickets,
+    show_lines,
     table_columns,
     table_row,
 )
@@ -170,6 +171,30 @@ def _change(ticket_id: str, namespace: str | None, plan: Callable[[Ticket], Outc
     if outcome.is_error:
         _fail(outcome.message, outcome.exit_code)
     typer.echo(outcome.message)
+
+
+@app.command()
+def show(
+    ticket_id: TicketIdArgument,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show one ticket: its cause or diagnosis (rules 26 and 27), its history and its evidence."""
+
+    async def work() -> tuple[Ticket, Ticket | None]:
+        async with _connect() as api:
+            where = namespace or api.default_namespace
+            ticket = await _find(api, where, ticket_id)
+            cause = None
+            if ticket.status.cause is not None:
+                found = await api.get(where, ticket.status.cause.ticket)
+                cause = Ticket.from_object(found) if found is not None else None
+            return ticket, cause
+
+    try:
+        ticket, cause = _run(work())
+    except TicketLookupError as error:
+        _fail(str(error), EXIT_USER_ERROR)
+    typer.echo("\n".join(show_lines(ticket, cause)))
 
 
 @app.command()

@@ -269,3 +269,93 @@ def plan_ack(ticket: Ticket) -> Outcome:
     return _worded(decide_ack(view), f"Acknowledged ticket {view.name}",
                    f"Ticket {view.name} is already {phase_label(view.current_phase)}",
                    f"Ticket {view.name} is resolved and cannot be acknowledged")
+
+
+# ------------------------------------------------------------------------------------------ show one ticket
+
+# Evidence that is not a measured value (the query is shown on its own line).
+_NOT_VALUES = frozenset({"query", "series", "key", "source", "url"})
+
+
+def _values(evidence: Mapping[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in evidence.items()
+             if k not in _NOT_VALUES and isinstance(v, str | int | float | bool)]
+    return ", ".join(parts) or EMPTY_CELL
+
+
+def _history(ticket: Ticket) -> list[tuple[str, str]]:
+    """(time, what) from the status fields, oldest first: what the ticket itself remembers."""
+    status = ticket.status
+    events: list[tuple[str, str]] = []
+    if status.first_seen:
+        events.append((status.first_seen, "first seen"))
+    if ticket.created:
+        events.append((ticket.created, "opened"))
+    events.extend((stamp, "reopened") for stamp in status.reopened_at or [])
+    if ticket.status.cause is not None and ticket.status.cause.since:
+        events.append((ticket.status.cause.since, f"explained by {ticket.status.cause.ticket}"))
+    if status.diagnosis is not None and status.diagnosis.diagnosed_at:
+        events.append((status.diagnosis.diagnosed_at, "diagnosis written"))
+    if status.last_seen:
+        events.append((status.last_seen, f"last seen ({status.occurrences or 0} checks saw it)"))
+    if status.resolved_at:
+        note = f": {status.resolution_message}" if status.resolution_message else ""
+        events.append((status.resolved_at, f"resolved ({status.resolution or 'manual'}){note}"))
+    return sorted(events, key=lambda e: (from_rfc3339(e[0]) or datetime.min.replace(tzinfo=UTC), e[1]))
+
+
+def _chart(evidence: Mapping[str, Any]) -> list[str]:
+    """A text chart of the violated metric when the ticket holds a series ([[unix seconds, value], ...]); said
+    plainly when it does not (the operator keeps the values it judged at detection, not their history)."""
+    series = evidence.get("series")
+    points = [(float(p[0]), float(p[1])) for p in series if isinstance(p, list | tuple) and len(p) == 2
+              and all(isinstance(x, int | float) for x in p)] if isinstance(series, list) else []
+    if len(points) < 2:
+        query = evidence.get("query")
+        where = f"; its query, for Prometheus' graph: {query}" if isinstance(query, str) and query else ""
+        return [f"no series available: the ticket keeps the values judged at detection, not their history{where}"]
+    bars = "▁▂▃▄▅▆▇█"
+    low, high = min(v for _, v in points), max(v for _, v in points)
+    span = high - low or 1.0
+    line = "".join(bars[round((v - low) / span * (len(bars) - 1))] for _, v in points)
+    start = datetime.fromtimestamp(points[0][0], UTC).strftime("%H:%M:%S")
+    end = datetime.fromtimestamp(points[-1][0], UTC).strftime("%H:%M:%S")
+    return [f"{line}  {low:g} .. {high:g}  ({start} to {end} UTC)"]
+
+
+def show_lines(ticket: Ticket, cause: Ticket | None = None) -> list[str]:
+    """`tikv-operator tickets show`: one ticket with its cause or diagnosis, its history and its evidence.
+    `cause`: the ticket its status.cause names, as read now (None: none named, or it is gone)."""
+    view, status = ticket.view, ticket.status
+    where = f"store {view.store}" if view.store else "cluster-wide"
+    lines = [f"Ticket:     {view.name}",
+             f"Invariant:  {view.invariant} ({where}) of TiKVCluster {view.cluster}",
+             f"Phase:      {view.current_phase}, severity {status.severity or EMPTY_CELL}"
+             + (", held" if view.held else "") + (", flapping" if status.flapping else ""),
+             f"Message:    {status.message or EMPTY_CELL}"]
+    if status.cause is not None:
+        state = ("gone" if cause is None else "open" if cause.view.active
+                 else f"resolved {format_time(cause.status.resolved_at)}: this ticket pages on its own")
+        lines.append(f"Cause:      {status.cause.ticket} ({status.cause.invariant}"
+                     + (f", store {status.cause.store}" if status.cause.store else "")
+                     + f"; rule {status.cause.rule}), {state}")
+    if status.diagnosis is not None:
+        diagnosis = status.diagnosis
+        lines.append(f"Diagnosis:  {diagnosis.summary}")
+        for explained in diagnosis.explains:
+            lines.append(f"  explains  {explained.ticket} (rule {explained.rule})")
+        if diagnosis.pd:
+            lines.append(f"  PD        {_values(diagnosis.pd)}")
+        if diagnosis.kubernetes:
+            lines.append(f"  Kubernetes {_values(diagnosis.kubernetes)}")
+        if diagnosis.runbook:
+            lines.append(f"  runbook   {diagnosis.runbook}")
+    elif view.invariant:
+        lines.append(f"Runbook:    docs/runbooks/{view.invariant}.md")
+    lines.append("History:")
+    lines.extend(f"  {format_time(stamp)}  {what}" for stamp, what in _history(ticket))
+    evidence = status.evidence or {}
+    lines.append(f"Evidence:   {_values(evidence)}")
+    lines.append(f"Chart:      {_chart(evidence)[0]}")
+    lines.append(f"Events:     kubectl describe operatorticket {view.name}")
+    return lines

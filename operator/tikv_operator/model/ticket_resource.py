@@ -32,6 +32,41 @@ class OperatorTicketSpec(WireModel):
     )
 
 
+class TicketCause(WireModel):
+    """The open ticket that explains this one (docs/design.md rule 26): while it is open, this one does not page."""
+
+    ticket: str = Field(description="Name of the cause's OperatorTicket (same namespace).")
+    invariant: str = Field(description="The cause's invariant.")
+    store: str = Field("", description="The cause's store; empty for a cluster-wide invariant.")
+    rule: str = Field(description="The diagnosis rule that linked them (docs/diagnosis.md).")
+    since: Timestamp | None = Field(None, description="When the operator linked them.")
+
+
+class ExplainedTicket(WireModel):
+    """One symptom ticket a cause explains."""
+
+    ticket: str
+    invariant: str
+    store: str = ""
+    rule: str
+
+
+class TicketDiagnosis(WireModel):
+    """What the operator found behind a cause ticket (rule 27). Each source of facts has its own section
+    (`pd`; `kubernetes` for pod, node and PVC facts), so a new source adds a section and changes none."""
+
+    summary: str = Field(description="One line a person understands: the cause, its evidence, what it explains.")
+    explains: list[ExplainedTicket] = Field(default_factory=list, max_length=200,
+                                            description="The symptom tickets this cause explains.")
+    rules: list[str] = Field(default_factory=list, description="The diagnosis rules that linked them.")
+    pd: FiniteJson | None = Field(None, description="What PD says of the cause (state, since when, time left "
+                                  "to max-store-down-time, region counts).")
+    kubernetes: FiniteJson | None = Field(None, description="Pod, node and PVC facts of the cause's store, when "
+                                          "the operator reads them.")
+    runbook: str = Field("", description="The runbook of the cause's invariant (docs/runbooks/<invariant>.md).")
+    diagnosed_at: Timestamp | None = Field(None, description="When the operator last changed this diagnosis.")
+
+
 # The status as the operator writes it (`merge_patch`) and every reader reads it (`read`). (No docstring: it
 # would become the CRD's description of status.)
 class OperatorTicketStatus(WireModel):
@@ -65,4 +100,7 @@ class OperatorTicketStatus(WireModel):
         None, description="Alertmanager silences the operator made when the ticket was acknowledged: silence id "
         "by Alertmanager URL; expired when the ticket resolves.",
     )
-    diagnosis: FiniteJson | None = Field(None, description="Reserved for correlated diagnosis.")
+    cause: TicketCause | None = Field(
+        None, description="The open ticket that explains this one (a symptom); its page waits for the cause's.")
+    diagnosis: TicketDiagnosis | None = Field(
+        None, description="The operator's diagnosis of a cause ticket: the tickets it explains, and why.")

@@ -417,3 +417,50 @@ def test_a_missing_kubeconfig_is_one_line_and_exit_2(platform: PlatformInfo, tmp
     assert result.returncode == 2
     assert result.stderr == f"error: no kubeconfig found at {tmp_path / 'absent'} " \
                             "(set KUBECONFIG to the file of your cluster)\n"
+
+
+# --------------------------------------------------------------------------------------------- show
+
+def test_show_gives_a_symptom_its_cause_and_a_cause_its_diagnosis_and_history(tikv_operator: Cli,
+                                                                                kubectl: Cli) -> None:
+    """Rules 26 and 27 as a person reads them: the operator's fields, written here as it writes them."""
+    make_ticket(kubectl, "prod-store-down-s3-1", store="3",
+                labels={"tikvops.io/phase": "diagnosed", "tikvops.io/held": "false"},
+                status={"phase": "Diagnosed", "severity": "critical", "occurrences": 4,
+                        "firstSeen": "2026-01-02T02:10:00Z", "lastSeen": "2026-01-02T02:12:00Z",
+                        "message": "store 3 (tikv-3:20160) is Down: no heartbeat for 120s",
+                        "evidence": {"stateName": "Down", "query": "", "address": "tikv-3:20160"},
+                        "diagnosis": {"summary": "store 3 is Down since 02:10 UTC: it explains 1 ticket: "
+                                                 "region_down_peer (60 regions)",
+                                      "explains": [{"ticket": "prod-region-down-peer-1",
+                                                    "invariant": "region_down_peer", "rule": "store-down-regions"}],
+                                      "rules": ["store-down-regions"], "pd": {"stateName": "Down"},
+                                      "runbook": "docs/runbooks/store_down.md",
+                                      "diagnosedAt": "2026-01-02T02:11:00Z"}})
+    make_ticket(kubectl, "prod-region-down-peer-1", invariant="region_down_peer", store="",
+                status={"phase": "Open", "severity": "warning", "occurrences": 2,
+                        "firstSeen": "2026-01-02T02:10:30Z", "message": "60 regions with a down peer",
+                        "evidence": {"regions": 60, "query": 'pd_regions_status{type="down-peer-region-count"}'},
+                        "cause": {"ticket": "prod-store-down-s3-1", "invariant": "store_down", "store": "3",
+                                  "rule": "store-down-regions", "since": "2026-01-02T02:11:00Z"}})
+
+    cause = tikv_operator("tickets", "show", "prod-store-down").stdout
+    assert "Phase:      Diagnosed, severity critical" in cause
+    assert ("Diagnosis:  store 3 is Down since 02:10 UTC: it explains 1 ticket: region_down_peer (60 regions)"
+            in cause)
+    assert "  explains  prod-region-down-peer-1 (rule store-down-regions)" in cause
+    assert "  runbook   docs/runbooks/store_down.md" in cause
+    assert "  2026-01-02 02:10:00  first seen" in cause
+    assert "  2026-01-02 02:11:00  diagnosis written" in cause
+    assert "Chart:      no series available" in cause
+
+    symptom = tikv_operator("tickets", "show", "prod-region-down-peer-1").stdout
+    assert ("Cause:      prod-store-down-s3-1 (store_down, store 3; rule store-down-regions), open"
+            in symptom)
+    assert "Evidence:   regions=60" in symptom
+    assert 'its query, for Prometheus\' graph: pd_regions_status{type="down-peer-region-count"}' in symptom
+    # `kubectl get -o wide` shows the same link.
+    wide = kubectl("get", "operatortickets", "-o", "wide").stdout.splitlines()
+    start = wide[0].index("CAUSE")
+    assert next(line for line in wide if line.startswith("prod-region-down-peer-1"))[start:].split()[0] == \
+        "prod-store-down-s3-1"

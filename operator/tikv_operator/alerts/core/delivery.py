@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from tikv_operator.checks.core.catalogue import INVARIANT_NAMES
+from tikv_operator.diagnosis.core.causes import LINKS_BY_RULE
 from tikv_operator.model.cluster_resource import RESERVED_ALERT_LABELS
 from tikv_operator.model.timestamps import to_rfc3339
 from tikv_operator.model.vocabulary import SEVERITIES, Phase
@@ -28,10 +29,13 @@ from tikv_operator.tickets.core.ticket import TicketView
 
 ALERTNAME = "alertname"
 WATCHDOG = "TiKVOperatorWatchdog"
-# Phases in which a person has taken the ticket: its notifications are silenced.
+# Phases in which a person may have taken the ticket. Acknowledged always silences; Diagnosed only when a person
+# set it: the operator's Diagnosed carries a diagnosis and silences nothing (rule 27, `silenced`).
 SILENCED_PHASES = frozenset({Phase.ACKNOWLEDGED, Phase.DIAGNOSED})
 SILENCE_CREATOR = "tikv-operator"
 DESCRIPTION_CHARS = 400
+# Check intervals a symptom whose cause resolved waits for a check that judges it again (rule 26).
+SETTLE_CHECKS = 2
 # The least urgent severity a ticket rises from: store_down opens as a warning (Disconnected is never more than
 # a warning) and rises when PD calls the store Down; nothing opens at info and rises.
 RISES_FROM = "warning"
@@ -64,6 +68,8 @@ class AlertContext:
     labels: Mapping[str, str] = field(default_factory=dict)
     pd_url: str = ""
     prometheus_url: str = ""
+    # How long a symptom whose cause resolved still waits for a check to judge it again (rule 26).
+    settle: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,52 @@ def alert_labels(ticket: TicketView, context: AlertContext) -> dict[str, str]:
     return labels
 
 
+def silenced(ticket: TicketView) -> bool:
+    """Rule 27: a person's acknowledgement silences a ticket's page; a diagnosis alone never does. The operator
+    writes Diagnosed only with a diagnosis, so a Diagnosed ticket without one is a person's (kubectl patch, an
+    older operator) and keeps the silence it always had."""
+    return ticket.phase == Phase.ACKNOWLEDGED or (ticket.phase == Phase.DIAGNOSED and not ticket.operator_diagnosed)
+
+
+def held_back(ticket: TicketView, tickets: Mapping[str, TicketView], now: datetime,
+              settle: timedelta = timedelta(0)) -> bool:
+    """Rule 26: a symptom does not page while the ticket named as its cause is open (the cause pages for both).
+    `tickets`: the cluster's tickets by name. Once the cause resolved, the symptom waits at most `settle` (two of
+    the cluster's check intervals, SETTLE_CHECKS) plus the time its link says such a symptom takes to clear
+    (`clears_within`: a region heartbeat for the region gauges): time for a check to see it cleared, since a
+    symptom measured through Prometheus clears a scrape or a heartbeat after its cause. Still open after that, it
+    pages on its own at the next delivery. A cause that is gone holds nothing. An alert of the symptom that went
+    out before its cause was known is sent resolved (plan_sends: no longer desired): one incident, one page."""
+    if ticket.cause is None or not ticket.active or ticket.cause.ticket == ticket.name:
+        return False
+    cause = tickets.get(ticket.cause.ticket)
+    if cause is None:
+        return False
+    if cause.active:
+        return True
+    link = LINKS_BY_RULE.get(ticket.cause.rule)
+    clears_within = link.clears_within if link is not None else timedelta(0)
+    return cause.resolved_at is not None and now - cause.resolved_at < settle + clears_within
+
+
+def _diagnosis_annotations(ticket: TicketView, tickets: Mapping[str, TicketView]) -> dict[str, str]:
+    """What the page says of correlation: a cause's diagnosis and the tickets it explains (rule 27), a symptom's
+    cause (rule 26; seen only once the cause resolved, since until then the symptom does not page)."""
+    out: dict[str, str] = {}
+    if ticket.diagnosis is not None:
+        out["diagnosis"] = ticket.diagnosis.summary[:DESCRIPTION_CHARS * 2]
+        if ticket.diagnosis.explains:
+            out["explains"] = ", ".join(e.ticket for e in ticket.diagnosis.explains)[:DESCRIPTION_CHARS * 2]
+        if ticket.diagnosis.runbook:
+            out["diagnosis_runbook"] = ticket.diagnosis.runbook
+    if ticket.cause is not None:
+        out["cause"] = f"{ticket.cause.ticket} ({ticket.cause.rule})"
+        cause = tickets.get(ticket.cause.ticket)
+        if cause is not None and not cause.active and cause.resolved_at is not None:
+            out["cause"] += f", resolved at {to_rfc3339(cause.resolved_at)}: this ticket outlived its cause"
+    return out
+
+
 def describe(ticket: TicketView) -> str:
     """The evidence in a line or two: the observed values, not the queries behind them."""
     parts = [f"{key}={value}" for key, value in (ticket.evidence or {}).items()
@@ -122,9 +174,11 @@ def generator_url(ticket: TicketView, context: AlertContext) -> str:
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else ""
 
 
-def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, policy: AlertPolicy) -> Alert | None:
+def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, policy: AlertPolicy,
+                 tickets: Mapping[str, TicketView] | None = None) -> Alert | None:
     """The alert of a ticket now, or None when there is nothing (more) to send: its status not written yet
-    (the next check writes it), or resolved longer ago than the retention."""
+    (the next check writes it), or resolved longer ago than the retention. `tickets`: the cluster's, by name (what
+    the page says of a cause)."""
     if ticket.phase is None or not ticket.severity:
         return None
     starts = ticket.first_seen or ticket.created or now
@@ -136,7 +190,7 @@ def ticket_alert(ticket: TicketView, context: AlertContext, now: datetime, polic
             return None
         ends, firing = max(resolved, starts), False
     annotations = {"summary": ticket.message or f"{ticket.invariant} {ticket.store}".strip(),
-                   "description": describe(ticket)}
+                   "description": describe(ticket), **_diagnosis_annotations(ticket, tickets or {})}
     # The runbooks (docs/runbooks) are the built-in invariants'; a cluster's own invariants have none there.
     if policy.runbook_url and ticket.invariant in INVARIANT_NAMES:
         annotations["runbook_url"] = policy.runbook_url.replace("{invariant}", ticket.invariant)
@@ -220,13 +274,14 @@ class SilenceOp:
 
 
 def silence_ops(ticket: TicketView, alertmanagers: Iterable[str], gone: Collection[str] = ()) -> list[SilenceOp]:
-    """Acknowledge = silence (reference/alerting.md 1.3): an Acknowledged (or Diagnosed) ticket has a
-    silence on every Alertmanager it is sent to; any other phase has none (a resolved ticket's silence is
+    """Acknowledge = silence (reference/alerting.md 1.3): an Acknowledged ticket (or one a person marked
+    Diagnosed; rule 27, `silenced`) has a silence on every Alertmanager it is sent to; any other has none
+    (a resolved ticket's silence is
     expired, so the identity pages again if it comes back). `gone`: recorded silence ids their Alertmanager no
     longer has at all (it restarted without its storage): made again. One it has as expired is not: a
     silence ends after silenceDuration on purpose."""
     recorded = {url: silence_id for url, silence_id in ticket.silences.items() if silence_id not in gone}
-    if ticket.phase in SILENCED_PHASES:
+    if silenced(ticket):
         return [SilenceOp("create", url, ticket.name) for url in alertmanagers if url not in recorded]
     return [SilenceOp("expire", url, ticket.name, silence_id) for url, silence_id in sorted(recorded.items())]
 

@@ -82,8 +82,9 @@ def decide_unhold(ticket: TicketView) -> Decision:
 def decide_ack(ticket: TicketView) -> Decision:
     if not ticket.active:
         return Decision(Effect.REFUSED)
-    if ticket.current_phase != Phase.OPEN:
-        # Acknowledged, or already further along (Diagnosed): acknowledging must not move it back.
+    if ticket.current_phase != Phase.OPEN and not ticket.operator_diagnosed:
+        # Acknowledged, or a person's Diagnosed: acknowledging must not move it back. The operator's Diagnosed is
+        # no acknowledgement (rule 27): acknowledging it silences it, and its diagnosis stays.
         return Decision(Effect.ALREADY)
     return Decision(
         Effect.CHANGED,

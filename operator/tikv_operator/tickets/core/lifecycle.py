@@ -468,7 +468,10 @@ def react_to_edit(ticket: TicketView, now: datetime) -> PatchTicket | None:
             spec, held = dict(rule.spec), False
         reason, what = "TicketResolvedManually", "resolved by hand" + (" (the hold is cleared)" if spec else "")
     elif phase != old_phase and phase != Phase.RESOLVED:
-        reason, what = f"Ticket{phase}", f"phase is now {phase}"
+        # The operator's own Open -> Diagnosed (rule 27), seen before its `recorded` annotation landed: its Event
+        # was posted with it; only the record is caught up here.
+        if not (ticket.operator_diagnosed and old_phase == Phase.OPEN):
+            reason, what = f"Ticket{phase}", f"phase is now {phase}"
     elif held != old_held and phase != Phase.RESOLVED:
         reason = "TicketHeld" if held else "TicketUnheld"
         what = "held: it will not auto-resolve" if held else "unheld: it auto-resolves when the condition clears"

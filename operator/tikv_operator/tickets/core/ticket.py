@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tikv_operator.model.ticket_resource import OperatorTicketStatus
+from tikv_operator.model.ticket_resource import OperatorTicketStatus, TicketCause, TicketDiagnosis
 from tikv_operator.model.timestamps import from_rfc3339, to_rfc3339
 from tikv_operator.model.vocabulary import (
     GROUP,
@@ -128,6 +128,9 @@ class TicketView:
     message: str = ""
     evidence: Mapping[str, Any] = field(default_factory=dict)
     silences: Mapping[str, str] = field(default_factory=dict)
+    # The open ticket that explains this one (rule 26), and the operator's diagnosis of a cause (rule 27).
+    cause: TicketCause | None = None
+    diagnosis: TicketDiagnosis | None = None
 
     @property
     def recorded(self) -> tuple[str, bool]:
@@ -137,6 +140,11 @@ class TicketView:
             return parse_record(record)
         label = self.labels.get(LABEL_PHASE, phase_label(Phase.OPEN))
         return (phase_of_label(label) or label.capitalize(), self.labels.get(LABEL_HELD) == "true")
+
+    @property
+    def operator_diagnosed(self) -> bool:
+        """Diagnosed by the operator (rule 27), not by a person: the operator writes Diagnosed only with a diagnosis."""
+        return self.phase == Phase.DIAGNOSED and self.diagnosis is not None
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -183,4 +191,6 @@ class TicketView:
             evidence=dict(status.evidence) if isinstance(status.evidence, dict) else {},
             silences={str(k): str(v) for k, v in status.silences.items() if v}
             if isinstance(status.silences, dict) else {},
+            cause=status.cause if isinstance(status.cause, TicketCause) else None,
+            diagnosis=status.diagnosis if isinstance(status.diagnosis, TicketDiagnosis) else None,
         )
