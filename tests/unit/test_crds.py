@@ -38,10 +38,11 @@ def test_schemas_are_structural_and_1_20_compatible() -> None:
             assert not forbidden & set(node), f"{path} uses {forbidden & set(node)}"
 
 
-def test_printer_columns_follow_the_original_table_order() -> None:
+def test_printer_columns_follow_the_original_table_order_with_the_cause_before_age() -> None:
     columns = [c["name"] for c in operatorticket_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
                if not c.get("priority")]
-    assert columns == ["Phase", "Severity", "Invariant", "Store", "Count", "First Seen", "Held", "Age"]
+    assert columns == ["Phase", "Severity", "Invariant", "Store", "Count", "First Seen", "Held", "Cause",
+                       "Age"]
     names = tikvcluster_crd()["spec"]["names"]
     assert (names["shortNames"], names["categories"]) == (["tkc"], ["tikvops"])
 

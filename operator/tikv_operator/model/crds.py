@@ -147,9 +147,10 @@ def operatorticket_crd() -> dict[str, Any]:
         _column("Count", "integer", ".status.occurrences", "Checks that saw the violation"),
         _column("First Seen", "date", ".status.firstSeen", "When the violation was first seen"),
         _column("Held", "boolean", ".spec.held", "Held tickets never auto-resolve"),
+        # At a glance, which tickets are symptoms (rule 26); Phase says which causes carry a diagnosis (rule 27).
+        _column("Cause", "string", ".status.cause.ticket", "The ticket that explains this one"),
         _column("Age", "date", ".metadata.creationTimestamp", "Age"),
-        # Wide (-o wide), so the default columns stay the table people know; Phase already says Diagnosed.
-        _column("Cause", "string", ".status.cause.ticket", "The open ticket that explains this one", priority=1),
+        # Wide (-o wide): the long texts.
         _column("Message", "string", ".status.message", "What was seen", priority=1),
         _column("Diagnosis", "string", ".status.diagnosis.summary", "What the operator found behind it",
                 priority=1),

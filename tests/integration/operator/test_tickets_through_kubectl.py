@@ -36,7 +36,7 @@ def test_store_down_opens_a_ticket_that_kubectl_lists_and_recovery_resolves_it(
 
     table = kubectl("get", "operatortickets").stdout.splitlines()
     assert table[0].split() == ["NAME", "PHASE", "SEVERITY", "INVARIANT", "STORE", "COUNT", "FIRST", "SEEN",
-                                "HELD", "AGE"]
+                                "HELD", "CAUSE", "AGE"]
     row = next(line.split() for line in table[1:] if line.startswith(name))
     assert row[1:5] == ["Open", "critical", "store_down", "2"]
     assert row[7] == "false"

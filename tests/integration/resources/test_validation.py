@@ -218,7 +218,7 @@ def test_a_ticket_lists_with_the_original_columns(kubectl: Cli) -> None:
     lines = kubectl("get", "operatortickets").stdout.splitlines()
 
     assert lines[0].split() == ["NAME", "PHASE", "SEVERITY", "INVARIANT", "STORE", "COUNT", "FIRST", "SEEN",
-                                "HELD", "AGE"]
+                                "HELD", "CAUSE", "AGE"]
     assert lines[1].split()[:6] == ["basic-store-down-s1-1", "Open", "critical", "store_down", "1", "4"]
     assert lines[1].split()[7] == "false"
 
