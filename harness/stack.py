@@ -28,7 +28,7 @@ DATA_DELAY_S = 30.0 if os.environ.get("TIKV_PROMETHEUS_RELEASE") == "victoriamet
 
 def localplatform() -> ModuleType:
     """hack/localplatform.py (which puts hack/ on sys.path, so `stacks` imports after it), loaded once."""
-    name = "tikv_localplatform"  # the name tests/support/alertmanager.py loads it under: one copy
+    name = "tikv_localplatform"  # one copy for the harness and tests alike
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, REPO / "hack" / "localplatform.py")

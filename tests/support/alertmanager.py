@@ -1,4 +1,4 @@
-"""The platform's real Alertmanager (Debian 0.25), as tests see it: post alerts and silences through API
+"""The platform's real Alertmanager (its release: hack/stacks.py), as tests see it: post alerts and silences through API
 v2, read what the webhook receiver was sent, run amtool.
 
 Every test shares the platform's one Alertmanager, so tests label their alerts with their own
@@ -9,39 +9,21 @@ namespace and filter by it. A test that must stop and restart an Alertmanager st
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
-from harness.platform import REPO
+from harness.stack import localplatform as load_localplatform
 
 REQUEST_TIMEOUT_S = 10.0
 
 
-def _load_localplatform() -> ModuleType:
-    # hack/ is not a package (it runs as a script, before any venv): load the file itself so a private
-    # Alertmanager gets exactly the platform's config and flags.
-    name = "tikv_localplatform"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / "localplatform.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-localplatform = _load_localplatform()
+localplatform = load_localplatform()
 import stacks  # noqa: E402 (hack/stacks.py: on sys.path once localplatform is loaded)
 
 

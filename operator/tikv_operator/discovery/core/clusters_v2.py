@@ -29,7 +29,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tikv_operator.discovery.core.plan import ANNOTATION_DISCOVERY, Generated, Skipped, Source
+from tikv_operator.discovery.core.plan import (
+    ANNOTATION_DISCOVERY,
+    Generated,
+    Skipped,
+    Source,
+    meta_of,
+    spec_of,
+    status_of,
+)
 from tikv_operator.model.cluster_resource import TiKVClusterSpec, spec_error
 from tikv_operator.model.vocabulary import ANNOTATION_PROMETHEUS_URL
 
@@ -50,23 +58,11 @@ class CoreObjects:
     tiflashes: list[Mapping[str, Any]] = field(default_factory=list)
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("spec") or {}
-
-
-def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("status") or {}
-
-
 def members(cluster: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The objects of the cluster's namespace whose spec.cluster.name is the cluster."""
-    namespace, name = _meta(cluster).get("namespace"), _meta(cluster).get("name")
-    return [o for o in objects if _meta(o).get("namespace") == namespace
-            and (_spec(o).get("cluster") or {}).get("name") == name]
+    namespace, name = meta_of(cluster).get("namespace"), meta_of(cluster).get("name")
+    return [o for o in objects if meta_of(o).get("namespace") == namespace
+            and (spec_of(o).get("cluster") or {}).get("name") == name]
 
 
 def pod_name(instance: str, component: str) -> str | None:
@@ -80,7 +76,7 @@ def store_pods(tikvs: Iterable[Mapping[str, Any]], tiflashes: Iterable[Mapping[s
     pods: dict[str, str] = {}
     for component, instances in (("tikv", tikvs), ("tiflash", tiflashes)):
         for instance in instances:
-            store_id, pod = str(_status(instance).get("id") or ""), pod_name(str(_meta(instance).get("name")),
+            store_id, pod = str(status_of(instance).get("id") or ""), pod_name(str(meta_of(instance).get("name")),
                                                                               component)
             if store_id and pod:
                 pods[store_id] = pod
@@ -89,10 +85,10 @@ def store_pods(tikvs: Iterable[Mapping[str, Any]], tiflashes: Iterable[Mapping[s
 
 def client_tls(cluster: Mapping[str, Any]) -> tuple[str | None, str]:
     """(the client Secret, what a person should know about it), None without spec.tlsCluster.enabled."""
-    if not (_spec(cluster).get("tlsCluster") or {}).get("enabled"):
+    if not (spec_of(cluster).get("tlsCluster") or {}).get("enabled"):
         return None, ""
-    default = f"{_meta(cluster)['name']}-cluster-client-secret"
-    client = (((_spec(cluster).get("security") or {}).get("tls") or {}).get("client") or {})
+    default = f"{meta_of(cluster)['name']}-cluster-client-secret"
+    client = (((spec_of(cluster).get("security") or {}).get("tls") or {}).get("client") or {})
     secret = str((client.get("certKeyPair") or {}).get("name") or default)
     ca = str((client.get("ca") or {}).get("name") or default)
     notes = []
@@ -106,7 +102,7 @@ def client_tls(cluster: Mapping[str, Any]) -> tuple[str | None, str]:
 
 
 def generate_v2(cluster: Mapping[str, Any], objects: CoreObjects, default_prometheus: str) -> Generated | Skipped:
-    meta, spec, status = _meta(cluster), _spec(cluster), _status(cluster)
+    meta, spec, status = meta_of(cluster), spec_of(cluster), status_of(cluster)
     namespace, name = str(meta["namespace"]), str(meta["name"])
 
     def skipped(reason: str, keep: bool = False) -> Skipped:

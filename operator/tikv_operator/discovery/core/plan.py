@@ -120,20 +120,21 @@ class DiscoveryPlan:
     conflicts: list[Conflict] = field(default_factory=list)  # said once as a Warning Event on the loser
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+# A Kubernetes object's parts, empty when absent (tidb-operator's objects and ours alike).
+def meta_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+def spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("spec") or {}
 
 
-def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("status") or {}
 
 
 def pd_url(tc: Mapping[str, Any]) -> str:
-    spec, meta = _spec(tc), _meta(tc)
+    spec, meta = spec_of(tc), meta_of(tc)
     scheme = "https" if (spec.get("tlsCluster") or {}).get("enabled") else "http"
     service = f"{meta['name']}-pd-peer" if spec.get("acrossK8s") else f"{meta['name']}-pd"
     domain = spec.get("clusterDomain") or ""
@@ -142,7 +143,7 @@ def pd_url(tc: Mapping[str, Any]) -> str:
 
 
 def client_secret(tc: Mapping[str, Any]) -> str | None:
-    return f"{_meta(tc)['name']}-cluster-client-secret" if (_spec(tc).get("tlsCluster") or {}).get("enabled") \
+    return f"{meta_of(tc)['name']}-cluster-client-secret" if (spec_of(tc).get("tlsCluster") or {}).get("enabled") \
         else None
 
 
@@ -159,22 +160,22 @@ def refused_monitors(tc: Mapping[str, Any], monitors: Iterable[Mapping[str, Any]
 
 
 def allowed_monitor_namespaces(tc: Mapping[str, Any]) -> frozenset[str]:
-    raw = str((_meta(tc).get("annotations") or {}).get(ANNOTATION_ALLOW_MONITORS, ""))
+    raw = str((meta_of(tc).get("annotations") or {}).get(ANNOTATION_ALLOW_MONITORS, ""))
     return frozenset(ns.strip() for ns in raw.split(",") if ns.strip())
 
 
 def _allowed(tc: Mapping[str, Any], monitor: Mapping[str, Any]) -> bool:
-    namespace = _meta(monitor).get("namespace")
-    return namespace == _meta(tc)["namespace"] or namespace in allowed_monitor_namespaces(tc)
+    namespace = meta_of(monitor).get("namespace")
+    return namespace == meta_of(tc)["namespace"] or namespace in allowed_monitor_namespaces(tc)
 
 
 def _listing(tc: Mapping[str, Any], monitors: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    name, namespace = _meta(tc)["name"], _meta(tc)["namespace"]
+    name, namespace = meta_of(tc)["name"], meta_of(tc)["namespace"]
     listing = [m for m in monitors if any(
-        c.get("name") == name and (c.get("namespace") or _meta(m).get("namespace")) == namespace
-        for c in _spec(m).get("clusters") or [] if isinstance(c, Mapping))]
-    listing.sort(key=lambda m: (_meta(m).get("creationTimestamp") or "", _meta(m).get("namespace", ""),
-                                _meta(m).get("name", "")))
+        c.get("name") == name and (c.get("namespace") or meta_of(m).get("namespace")) == namespace
+        for c in spec_of(m).get("clusters") or [] if isinstance(c, Mapping))]
+    listing.sort(key=lambda m: (meta_of(m).get("creationTimestamp") or "", meta_of(m).get("namespace", ""),
+                                meta_of(m).get("name", "")))
     return listing
 
 
@@ -182,8 +183,8 @@ def _refusal(refused: list[Mapping[str, Any]]) -> str:
     """How to allow the monitors that were ignored, in the words a person acts on."""
     if not refused:
         return ""
-    names = ", ".join(f"TidbMonitor {_meta(m).get('namespace')}/{_meta(m).get('name')}" for m in refused)
-    namespaces = ",".join(sorted({str(_meta(m).get("namespace")) for m in refused}))
+    names = ", ".join(f"TidbMonitor {meta_of(m).get('namespace')}/{meta_of(m).get('name')}" for m in refused)
+    namespaces = ",".join(sorted({str(meta_of(m).get("namespace")) for m in refused}))
     return (f"{names} lists it from another namespace and is ignored; to use it, annotate the TidbCluster "
             f"{ANNOTATION_ALLOW_MONITORS}={namespaces}")
 
@@ -192,7 +193,7 @@ def store_pods(tcs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Store id -> pod name from status.tikv.stores of a TidbCluster and of those joining its PD."""
     pods: dict[str, str] = {}
     for tc in tcs:
-        stores = (_status(tc).get("tikv") or {}).get("stores") or {}
+        stores = (status_of(tc).get("tikv") or {}).get("stores") or {}
         for key, store in stores.items() if isinstance(stores, Mapping) else ():
             if isinstance(store, Mapping) and store.get("podName"):
                 pods[str(store.get("id") or key)] = str(store["podName"])
@@ -201,15 +202,15 @@ def store_pods(tcs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 
 def _joins(tc: Mapping[str, Any]) -> tuple[str, str] | None:
     """(namespace, name) of the TidbCluster whose PD a heterogeneous TidbCluster joins."""
-    cluster = _spec(tc).get("cluster") or {}
-    if _spec(tc).get("pd") or not cluster.get("name"):
+    cluster = spec_of(tc).get("cluster") or {}
+    if spec_of(tc).get("pd") or not cluster.get("name"):
         return None
-    return cluster.get("namespace") or _meta(tc)["namespace"], cluster["name"]
+    return cluster.get("namespace") or meta_of(tc)["namespace"], cluster["name"]
 
 
 def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: Iterable[Mapping[str, Any]],
              default_prometheus: str) -> Generated | Skipped:
-    meta, spec, status = _meta(tc), _spec(tc), _status(tc)
+    meta, spec, status = meta_of(tc), spec_of(tc), status_of(tc)
     namespace, name = meta["namespace"], meta["name"]
 
     def skipped(reason: str, keep: bool = False) -> Skipped:
@@ -233,11 +234,11 @@ def generate(tc: Mapping[str, Any], tcs: Iterable[Mapping[str, Any]], monitors: 
     refusal = _refusal(refused_monitors(tc, monitors))
     warning = ""
     if monitor is not None:
-        prometheus = {"url": f"http://{_meta(monitor)['name']}-prometheus.{_meta(monitor)['namespace']}:"
+        prometheus = {"url": f"http://{meta_of(monitor)['name']}-prometheus.{meta_of(monitor)['namespace']}:"
                              f"{PROMETHEUS_PORT}",
                       "labelMatchers": {"tidb_cluster": f"{namespace}-{name}"}}
-        source = f"TidbMonitor {_meta(monitor)['namespace']}/{_meta(monitor)['name']}"
-        shards = _spec(monitor).get("shards") or 1
+        source = f"TidbMonitor {meta_of(monitor)['namespace']}/{meta_of(monitor)['name']}"
+        shards = spec_of(monitor).get("shards") or 1
         if isinstance(shards, int) and shards > 1:
             warning = (f"{source} has {shards} shards: only shard 0's Prometheus is asked, so the stores the "
                        "other shards scrape have no series (MetricsAvailable False, NoSeries)")
@@ -331,7 +332,7 @@ def plan_discovery(tcs: list[Mapping[str, Any]], monitors: list[Mapping[str, Any
 
 
 def _label(obj: Mapping[str, Any]) -> str:
-    return str((_meta(obj).get("labels") or {}).get(LABEL_DISCOVERED, ""))
+    return str((meta_of(obj).get("labels") or {}).get(LABEL_DISCOVERED, ""))
 
 
 def _keeps(holder: str, results: list[Generated | Skipped], listed: frozenset[Source]) -> bool:
@@ -349,7 +350,7 @@ def plan_results(results: Iterable[Generated | Skipped], tikvclusters: list[Mapp
     discovered cluster's: a person wrote it. A source touches only the TiKVClusters labelled with its own label:
     when a TidbCluster and a v2 Cluster of one name share a namespace, the one whose TiKVCluster exists keeps it
     (else the older of the two, a TidbCluster on a tie) and the other is a Conflict, reported and not written."""
-    existing = {(_meta(t).get("namespace", ""), _meta(t).get("name", "")): t for t in tikvclusters}
+    existing = {(meta_of(t).get("namespace", ""), meta_of(t).get("name", "")): t for t in tikvclusters}
     labels = {source.label for source in listed}
     plan = DiscoveryPlan()
     wanted: set[tuple[str, str]] = set()
@@ -398,7 +399,7 @@ def plan_results(results: Iterable[Generated | Skipped], tikvclusters: list[Mapp
             if current is None:
                 plan.actions.append(Create(manifest(result)))
             else:
-                patch = connection_patch(_spec(current), result.connection)
+                patch = connection_patch(spec_of(current), result.connection)
                 if patch:
                     plan.actions.append(Update(key[0], key[1], patch, result.source.display))
     for key, current in sorted(existing.items()):
