@@ -7,17 +7,21 @@ the answer is a PDObservation with reachable False and a short reason a person c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import ssl
 import tempfile
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
+from tikv_operator.checks import answer_budget
+from tikv_operator.checks.answer_budget import BudgetExhausted, Lease
 from tikv_operator.checks.core.observation import TOMBSTONE, PDObservation, Store
-from tikv_operator.checks.core.pd_model import PDAnswerError, parse_stores
+from tikv_operator.checks.core.pd_model import PDAnswerError, PDAnswerTooLarge, parse_stores
 from tikv_operator.kube.credentials import TLSClientCredentials
 from tikv_operator.model.json_text import load_json
 
@@ -33,6 +37,15 @@ PD_ANSWER_MAX_BYTES = 32 * MIB
 # Answers larger than this are parsed in a worker thread: parsing a few thousand stores takes tens of ms,
 # which the event loop (the Lease's renewals, /healthz, every other cluster's checks) must not wait for.
 PARSE_INLINE_MAX_BYTES = 256 * 1024
+# The cap is per answer, the memory per process: parsed, 30 MiB of valid JSON became ~290 MiB of Python
+# objects (json.loads ~3x the bytes, the validated stores ~3 KiB each). So an answer is also bounded by what it
+# lists. Real TiKV clusters run at most a few thousand stores; 10,000 is beyond any.
+MAX_STORES = 10_000
+# A store as PD lists it is about 40-60 JSON values (commas) and a few objects and lists; 100 per store leaves
+# room for fields PD adds. Counted on the bytes before json.loads: a hostile answer of tiny values (`[],` is
+# 3 bytes and a 56-byte list) would otherwise cost 20x its size before any store could be counted. Commas or
+# brackets inside strings count too, which only errs on the side of refusing.
+MAX_JSON_ELEMENTS = MAX_STORES * 100
 
 
 class AnswerTooLarge(Exception):
@@ -42,17 +55,21 @@ class AnswerTooLarge(Exception):
         super().__init__(f"answer too large: it exceeded {limit / MIB:g} MiB")
 
 
-async def read_capped(response: httpx.Response, limit: int) -> bytes:
+async def read_capped(response: httpx.Response, limit: int,
+                      grown: Callable[[int], Awaitable[None]] | None = None) -> bytes:
     """The body of a streamed response, read chunk by chunk, at most `limit` bytes once decoded (a gzip
-    bomb counts at its unpacked size); AnswerTooLarge beyond, without reading the rest."""
+    bomb counts at its unpacked size); AnswerTooLarge beyond, without reading the rest. `grown(size)` is
+    awaited before the body grows to `size` (a budget may make the read wait there)."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
         raise AnswerTooLarge(limit)
     body = bytearray()
     async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > limit:
+        if len(body) + len(chunk) > limit:
             raise AnswerTooLarge(limit)
+        if grown is not None:
+            await grown(len(body) + len(chunk))
+        body += chunk
     return bytes(body)
 
 
@@ -173,16 +190,25 @@ async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | No
         except TLSSetupError as error:
             return PDObservation(url=url, reachable=False, error=str(error))
     request = f"GET {STORES_PATH}"
+    claim = Lease()
     try:
-        # httpx's timeout bounds each phase; the outer one bounds the whole request (a PD that trickles).
+        # httpx's timeout bounds each phase; the outer one bounds the whole request (a PD that trickles) and
+        # the wait for memory a big answer needs (answer_budget).
         async with asyncio.timeout(timeout_s), httpx.AsyncClient(verify=verify, timeout=timeout_s) as client:
-            status, reason, body = await _get(client, url.rstrip("/") + STORES_PATH)
-            observation = await _stores_observation(url, request, status, reason, body)
+            try:
+                status, reason, body = await _get(client, url.rstrip("/") + STORES_PATH, claim)
+                observation = await _stores_observation(url, request, status, reason, body, claim)
+                del body  # the bytes go back before the tombstone request reads any
+            finally:
+                claim.release()
             missing = confirm - {s.id for s in observation.stores}
             if observation.reachable and missing:
                 return await _confirm_tombstones(client, url, observation, missing)
             return observation
     except (TimeoutError, httpx.TimeoutException):
+        if claim.waiting:
+            # Rule 5: unknown for this cluster; its own PD may be fine, the operator chose not to read it now.
+            return PDObservation(url=url, reachable=False, error=f"{request}: {BudgetExhausted()}")
         return PDObservation(url=url, reachable=False, error=f"{request}: no answer within {timeout_s:g}s")
     except AnswerTooLarge as error:
         # Like any answer PD should not give (rule 5): the stores are unknown, pd_unreachable judges PD.
@@ -193,31 +219,65 @@ async def read_stores(url: str, timeout_s: float, tls: TLSClientCredentials | No
         return PDObservation(url=url, reachable=False, error=f"{request}: {type(error).__name__}")
 
 
-async def _get(client: httpx.AsyncClient, url: str) -> tuple[int, str, bytes]:
-    """GET, read streaming up to PD_ANSWER_MAX_BYTES: status, reason phrase, body."""
+async def _get(client: httpx.AsyncClient, url: str, claim: Lease) -> tuple[int, str, bytes]:
+    """GET, read streaming up to PD_ANSWER_MAX_BYTES, a big answer within the process' budget (`claim`):
+    status, reason phrase, body."""
     async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
-        return response.status_code, response.reason_phrase, await read_capped(response, PD_ANSWER_MAX_BYTES)
+        body = await read_capped(response, PD_ANSWER_MAX_BYTES, claim.grow)
+        return response.status_code, response.reason_phrase, body
 
 
 def _observed(body: bytes) -> tuple[Store, ...]:
-    return parse_stores(body).observed()
+    elements = body.count(b",") + body.count(b"{") + body.count(b"[")
+    if elements > MAX_JSON_ELEMENTS:
+        raise PDAnswerTooLarge(f"answer too large: it holds over {MAX_JSON_ELEMENTS:,} JSON values "
+                               f"(more than {MAX_STORES:,} stores would)")
+    return parse_stores(body, MAX_STORES).observed()
 
 
-async def parsed_stores(body: bytes) -> tuple[Store, ...]:
-    """PD's stores, parsed in a worker thread when the answer is big (PDAnswerError when it is no list)."""
+@dataclass(frozen=True)
+class _Refused:
+    too_large: bool
+    reason: str
+
+    def error(self) -> PDAnswerError:
+        return (PDAnswerTooLarge if self.too_large else PDAnswerError)(self.reason)
+
+
+def _observed_or_refused(body: bytes) -> tuple[Store, ...] | _Refused:
+    # An exception raised in the worker would keep, through its traceback's frames, the whole body alive in a
+    # reference cycle until the garbage collector ran: 30 MiB per refused answer, piling up across clusters.
+    try:
+        return _observed(body)
+    except PDAnswerError as error:
+        return _Refused(isinstance(error, PDAnswerTooLarge), str(error))
+
+
+async def parsed_stores(body: bytes, claim: Lease | None = None) -> tuple[Store, ...]:
+    """PD's stores, parsed in a worker thread when the answer is big (PDAnswerError when it is no list,
+    PDAnswerTooLarge when it lists more than the operator reads). A big answer is parsed under `claim`'s slot,
+    which stays taken until the parse ends even if the caller stops waiting."""
     if len(body) <= PARSE_INLINE_MAX_BYTES:
         return _observed(body)
-    return await asyncio.to_thread(_observed, body)
+    async with contextlib.AsyncExitStack() as stack:
+        if claim is None:
+            claim = await stack.enter_async_context(answer_budget.lease())
+        await claim.grow(len(body))
+        outcome = await claim.run(functools.partial(_observed_or_refused, body))
+    if isinstance(outcome, _Refused):
+        raise outcome.error()
+    return outcome
 
 
-async def _stores_observation(url: str, request: str, status: int, reason: str, body: bytes) -> PDObservation:
+async def _stores_observation(url: str, request: str, status: int, reason: str, body: bytes,
+                              claim: Lease | None = None) -> PDObservation:
     if not 200 <= status < 300:
         detail = excerpt(body.decode("utf-8", "replace"))
         return PDObservation(
             url=url, reachable=False, error=f"{request}: HTTP {status} {reason}" + (f": {detail}" if detail else ""),
         )
     try:
-        stores = await parsed_stores(body)
+        stores = await parsed_stores(body, claim)
     except PDAnswerError as error:
         return PDObservation(url=url, reachable=False, error=f"{request}: {excerpt(str(error))}")
     return PDObservation(url=url, reachable=True, stores=stores)
@@ -228,8 +288,9 @@ async def _confirm_tombstones(client: httpx.AsyncClient, url: str, observation: 
     """Rule 12: only a Tombstone record proves a store was removed on purpose. If this request fails, the
     missing stores stay unknown (their tickets as they are); the main answer still counts."""
     try:
-        status, _reason, body = await _get(client, url.rstrip("/") + TOMBSTONES_PATH)
-        listed = await parsed_stores(body) if 200 <= status < 300 else None
+        async with answer_budget.lease() as claim:
+            status, _reason, body = await _get(client, url.rstrip("/") + TOMBSTONES_PATH, claim)
+            listed = await parsed_stores(body, claim) if 200 <= status < 300 else None
     except (httpx.HTTPError, PDAnswerError, AnswerTooLarge):
         listed = None
     if listed is None:

@@ -3,6 +3,7 @@ never the process' memory or another cluster's ticket; a Prometheus that answers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -12,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.hostile_pd import HostilePD
+from harness.hostile_pd import STORE, HostilePD
 from harness.kube import Cli
 from harness.operator_process import OperatorProcess, SimulatedCluster, open_tickets, still, wait_for_ticket
 
 MIB = 1024 * 1024
 CHART_MEMORY_LIMIT = 256 * MIB  # charts/tikv-operator's resources.limits.memory
 HOSTILE_ANSWER = 300 * MIB
+BIG_VALID_ANSWER = 30 * MIB  # just under the operator's 32 MiB cap per answer
 
 
 def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
@@ -83,6 +85,74 @@ def test_a_pd_answering_without_end_costs_neither_memory_nor_another_clusters_ti
 
     assert max(peak) < CHART_MEMORY_LIMIT, f"the operator's RSS peaked at {max(peak) / MIB:.0f} MiB"
     assert "GET /pd/api/v1/stores: answer too large: it exceeded 32 MiB" in hostile_verdict()
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture
+def big_valid_pd() -> Iterator[str]:
+    """A PD whose /stores answer is 30 MiB of valid JSON: tens of thousands of stores, each as PD lists one."""
+    one = json.dumps(STORE)
+    count = BIG_VALID_ANSWER // (len(one) + 1)
+    stores = ",".join(one.replace('"id": 1,', f'"id": {number},', 1) for number in range(1, count + 1))
+    body = f'{{"count": {count}, "stores": [{stores}]}}'.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the operator stopped reading: its choice
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server, url = _serve(Handler)
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+def test_big_valid_pd_answers_of_several_clusters_cost_neither_memory_nor_another_clusters_ticket(
+    kubectl: Cli, operator: OperatorProcess, tikv: SimulatedCluster, make_cluster: Callable[..., Any],
+    big_valid_pd: str,
+) -> None:
+    assert operator.process is not None
+    hostile = [f"big-{number}" for number in range(4)]
+    for name in hostile:
+        kubectl.apply({
+            "apiVersion": "tikvops.io/v1alpha1", "kind": "TiKVCluster", "metadata": {"name": name},
+            "spec": {"interval": "1s", "pd": {"url": big_valid_pd, "timeout": "20s"},
+                     "prometheus": {"url": "http://127.0.0.1:9", "timeout": "1s"}},
+        })
+    make_cluster(tikv.pd_url, name="a")
+    time.sleep(3)  # the big clusters' checks are under way
+    tikv.fault(kind="disk", store=2, percent=90)
+    disk = wait_for_ticket(kubectl, "low_disk_space", "2", timeout=30)
+    assert disk["spec"]["cluster"] == "a"
+
+    def verdicts() -> list[str]:
+        found = []
+        for name in hostile:
+            conditions = {c["type"]: c for c in kubectl.json("get", "tkc", name).get("status", {})
+                          .get("conditions", [])}
+            found.append(str(conditions.get("PDReachable", {}).get("message", "")))
+        return found
+
+    deadline = time.monotonic() + 60
+    while not all("answer too large" in v or "waited for memory" in v for v in verdicts()) \
+            and time.monotonic() < deadline:
+        time.sleep(1)
+    peak = _peak_rss_bytes(operator.process.pid)
+    assert peak < CHART_MEMORY_LIMIT, f"the operator's RSS peaked at {peak / MIB:.0f} MiB"
+    assert all("answer too large" in v or "waited for memory" in v for v in verdicts()), verdicts()
 
 
 @pytest.fixture

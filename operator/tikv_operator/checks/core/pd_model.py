@@ -125,8 +125,13 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def parse_stores(body: bytes | str) -> StoresResponse:
-    """GET /pd/api/v1/stores."""
+class PDAnswerTooLarge(PDAnswerError):
+    """PD's answer lists more than the operator reads."""
+
+
+def parse_stores(body: bytes | bytearray | str, max_stores: int | None = None) -> StoresResponse:
+    """GET /pd/api/v1/stores. More than `max_stores` stores is PDAnswerTooLarge, found before any is validated
+    (a validated store costs about 3 KiB: tens of thousands would take the memory other clusters need)."""
     try:
         data = load_json(body)
     except ValueError as error:
@@ -135,6 +140,8 @@ def parse_stores(body: bytes | str) -> StoresResponse:
         data["stores"] = []  # PD answers `"stores": null` when there are none
     if not isinstance(data, dict) or not isinstance(data.get("stores", []), list):
         raise PDAnswerError("/stores is not an object with a list of stores")
+    if max_stores is not None and len(data.get("stores", [])) > max_stores:
+        raise PDAnswerTooLarge(f"answer too large: it lists {len(data['stores'])} stores, more than {max_stores}")
     try:
         return StoresResponse.model_validate(data)
     except ValidationError as error:
